@@ -1,0 +1,65 @@
+# The single entry point: `make test` is what CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# python3.12 is the Lambda runtime and the venv's interpreter. Found through pyenv, then PATH.
+PYTHON312 := $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/bin/python3.12))),$(shell command -v python3.12 2>/dev/null))
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+STAMP := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+
+define need_python312
+	@if [ -z "$(PYTHON312)" ]; then \
+	  echo "error: python3.12 not found (looked in \$$(pyenv root)/versions/3.12.*/bin and PATH)."; \
+	  echo "       Install it, e.g. 'pyenv install 3.12', then run make again."; exit 1; fi
+endef
+
+.PHONY: help
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(need_python312)
+	@[ -x $(PY) ] || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+$(SAM):
+	$(need_python312)
+	$(PYTHON312) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+
+.PHONY: venv
+venv: $(STAMP)  ## Create the venv and install ordo with its dev tools
+
+.PHONY: lint
+lint: $(STAMP)  ## ruff, mypy and cfn-lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/core functions tests bench
+	$(VENV)/bin/cfn-lint template.yaml
+
+.PHONY: build
+build: $(SAM)  ## sam build, with a precompiled layer
+	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build --template template.yaml
+
+.PHONY: test
+test: lint build  ## Lint, build, then run every test
+	$(VENV)/bin/pytest
+
+.PHONY: bench
+bench: $(STAMP) build  ## Cold-start benchmark of every API function against the boto3 floor
+	$(PY) -m bench.coldstart
+
+.PHONY: deploy
+deploy: build  ## sam deploy (guided the first time)
+	$(SAM) deploy --guided
+
+.PHONY: clean
+clean:  ## Remove build output and caches (keeps the venvs)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""GET /tasks/{task_id}/result: a completed task's result, as often as asked."""
+
+from typing import Annotated
+
+from fastapi import Depends
+from mangum import Mangum
+
+from ordo.http import api_app
+from ordo.jobs import JobTable, TaskResult, get_result
+from ordo.wiring import job_table
+
+app = api_app(title="result")
+
+
+@app.get(
+    "/tasks/{task_id}/result",
+    response_model=TaskResult,
+    responses={409: {"description": "The task is pending, processing or failed"}},
+)
+def task_result(task_id: str, table: Annotated[JobTable, Depends(job_table)]) -> TaskResult:
+    return get_result(table, task_id)
+
+
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,20 @@
+"""GET /tasks/{task_id}: a task's state and its place in the lane."""
+
+from typing import Annotated
+
+from fastapi import Depends
+from mangum import Mangum
+
+from ordo.http import api_app
+from ordo.jobs import JobTable, TaskView, get_task
+from ordo.wiring import job_table
+
+app = api_app(title="status")
+
+
+@app.get("/tasks/{task_id}", response_model=TaskView)
+def task_status(task_id: str, table: Annotated[JobTable, Depends(job_table)]) -> TaskView:
+    return get_task(table, task_id)
+
+
+handler = Mangum(app, lifespan="off")

@@ -1,0 +1,1 @@
+"""How and where ordo's functions run outside AWS."""

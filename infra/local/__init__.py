@@ -1,0 +1,1 @@
+"""ordo's local cloud: runs template.yaml on one machine, without Docker."""

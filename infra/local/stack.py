@@ -1,0 +1,313 @@
+"""Reads template.yaml through the SAM transform and makes its tables and queues in moto.
+
+What the template says is what runs: keys, GSIs, TTL, FIFO flags, visibility timeouts, redrive
+policies, function handlers, timeouts, reserved concurrency, environment and event sources all
+come from the transformed (plain CloudFormation) template, with intrinsics resolved to local
+names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+ACCOUNT = "123456789012"
+# Local code folders travel through the SAM transform as s3://local/<folder>.
+LOCAL_BUCKET = "local"
+
+
+class _NoManagedPolicies:
+    """SAM only asks this for policies named without an ARN, which ordo's template never uses."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def transformed_template(path: Path = TEMPLATE, region: str = "us-east-1") -> dict[str, Any]:
+    """The template as CloudFormation sees it after ``Transform: AWS::Serverless``."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.yaml_helper import yaml_parse
+
+    sam = yaml_parse(path.read_text())
+    for resource in sam.get("Resources", {}).values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                props[key] = f"s3://{LOCAL_BUCKET}/{props[key].rstrip('/')}"
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
+    policies = _NoManagedPolicies()
+    return translator.translate(sam, parameter_values={}, get_managed_policy_map=policies.load)
+
+
+@dataclass
+class Function:
+    logical_id: str
+    code_uri: Path
+    handler: str
+    timeout: int
+    memory: int
+    reserved_concurrency: int | None
+    environment: dict[str, str]
+    http_routes: list[tuple[str, str]] = field(default_factory=list)
+    queue_logical_id: str | None = None
+    batch_size: int = 10
+    report_batch_item_failures: bool = False
+
+
+@dataclass
+class Stack:
+    """The template's resources, resolved for one region and account."""
+
+    name: str
+    region: str
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    physical: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        name: str = "ordo",
+        region: str = "us-east-1",
+        overrides: dict[str, str] | None = None,
+        path: Path = TEMPLATE,
+    ) -> Stack:
+        template = transformed_template(path, region)
+        defaults = {
+            key: str(spec.get("Default", ""))
+            for key, spec in template.get("Parameters", {}).items()
+        }
+        stack = cls(name, region, template, defaults | (overrides or {}))
+        stack._name_resources()
+        return stack
+
+    # --- resources ---------------------------------------------------------------------
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.template["Resources"]  # type: ignore[no-any-return]
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {lid: res for lid, res in self.resources.items() if res["Type"] == kind}
+
+    def _name_resources(self) -> None:
+        base = f"arn:aws:{{}}:{self.region}:{ACCOUNT}:{{}}"
+        for lid, res in self.of_type("AWS::DynamoDB::Table").items():
+            name = f"{self.name}-{lid}"
+            self.physical[lid] = {"Ref": name, "Arn": base.format("dynamodb", f"table/{name}")}
+        for lid, res in self.of_type("AWS::SQS::Queue").items():
+            fifo = self.resolve(res["Properties"].get("FifoQueue", False)) in (True, "true")
+            name = f"{self.name}-{lid}" + (".fifo" if fifo else "")
+            url = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{name}"
+            arn = base.format("sqs", name)
+            self.physical[lid] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+        for lid in self.of_type("AWS::Lambda::Function"):
+            name = f"{self.name}-{lid}"
+            arn = base.format("lambda", f"function:{name}")
+            self.physical[lid] = {"Ref": name, "Arn": arn}
+        for lid in self.of_type("AWS::ApiGatewayV2::Api"):
+            self.physical[lid] = {"Ref": "local", "ApiEndpoint": "http://127.0.0.1"}
+        for lid in self.resources:
+            self.physical.setdefault(lid, {"Ref": f"{self.name}-{lid}", "Arn": f"{lid}-arn"})
+
+    # --- intrinsics ----------------------------------------------------------------------
+
+    def resolve(self, value: Any) -> Any:
+        """Resolve the intrinsic functions ordo's template uses to local values."""
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((fn, arg),) = value.items()
+            if fn == "Ref":
+                return self._ref(arg)
+            if fn == "Fn::GetAtt":
+                lid, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.physical[lid][attr]
+            if fn == "Fn::Sub":
+                return self._sub(arg)
+            if fn == "Fn::If":
+                condition, then, otherwise = arg
+                return self.resolve(then if self._condition(condition) else otherwise)
+            if fn == "Fn::Join":
+                separator, items = arg
+                return separator.join(str(self.resolve(item)) for item in items)
+            if fn == "Fn::Equals":
+                left, right = (self.resolve(item) for item in arg)
+                return str(left) == str(right)
+        return {key: self.resolve(item) for key, item in value.items()}
+
+    def _ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": self.name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.physical[name]["Ref"]
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else arg
+
+        def replace(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token in variables:
+                return str(self.resolve(variables[token]))
+            if "." in token and not token.startswith("AWS::"):
+                lid, attr = token.split(".", 1)
+                return str(self.physical[lid][attr])
+            return str(self._ref(token))
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+    def _condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    # --- functions -----------------------------------------------------------------------
+
+    def functions(self) -> dict[str, Function]:
+        functions: dict[str, Function] = {}
+        for lid, res in self.of_type("AWS::Lambda::Function").items():
+            props = self.resolve(res["Properties"])
+            env = (props.get("Environment") or {}).get("Variables") or {}
+            functions[lid] = Function(
+                logical_id=lid,
+                code_uri=self._code_uri(lid),
+                handler=props["Handler"],
+                timeout=int(props.get("Timeout", 3)),
+                memory=int(props.get("MemorySize", 128)),
+                reserved_concurrency=(
+                    int(props["ReservedConcurrentExecutions"])
+                    if "ReservedConcurrentExecutions" in props
+                    else None
+                ),
+                environment={key: str(value) for key, value in env.items()},
+            )
+        self._attach_routes(functions)
+        self._attach_event_sources(functions)
+        return functions
+
+    def _code_uri(self, lid: str) -> Path:
+        code = self.resources[lid]["Properties"]["Code"]
+        return ROOT / str(code["S3Key"])
+
+    def _function_of(self, value: Any) -> str:
+        """The function a Ref/GetAtt names, seeing through aliases and versions."""
+        if isinstance(value, dict):
+            value = value.get("Ref") or value.get("Fn::GetAtt", [""])[0]
+        lid = str(value)
+        resource = self.resources.get(lid, {})
+        if resource.get("Type") in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
+            return self._function_of(resource["Properties"]["FunctionName"])
+        return lid
+
+    def _attach_routes(self, functions: dict[str, Function]) -> None:
+        """Routes as API Gateway sees them: the HttpApi's OpenAPI body and its integrations."""
+        for api in self.of_type("AWS::ApiGatewayV2::Api").values():
+            for path, operations in api["Properties"].get("Body", {}).get("paths", {}).items():
+                for method, operation in operations.items():
+                    uri = operation.get("x-amazon-apigateway-integration", {}).get("uri", {})
+                    text = uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri)
+                    match = re.search(r"functions/\$\{([A-Za-z0-9]+)(?:\.Arn)?\}/", str(text))
+                    if not match:
+                        continue
+                    lid = self._function_of(match.group(1))
+                    verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+                    functions[lid].http_routes.append((verb, path))
+
+    def _attach_event_sources(self, functions: dict[str, Function]) -> None:
+        for res in self.of_type("AWS::Lambda::EventSourceMapping").values():
+            props = res["Properties"]
+            lid = self._function_of(props["FunctionName"])
+            source = props["EventSourceArn"]
+            queue = source["Fn::GetAtt"][0] if isinstance(source, dict) else None
+            if lid in functions and queue:
+                fn = functions[lid]
+                fn.queue_logical_id = queue
+                fn.batch_size = int(props.get("BatchSize", 10))
+                fn.report_batch_item_failures = "ReportBatchItemFailures" in props.get(
+                    "FunctionResponseTypes", []
+                )
+
+    # --- provisioning --------------------------------------------------------------------
+
+    def provision(self, dynamodb: DynamoDBClient, sqs: SQSClient) -> None:
+        """Create every table and queue of the template, as CloudFormation would."""
+        for lid, res in self.of_type("AWS::DynamoDB::Table").items():
+            self._create_table(dynamodb, self.physical[lid]["Ref"], self.resolve(res["Properties"]))
+        queues = self.of_type("AWS::SQS::Queue")
+        for lid, res in queues.items():
+            props = self.resolve(res["Properties"])
+            props.pop("RedrivePolicy", None)
+            sqs.create_queue(
+                QueueName=self.physical[lid]["QueueName"], Attributes=_queue_attributes(props)
+            )
+        for lid, res in queues.items():
+            redrive = self.resolve(res["Properties"].get("RedrivePolicy"))
+            if redrive:
+                sqs.set_queue_attributes(
+                    QueueUrl=self.queue_url(lid),
+                    Attributes={"RedrivePolicy": json.dumps(redrive)},
+                )
+
+    def queue_url(self, lid: str) -> str:
+        return self.physical[lid]["Ref"]
+
+    @staticmethod
+    def _create_table(client: DynamoDBClient, name: str, props: dict[str, Any]) -> None:
+        spec: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if "GlobalSecondaryIndexes" in props:
+            spec["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if "StreamSpecification" in props:
+            spec["StreamSpecification"] = {"StreamEnabled": True} | props["StreamSpecification"]
+        client.create_table(**spec)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        pitr = props.get("PointInTimeRecoverySpecification")
+        if pitr:
+            client.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
+
+
+_QUEUE_ATTRIBUTES = {
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds",
+    "MaximumMessageSize",
+    "SqsManagedSseEnabled",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+}
+
+
+def _queue_attributes(props: dict[str, Any]) -> dict[str, str]:
+    def text(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return {key: text(value) for key, value in props.items() if key in _QUEUE_ATTRIBUTES}

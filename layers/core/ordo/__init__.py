@@ -1,0 +1,1 @@
+"""ordo: ordered jobs on AWS Lambda, SQS FIFO and DynamoDB."""

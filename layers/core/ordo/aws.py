@@ -1,0 +1,38 @@
+"""AWS clients, created on first use and reused for the life of the container.
+
+boto3 honours ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``) on its own, which is how
+tests, the local cloud and benchmarks point ordo at moto.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+
+def _config() -> Config:
+    from botocore.config import Config
+
+    # API Gateway gives up after 30 s; fail fast and let standard retries absorb a blip.
+    return Config(
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+    )
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    import boto3
+
+    return boto3.client("dynamodb", config=_config())
+
+
+@cache
+def sqs() -> SQSClient:
+    import boto3
+
+    return boto3.client("sqs", config=_config())

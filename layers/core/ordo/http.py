@@ -1,0 +1,104 @@
+"""FastAPI glue shared by every API function: one app factory, one error mapping.
+
+Every error a client sees is JSON with a ``detail`` field.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ordo import errors
+from ordo.observability import logger
+
+# The one place domain errors become HTTP statuses. Lookup walks the class's MRO.
+STATUS_OF: dict[type[errors.OrdoError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.InvalidInput: 422,
+    errors.Unavailable: 503,
+}
+
+
+def status_of(error: errors.OrdoError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
+
+
+def describe_validation_errors(problems: Sequence[Any]) -> str:
+    """One readable line, e.g. ``body.data: data is 301 characters; ... at most 300``."""
+    parts = []
+    for problem in problems:
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        message = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or "Invalid request"
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.OrdoError)
+    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=status_of(exc))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"loc": list(p.get("loc", ())), "msg": p.get("msg"), "type": p.get("type")}
+        for p in exc.errors()
+    ]
+    return JSONResponse(
+        {"detail": describe_validation_errors(problems), "errors": problems}, status_code=422
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=dict(exc.headers or {})
+    )
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+async def _access_log(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    started = time.perf_counter()
+    context = request.scope.get("aws.context")
+    if context is not None:
+        logger.set_correlation_id(getattr(context, "aws_request_id", None))
+    response = await call_next(request)
+    logger.info(
+        "request",
+        method=request.method,
+        path=request.url.path,
+        status=response.status_code,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+def api_app(title: str) -> FastAPI:
+    """A FastAPI app for one Lambda function, with ordo's error mapping and access log.
+
+    Swagger UI is served by the local cloud over the merged document of every function, so the
+    per-function app only keeps ``/openapi.json`` (not routed by API Gateway).
+    """
+    app = FastAPI(title=f"ordo {title}", version="0.1.0", docs_url=None, redoc_url=None)
+    app.add_exception_handler(errors.OrdoError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.middleware("http")(_access_log)
+    return app

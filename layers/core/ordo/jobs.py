@@ -1,0 +1,215 @@
+"""Jobs: the record every kind of work shares, its state machine, and the task use cases.
+
+A job is accepted as ``pending``, claimed by the worker as ``processing`` and ends ``completed``
+or ``failed``. Storage enforces every transition with a condition, so a redelivered message
+can neither run a finished job again nor move a job backwards.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ordo.errors import ResultNotReady, TaskNotFound, Unavailable
+from ordo.tasks import TASKS, TaskType
+
+JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+def new_job_id() -> str:
+    """128 random bits as hex: unguessable, and no counter to enumerate."""
+    return secrets.token_hex(16)
+
+
+def is_job_id(value: str) -> bool:
+    return JOB_ID_PATTERN.fullmatch(value) is not None
+
+
+class Job(BaseModel):
+    """The stored state of one job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    kind: Literal["task"] = "task"
+    task_type: TaskType
+    data: str
+    status: JobStatus = JobStatus.PENDING
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: str | None = None
+    error: str | None = None
+    attempt: int = 0
+    queue_seq: int | None = None
+    expires_at: int | None = None
+
+
+class JobTable(Protocol):
+    """The storage port for jobs. Every transition is conditional and raises ``StaleTransition``
+    when the job is not in the expected state."""
+
+    def create(self, job: Job) -> None: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def set_queue_seq(self, job_id: str, seq: int) -> None: ...
+
+    def count_pending_before(self, seq: int) -> int: ...
+
+    def claim(self, job: Job, now: datetime) -> Job:
+        """``job`` (pending, or processing from a crashed attempt) -> processing, attempt + 1."""
+        ...
+
+    def finish(
+        self, job: Job, status: JobStatus, now: datetime, result: str | None, error: str | None
+    ) -> Job:
+        """``job`` (processing at exactly this attempt) -> completed or failed."""
+        ...
+
+    def abandon(self, job_id: str, error: str, now: datetime) -> Job:
+        """A job that will never finish by itself (pending or processing) -> failed."""
+        ...
+
+
+class JobQueue(Protocol):
+    """The queue port: one FIFO lane shared by every job."""
+
+    def send(self, job_id: str) -> int:
+        """Enqueue a job; returns its sequence number in the lane."""
+        ...
+
+
+# --- API models -------------------------------------------------------------------------
+
+
+class TaskRequest(BaseModel):
+    """``POST /tasks`` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: TaskType
+    data: str = Field(description="The text to transform. Empty text is valid.")
+
+    @model_validator(mode="after")
+    def _within_limit(self) -> TaskRequest:
+        limit = TASKS[self.type].max_chars
+        if len(self.data) > limit:
+            raise ValueError(
+                f"data is {len(self.data)} characters; {self.type} accepts at most {limit}"
+            )
+        return self
+
+
+class TaskAccepted(BaseModel):
+    task_id: str
+    type: TaskType
+    status: JobStatus
+    created_at: datetime
+
+
+class TaskView(BaseModel):
+    task_id: str
+    type: TaskType
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    queue_position: int | None = Field(
+        description="Jobs ahead of this pending task (0 = next); null once it has started."
+    )
+    error: str | None
+
+
+class TaskResult(BaseModel):
+    task_id: str
+    type: TaskType
+    status: Literal[JobStatus.COMPLETED]
+    result: str
+
+
+# --- use cases --------------------------------------------------------------------------
+
+
+def submit_task(
+    table: JobTable, queue: JobQueue, request: TaskRequest, now: datetime, retention_days: int
+) -> TaskAccepted:
+    """Record the task as pending, then put it on the lane.
+
+    The record is written first so the worker always finds it. If the enqueue fails the job is
+    marked failed (it will never run) and the caller gets ``Unavailable``.
+    """
+    expires_at = int((now + timedelta(days=retention_days)).timestamp()) if retention_days else None
+    job = Job(
+        job_id=new_job_id(),
+        task_type=request.type,
+        data=request.data,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    table.create(job)
+    try:
+        seq = queue.send(job.job_id)
+    except Exception as exc:
+        table.abandon(job.job_id, "could not be queued; please submit again", now)
+        raise Unavailable("The job queue is unavailable; please retry") from exc
+    table.set_queue_seq(job.job_id, seq)
+    return TaskAccepted(
+        task_id=job.job_id, type=job.task_type, status=job.status, created_at=job.created_at
+    )
+
+
+def _find(table: JobTable, task_id: str) -> Job:
+    job = table.get(task_id) if is_job_id(task_id) else None
+    if job is None:
+        raise TaskNotFound()
+    return job
+
+
+def get_task(table: JobTable, task_id: str) -> TaskView:
+    job = _find(table, task_id)
+    return TaskView(
+        task_id=job.job_id,
+        type=job.task_type,
+        status=job.status,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        queue_position=_queue_position(table, job),
+        error=job.error,
+    )
+
+
+def _queue_position(table: JobTable, job: Job) -> int | None:
+    if job.status is not JobStatus.PENDING:
+        return None
+    if job.queue_seq is None:  # accepted a moment ago; its sequence number is being recorded
+        return None
+    return table.count_pending_before(job.queue_seq)
+
+
+def get_result(table: JobTable, task_id: str) -> TaskResult:
+    job = _find(table, task_id)
+    if job.status is JobStatus.FAILED:
+        raise ResultNotReady("Task failed", status=job.status.value, error=job.error)
+    if job.status is not JobStatus.COMPLETED or job.result is None:
+        raise ResultNotReady(f"Task is {job.status.value}; no result yet", status=job.status.value)
+    return TaskResult(
+        task_id=job.job_id, type=job.task_type, status=JobStatus.COMPLETED, result=job.result
+    )

@@ -1,0 +1,44 @@
+"""Settings, read from the environment once per cold start.
+
+Nothing below a handler reads ``os.environ``: handlers call :func:`settings` and pass plain
+values downward.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Everything ordo reads from its environment, validated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(default="ordo", min_length=3)
+    queue_url: str = ""
+    dlq_url: str = ""
+    time_scale: float = Field(default=1.0, ge=0.0, le=100.0)
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    job_retention_days: int = Field(default=30, ge=0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        names = {
+            "table_name": "ORDO_TABLE_NAME",
+            "queue_url": "ORDO_QUEUE_URL",
+            "dlq_url": "ORDO_DLQ_URL",
+            "time_scale": "ORDO_TIME_SCALE",
+            "max_receive_count": "ORDO_MAX_RECEIVE_COUNT",
+            "job_retention_days": "ORDO_JOB_RETENTION_DAYS",
+        }
+        return cls.model_validate({field: env[var] for field, var in names.items() if var in env})
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings, read on first use and kept for the life of the container."""
+    return Settings.from_env(os.environ)

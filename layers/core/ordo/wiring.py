@@ -1,0 +1,27 @@
+"""The composition root: builds the AWS adapters from settings, once per container.
+
+Handlers depend on these through FastAPI's ``Depends``, so tests can swap in fakes with
+``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ordo import aws
+from ordo.jobs import JobQueue, JobTable
+from ordo.settings import settings
+
+
+@cache
+def job_table() -> JobTable:
+    from ordo.storage.dynamodb import DynamoJobTable
+
+    return DynamoJobTable(aws.dynamodb(), settings().table_name)
+
+
+@cache
+def job_queue() -> JobQueue:
+    from ordo.queue import SqsJobQueue
+
+    return SqsJobQueue(aws.sqs(), settings().queue_url)
