@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import boto3
 
@@ -38,7 +38,8 @@ def load_handler_module(function: Function) -> ModuleType:
     module_file, _ = function.handler.rsplit(".", 1)
     name = f"ordo_function_{function.logical_id}_{id(function)}"
     spec = importlib.util.spec_from_file_location(name, function.code_uri / f"{module_file}.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -57,6 +58,7 @@ class Cloud:
     stack: Stack
     functions: dict[str, Function] = field(init=False)
     _modules: dict[str, ModuleType] = field(default_factory=dict, init=False)
+    _in_flight: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.functions = self.stack.functions()
@@ -127,14 +129,11 @@ class Cloud:
         """
         fn = self.functions[logical_id]
         url, arn = self.queue_of(logical_id)
-        received = self.sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=fn.batch_size,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        received = self._receive(url, fn.batch_size)
         if not received:
             return []
+        # In flight until deleted; a crash (BaseException) leaves the whole batch here.
+        self._in_flight = list(received)
         try:
             response = self.invoke(logical_id, sqs_event(received, arn)) or {}
             failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
@@ -147,10 +146,19 @@ class Cloud:
         self._in_flight = [m for m in received if m["MessageId"] in failed]
         return [m["MessageId"] for m in received if m["MessageId"] in failed]
 
+    def _receive(self, url: str, batch_size: int) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=batch_size,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return cast(list[dict[str, Any]], messages)
+
     def expire(self, logical_id: str = "WorkerFunction") -> None:
         """Let the visibility timeout of failed messages pass, keeping their FIFO order."""
         url, _ = self.queue_of(logical_id)
-        for message in getattr(self, "_in_flight", []):
+        for message in self._in_flight:
             self.sqs.change_message_visibility(
                 QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
             )
@@ -179,6 +187,7 @@ class Cloud:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         url = self.stack.queue_url("JobsDeadLetterQueue")
-        return self.sqs.receive_message(
+        messages = self.sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
         ).get("Messages", [])
+        return cast(list[dict[str, Any]], messages)

@@ -47,7 +47,10 @@ def transformed_template(path: Path = TEMPLATE, region: str = "us-east-1") -> di
                 props[key] = f"s3://{LOCAL_BUCKET}/{props[key].rstrip('/')}"
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
     policies = _NoManagedPolicies()
-    return translator.translate(sam, parameter_values={}, get_managed_policy_map=policies.load)
+    translated: dict[str, Any] = translator.translate(
+        sam, parameter_values={}, get_managed_policy_map=policies.load
+    )
+    return translated
 
 
 @dataclass
@@ -103,7 +106,7 @@ class Stack:
 
     def _name_resources(self) -> None:
         base = f"arn:aws:{{}}:{self.region}:{ACCOUNT}:{{}}"
-        for lid, res in self.of_type("AWS::DynamoDB::Table").items():
+        for lid in self.of_type("AWS::DynamoDB::Table"):
             name = f"{self.name}-{lid}"
             self.physical[lid] = {"Ref": name, "Arn": base.format("dynamodb", f"table/{name}")}
         for lid, res in self.of_type("AWS::SQS::Queue").items():
@@ -123,7 +126,7 @@ class Stack:
 
     # --- intrinsics ----------------------------------------------------------------------
 
-    def resolve(self, value: Any) -> Any:
+    def resolve(self, value: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic
         """Resolve the intrinsic functions ordo's template uses to local values."""
         if isinstance(value, list):
             return [self.resolve(item) for item in value]
@@ -258,7 +261,8 @@ class Stack:
             props = self.resolve(res["Properties"])
             props.pop("RedrivePolicy", None)
             sqs.create_queue(
-                QueueName=self.physical[lid]["QueueName"], Attributes=_queue_attributes(props)
+                QueueName=self.physical[lid]["QueueName"],
+                Attributes=_queue_attributes(props),  # type: ignore[arg-type]
             )
         for lid, res in queues.items():
             redrive = self.resolve(res["Properties"].get("RedrivePolicy"))

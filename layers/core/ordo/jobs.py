@@ -83,6 +83,13 @@ class JobTable(Protocol):
         """``job`` (processing at exactly this attempt) -> completed or failed."""
         ...
 
+    def note_failure(self, job: Job, error: str) -> Job:
+        """Record that this attempt raised; the job stays processing until its retry.
+
+        A job found processing *without* such a note was cut off by a crash or a timeout.
+        """
+        ...
+
     def abandon(self, job_id: str, error: str, now: datetime) -> Job:
         """A job that will never finish by itself (pending or processing) -> failed."""
         ...

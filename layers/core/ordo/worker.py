@@ -85,11 +85,11 @@ class Lane:
         if job.status.is_final:
             logger.info("job already finished; acknowledging redelivery", status=job.status)
             return
-        if final_attempt and job.status is JobStatus.PROCESSING:
-            attempts = delivery.receive_count - 1
-            self._give_up(
-                job, delivery, f"did not finish in {attempts} attempts (crash or timeout)"
-            )
+        if final_attempt and job.status is JobStatus.PROCESSING and job.error is None:
+            # The last attempt neither finished nor failed: it crashed or timed out. Running it
+            # once more could crash again and leave it processing forever, so give up now.
+            reason = f"did not finish in {job.attempt} attempts (crash or timeout)"
+            self._give_up(job, delivery, reason)
             return
         self._run(self.table.claim(job, self.clock()), delivery, final_attempt)
 
@@ -105,6 +105,7 @@ class Lane:
             return
         except Exception as exc:
             if not final_attempt:
+                self.table.note_failure(job, f"attempt {job.attempt} failed ({type(exc).__name__})")
                 raise
             logger.exception("job failed on its final attempt")
             self._finish(job, JobStatus.FAILED, error=f"failed after {job.attempt} attempts")

@@ -100,10 +100,11 @@ class DynamoJobTable:
     def claim(self, job: Job, now: datetime) -> Job:
         return self._update(
             job.job_id,
-            "SET #status = :processing, #attempt = :next, #started_at = :now REMOVE #lane",
-            "#status = :expected AND #attempt = :attempt",
+            "SET #status = :processing, #attempt = :next, #started_at = :now REMOVE #lane, #error",
+            "#status = :expected AND #attempt = :attempt AND #status IN (:pending, :processing)",
             {
                 ":processing": JobStatus.PROCESSING.value,
+                ":pending": JobStatus.PENDING.value,
                 ":next": job.attempt + 1,
                 ":now": now.isoformat(),
                 ":expected": job.status.value,
@@ -127,6 +128,14 @@ class DynamoJobTable:
                 ":attempt": job.attempt,
             }
             | outcome,
+        )
+
+    def note_failure(self, job: Job, error: str) -> Job:
+        return self._update(
+            job.job_id,
+            "SET #error = :error",
+            "#status = :processing AND #attempt = :attempt",
+            {":error": error, ":processing": JobStatus.PROCESSING.value, ":attempt": job.attempt},
         )
 
     def abandon(self, job_id: str, error: str, now: datetime) -> Job:

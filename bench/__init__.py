@@ -1,0 +1,1 @@
+"""Benchmarks that run the ``sam build`` artifact the way Lambda does."""

@@ -1,0 +1,673 @@
+"""Cold start of every API function, against the floor of one bare boto3 call.
+
+Each sample is a fresh python3.12 process, timed from spawn to exit, set up as Lambda runs the
+``sam build`` artifact: only boto3 installed (the runtime's), the function folder then the
+CoreLayer on ``PYTHONPATH`` (``/var/task`` then ``/opt/python``), read-only code (no ``.pyc``
+written), the template's environment. It imports ``app`` and handles one real API Gateway v2
+event against a moto server provisioned from template.yaml. The floor is the same interpreter
+importing boto3 and making one DynamoDB call: what any Python function pays.
+
+    python -m bench.coldstart [--rounds N] [--json]
+    python -m bench.coldstart --importtime StatusFunction
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.local.stack import Function
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / ".aws-sam" / "build"
+LAYER = BUILD / "CoreLayer" / "python"
+STATE = ROOT / ".ordo"
+BENCH_VENV = STATE / "bench-venv"
+MOTO_LOG = STATE / "bench-moto.log"
+RUNTIME_REQUIREMENT = "boto3==1.44.5"
+API_FUNCTIONS = ("SubmitFunction", "StatusFunction", "ResultFunction")
+FLOOR = "floor"
+TARGET_RATIO = 1.5
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+MARKER = "ORDO_BENCH "
+
+# argv: event JSON, expected status, function name, memory MB, timeout s.
+API_RUNNER = """\
+import time
+started = time.perf_counter()
+import json, sys
+import app
+imported = time.perf_counter()
+event_json, expected, name, memory, timeout = sys.argv[1:]
+
+
+class Context:
+    function_name = name
+    function_version = "$LATEST"
+    memory_limit_in_mb = int(memory)
+    invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+    aws_request_id = "0b7e6d1c-3f1a-4c55-9a0e-5d2b8f6a7c11"
+    log_group_name = f"/aws/lambda/{name}"
+    log_stream_name = "2026/01/01/[$LATEST]bench"
+    deadline = time.monotonic() + float(timeout)
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+response = app.handler(json.loads(event_json), Context())
+handled = time.perf_counter()
+if response["statusCode"] != int(expected):
+    got = f"{response['statusCode']}: {response.get('body')}"
+    sys.exit(f"{name}: expected HTTP {expected}, got {got}")
+timings = {"import_s": imported - started, "handler_s": handled - imported}
+sys.stderr.write("ORDO_BENCH " + json.dumps(timings) + "\\n")
+"""
+
+# argv: table name, key JSON.
+FLOOR_RUNNER = """\
+import time
+started = time.perf_counter()
+import json, sys
+import boto3
+imported = time.perf_counter()
+client = boto3.client("dynamodb")
+response = client.get_item(TableName=sys.argv[1], Key=json.loads(sys.argv[2]))
+handled = time.perf_counter()
+if "Item" not in response:
+    sys.exit("floor: the job item is missing")
+timings = {"import_s": imported - started, "handler_s": handled - imported}
+sys.stderr.write("ORDO_BENCH " + json.dumps(timings) + "\\n")
+"""
+
+
+class BenchError(Exception):
+    """The benchmark cannot run; the message says why."""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the runtime's interpreter ------------------------------------------------------------
+
+
+def _version_key(python: Path) -> tuple[int, ...]:
+    version = python.parents[1].name
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+
+def find_python312() -> Path:
+    """python3.12 as the Makefile finds it: newest ``$(pyenv root)/versions/3.12.*``, then PATH."""
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run(
+            [pyenv, "root"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        found = sorted(Path(root).glob("versions/3.12.*/bin/python3.12"), key=_version_key)
+        if root and found:
+            return found[-1]
+    on_path = shutil.which("python3.12")
+    if on_path:
+        return Path(on_path)
+    raise BenchError(
+        "python3.12 not found (looked in $(pyenv root)/versions/3.12.*/bin and PATH); "
+        "install it, e.g. 'pyenv install 3.12'"
+    )
+
+
+def ensure_bench_venv() -> Path:
+    """The venv of the Lambda runtime's situation (python3.12, boto3 only), made once."""
+    python = BENCH_VENV / "bin" / "python"
+    stamp = BENCH_VENV / ".installed"
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == RUNTIME_REQUIREMENT:
+        return python
+    base = find_python312()
+    log(f"creating {BENCH_VENV.relative_to(ROOT)} ({base}, {RUNTIME_REQUIREMENT})")
+    shutil.rmtree(BENCH_VENV, ignore_errors=True)
+    try:
+        subprocess.run([str(base), "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--no-input", RUNTIME_REQUIREMENT],
+            check=True,
+        )
+    except subprocess.CalledProcessError as error:
+        raise BenchError(f"could not create {BENCH_VENV}: {error}") from error
+    stamp.write_text(RUNTIME_REQUIREMENT + "\n")
+    return python
+
+
+def runtime_versions(python: Path) -> tuple[str, str]:
+    """The bench venv's Python and boto3 versions."""
+    code = "import platform, boto3; print(platform.python_version(), boto3.__version__)"
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    version, boto3_version = out.stdout.split()
+    return version, boto3_version
+
+
+def check_build() -> None:
+    needed = [BUILD / lid / "app.py" for lid in API_FUNCTIONS] + [LAYER / "ordo" / "__init__.py"]
+    missing = [path for path in needed if not path.exists()]
+    if missing:
+        raise BenchError(f"{missing[0].relative_to(ROOT)} is missing: run 'make build' first")
+
+
+def warn_if_stale(functions: Mapping[str, Function]) -> None:
+    """Warn when a source differs from its copy in ``.aws-sam/build``."""
+    core = ROOT / "layers" / "core"
+    pairs = [(source, LAYER / source.relative_to(core)) for source in (core / "ordo").rglob("*.py")]
+    pairs += [(functions[lid].code_uri / "app.py", BUILD / lid / "app.py") for lid in API_FUNCTIONS]
+    stale = [
+        str(source.relative_to(ROOT))
+        for source, built in pairs
+        if not built.exists() or source.read_bytes() != built.read_bytes()
+    ]
+    if stale:
+        log(f"warning: .aws-sam/build is older than {', '.join(stale)}; run 'make build'")
+
+
+# --- moto ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _answers(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/moto-api/")
+        connection.getresponse().read()
+    except OSError:
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+@contextlib.contextmanager
+def moto_server(timeout: float = 30.0) -> Iterator[str]:
+    """A moto server on a free loopback port, stopped on exit whatever happens; yields its URL."""
+    port = free_port()
+    STATE.mkdir(exist_ok=True)
+    with MOTO_LOG.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not _answers(port):
+                if process.poll() is not None:
+                    raise BenchError(f"moto server exited ({process.returncode}); see {MOTO_LOG}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"moto server did not answer in {timeout:.0f} s")
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# --- what runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One kind of measured process: its runner, arguments, environment and folder."""
+
+    name: str
+    code: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path
+
+
+def _parent_imports() -> None:
+    """Make ``infra`` and ``ordo`` importable when run from elsewhere than the repo root."""
+    for path in (ROOT, ROOT / "layers" / "core"):
+        if str(path) not in sys.path:
+            sys.path.append(str(path))
+
+
+def _child_env(
+    environment: Mapping[str, str], endpoint: str, pythonpath: Sequence[Path]
+) -> dict[str, str]:
+    env = dict(environment) | FAKE_CREDENTIALS
+    env |= {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if pythonpath:
+        env["PYTHONPATH"] = ":".join(str(path) for path in pythonpath)
+    return env
+
+
+def _api_event(
+    function: Function, path_parameters: dict[str, str], body: str | None
+) -> dict[str, Any]:
+    from infra.local.events import http_event
+
+    ((method, route),) = function.http_routes
+    headers = {"host": "api.local", "user-agent": "ordo-bench"}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    return http_event(
+        method,
+        route.format(**path_parameters),
+        route=route,
+        path_parameters=path_parameters or None,
+        headers=headers,
+        body=body,
+    )
+
+
+def prepare(endpoint: str) -> dict[str, Case]:
+    """Provision the template into moto, seed one pending and one completed job, build cases."""
+    _parent_imports()
+    import boto3
+
+    from infra.local.stack import Stack
+    from ordo.jobs import Job, JobStatus, TaskRequest, new_job_id, submit_task
+    from ordo.queue import SqsJobQueue
+    from ordo.storage.dynamodb import DynamoJobTable, job_key
+    from ordo.tasks import TaskType
+
+    session = boto3.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    )
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    stack = Stack.load(overrides={"TimeScale": "0"})
+    stack.provision(dynamodb, sqs)
+    functions = stack.functions()
+    warn_if_stale(functions)
+
+    submit_env = functions["SubmitFunction"].environment
+    table_name = submit_env["ORDO_TABLE_NAME"]
+    table = DynamoJobTable(dynamodb, table_name)
+    now = datetime.now(UTC)
+    pending = submit_task(
+        table,
+        SqsJobQueue(sqs, submit_env["ORDO_QUEUE_URL"]),
+        TaskRequest(type=TaskType.REVERSE, data="abc"),
+        now,
+        retention_days=1,
+    )
+    completed = Job(
+        job_id=new_job_id(),
+        task_type=TaskType.REVERSE,
+        data="abc",
+        status=JobStatus.COMPLETED,
+        created_at=now - timedelta(seconds=3),
+        started_at=now - timedelta(seconds=2),
+        finished_at=now,
+        result="cba",
+        attempt=1,
+    )
+    table.create(completed)
+
+    calls: dict[str, tuple[dict[str, str], str | None, int]] = {
+        "SubmitFunction": ({}, json.dumps({"type": "reverse", "data": "abc"}), 202),
+        "StatusFunction": ({"task_id": pending.task_id}, None, 200),
+        "ResultFunction": ({"task_id": completed.job_id}, None, 200),
+    }
+    cases: dict[str, Case] = {}
+    for lid, (parameters, body, expected) in calls.items():
+        function = functions[lid]
+        event = _api_event(function, parameters, body)
+        cases[lid] = Case(
+            name=lid,
+            code=API_RUNNER,
+            args=(
+                json.dumps(event),
+                str(expected),
+                lid,
+                str(function.memory),
+                str(function.timeout),
+            ),
+            env=_child_env(function.environment, endpoint, [BUILD / lid, LAYER]),
+            cwd=BUILD / lid,
+        )
+    cases[FLOOR] = Case(
+        name=FLOOR,
+        code=FLOOR_RUNNER,
+        args=(table_name, json.dumps(job_key(pending.task_id))),
+        env=_child_env(functions["StatusFunction"].environment, endpoint, []),
+        cwd=BUILD / "StatusFunction",
+    )
+    return cases
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One cold start: whole-process wall time, and the child's own import/handler split."""
+
+    wall_s: float
+    import_s: float
+    handler_s: float
+
+
+def run_case(python: Path, case: Case, flags: Sequence[str] = ()) -> tuple[Sample, str]:
+    """Run one fresh process of ``case``; returns its sample and its stderr."""
+    command = [str(python), *flags, "-c", case.code, *case.args]
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command,
+        env=case.env,
+        cwd=case.cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    lines = completed.stderr.splitlines()
+    if completed.returncode != 0:
+        tail = "\n".join(lines[-20:])
+        raise BenchError(f"{case.name} exited with {completed.returncode}:\n{tail}")
+    marked = [line for line in lines if line.startswith(MARKER)]
+    if not marked:
+        raise BenchError(f"{case.name} reported no timings")
+    timings = json.loads(marked[-1].removeprefix(MARKER))
+    return Sample(wall, timings["import_s"], timings["handler_s"]), completed.stderr
+
+
+def measure(
+    python: Path, cases: Mapping[str, Case], rounds: int, warmup: int, seed: int
+) -> dict[str, list[Sample]]:
+    """``warmup`` unrecorded rounds, then ``rounds`` rounds, each case once a round, shuffled."""
+    rng = random.Random(seed)
+    order = list(cases)
+    samples: dict[str, list[Sample]] = {name: [] for name in cases}
+    for number in range(-warmup, rounds):
+        rng.shuffle(order)
+        for name in order:
+            sample, _ = run_case(python, cases[name])
+            if number >= 0:
+                samples[name].append(sample)
+        label = "warm-up" if number < 0 else f"round {number + 1}/{rounds}"
+        log(f"{label}: " + ", ".join(order))
+    return samples
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The samples of one case, summarised."""
+
+    name: str
+    samples: list[Sample]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(sample.wall_s for sample in self.samples)
+
+    @property
+    def min_s(self) -> float:
+        return min(sample.wall_s for sample in self.samples)
+
+    @property
+    def max_s(self) -> float:
+        return max(sample.wall_s for sample in self.samples)
+
+    @property
+    def import_s(self) -> float:
+        return statistics.median(sample.import_s for sample in self.samples)
+
+    @property
+    def handler_s(self) -> float:
+        return statistics.median(sample.handler_s for sample in self.samples)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "median_s": round(self.median_s, 4),
+            "min_s": round(self.min_s, 4),
+            "max_s": round(self.max_s, 4),
+            "import_median_s": round(self.import_s, 4),
+            "handler_median_s": round(self.handler_s, 4),
+            "samples_s": [round(sample.wall_s, 4) for sample in self.samples],
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every function against the floor, with the settings that produced it."""
+
+    floor: Stats
+    functions: list[Stats]
+    rounds: int
+    warmup: int
+    target: float
+    python: str
+    boto3: str
+
+    def ratio(self, stats: Stats) -> float:
+        return stats.median_s / self.floor.median_s
+
+    def passed(self, stats: Stats) -> bool:
+        return self.ratio(stats) <= self.target
+
+    def summary(self) -> str:
+        within = [stats for stats in self.functions if self.passed(stats)]
+        worst = max(self.functions, key=self.ratio)
+        verdict = "PASS" if len(within) == len(self.functions) else "FAIL"
+        return (
+            f"SUMMARY {verdict}: {len(within)}/{len(self.functions)} API functions within "
+            f"{self.target:g}x of the boto3 floor ({self.floor.median_s:.3f} s); worst "
+            f"{worst.name} at {self.ratio(worst):.2f}x ({worst.median_s:.3f} s)"
+        )
+
+    def table(self) -> str:
+        header = ("function", "median", "x floor", "min", "max", "import", "handler", "target")
+        rows = [header]
+        for stats in [self.floor, *self.functions]:
+            is_floor = stats is self.floor
+            rows.append(
+                (
+                    "floor (boto3 get_item)" if is_floor else stats.name,
+                    f"{stats.median_s:.3f} s",
+                    f"{self.ratio(stats):.2f}x",
+                    f"{stats.min_s:.3f} s",
+                    f"{stats.max_s:.3f} s",
+                    f"{stats.import_s:.3f} s",
+                    f"{stats.handler_s:.3f} s",
+                    "-" if is_floor else ("PASS" if self.passed(stats) else "FAIL"),
+                )
+            )
+        widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+        lines = [
+            "  ".join(
+                cell.ljust(width) if column == 0 else cell.rjust(width)
+                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in rows
+        ]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        intro = (
+            f"Cold start: Python {self.python}, boto3 {self.boto3} only, sam build artifact, "
+            f"moto on 127.0.0.1\n{self.rounds} rounds (+{self.warmup} warm-up), interleaved; "
+            f"whole-process wall time, spawn to exit; target <= {self.target:g}x floor median\n"
+            "import = in-process 'import app' (or boto3); handler = one invocation "
+            "(client creation and AWS calls included)\n"
+        )
+        return intro + "\n".join(lines) + "\n\n" + self.summary()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "boto3": self.boto3,
+            "rounds": self.rounds,
+            "warmup": self.warmup,
+            "target_ratio": self.target,
+            "floor": self.floor.as_json(),
+            "functions": {
+                stats.name: stats.as_json()
+                | {"ratio": round(self.ratio(stats), 3), "pass": self.passed(stats)}
+                for stats in self.functions
+            },
+            "pass": all(self.passed(stats) for stats in self.functions),
+            "summary": self.summary(),
+        }
+
+
+# --- -X importtime ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Import:
+    """One line of ``-X importtime``."""
+
+    module: str
+    self_us: int
+    cumulative_us: int
+
+
+def parse_importtime(stderr: str) -> list[Import]:
+    imports = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        fields = line.removeprefix("import time:").split("|")
+        if len(fields) != 3 or not fields[0].strip().isdigit():
+            continue
+        imports.append(Import(fields[2].strip(), int(fields[0]), int(fields[1])))
+    return imports
+
+
+def importtime_report(imports: list[Import], sample: Sample, name: str, top: int = 25) -> str:
+    total = sum(item.self_us for item in imports)
+    by_package: dict[str, int] = {}
+    for item in imports:
+        package = item.module.split(".")[0]
+        by_package[package] = by_package.get(package, 0) + item.self_us
+
+    def block(title: str, rows: list[tuple[str, int]]) -> list[str]:
+        lines = [title, f"{'ms':>8}  {'share':>6}  module"]
+        for module, micros in rows[:top]:
+            lines.append(f"{micros / 1000:8.1f}  {micros / total:6.1%}  {module}")
+        return [*lines, ""]
+
+    by_cumulative = sorted(imports, key=lambda item: item.cumulative_us, reverse=True)
+    by_self = sorted(imports, key=lambda item: item.self_us, reverse=True)
+    lines = [
+        f"{name}: -X importtime, one cold process ({sample.wall_s:.3f} s wall, with "
+        f"importtime's own overhead); {len(imports)} modules, {total / 1000:.1f} ms importing",
+        "",
+        *block(
+            f"Top {top} by cumulative time",
+            [(item.module, item.cumulative_us) for item in by_cumulative],
+        ),
+        *block(f"Top {top} by self time", [(item.module, item.self_us) for item in by_self]),
+        *block(
+            "Self time by top-level package",
+            sorted(by_package.items(), key=lambda pair: pair[1], reverse=True),
+        ),
+    ]
+    return "\n".join(lines).rstrip()
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def _stop(signum: int, _: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.coldstart",
+        description="Cold start of every API function against a bare boto3 floor.",
+    )
+    parser.add_argument("--rounds", type=int, default=11, help="measured rounds (default 11)")
+    parser.add_argument("--warmup", type=int, default=1, help="unrecorded rounds (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-round order")
+    parser.add_argument(
+        "--target", type=float, default=TARGET_RATIO, help="ratio to the floor that passes"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--importtime",
+        metavar="FUNCTION",
+        choices=API_FUNCTIONS,
+        help=f"one run under -X importtime instead: one of {', '.join(API_FUNCTIONS)}",
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 0:
+        parser.error("--rounds must be at least 1 and --warmup at least 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        check_build()
+        python = ensure_bench_venv()
+        version, boto3_version = runtime_versions(python)
+        with moto_server() as endpoint:
+            cases = prepare(endpoint)
+            if args.importtime:
+                case = cases[args.importtime]
+                run_case(python, case)
+                sample, stderr = run_case(python, case, ["-X", "importtime"])
+                print(importtime_report(parse_importtime(stderr), sample, case.name))
+                return 0
+            samples = measure(python, cases, args.rounds, args.warmup, args.seed)
+    except BenchError as error:
+        log(f"error: {error}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    report = Report(
+        floor=Stats(FLOOR, samples[FLOOR]),
+        functions=[Stats(name, samples[name]) for name in API_FUNCTIONS],
+        rounds=args.rounds,
+        warmup=args.warmup,
+        target=args.target,
+        python=version,
+        boto3=boto3_version,
+    )
+    print(json.dumps(report.as_json(), indent=2) if args.json else report.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""What `sam build` produced (.aws-sam/build): the layer as Lambda will load it, and each function
+importing its handler in an interpreter that holds nothing but what Lambda's python3.12 provides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from importlib.util import MAGIC_NUMBER
+from pathlib import Path
+
+import pytest
+
+from infra.local.stack import ROOT, Stack
+
+pytestmark = pytest.mark.artifact
+
+BUILD = ROOT / ".aws-sam" / "build"
+LAYER = BUILD / "CoreLayer" / "python"
+FUNCTIONS = ("SubmitFunction", "StatusFunction", "ResultFunction", "WorkerFunction")
+LAYER_MAX_BYTES = 60 * 1024 * 1024
+# PEP 552 flags: bit 0 = hash-based, bit 1 = check_source. unchecked-hash is 0b01.
+UNCHECKED_HASH = 0b01
+# What the layer must ship (the runtime lacks them) and what it must not (the runtime has them).
+LAYER_PACKAGES = ("ordo", "fastapi", "mangum", "pydantic", "pydantic_core", "aws_lambda_powertools")
+RUNTIME_PACKAGES = ("boto3", "botocore")
+# A python3.12 with only boto3 installed: the Lambda runtime, as far as imports can tell.
+LAMBDA_VENV = ROOT / ".ordo" / "artifact-venv"
+
+PROBE = """
+import json, sys
+import app
+assert callable(app.handler), "app.handler is not callable"
+import boto3
+for name in {packages!r}:
+    __import__(name)
+files = {{name: getattr(module, "__file__", None) for name, module in sys.modules.items()}}
+print(json.dumps({{name: file for name, file in files.items() if file}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def layer() -> Path:
+    if not LAYER.is_dir():
+        pytest.fail(
+            f"{LAYER.relative_to(ROOT)} is missing: run `make build` first "
+            "(`make test` builds before testing).",
+            pytrace=False,
+        )
+    return LAYER
+
+
+def _python_files(root: Path) -> Iterator[Path]:
+    yield from (path for path in root.rglob("*.py") if path.is_file())
+
+
+def _pinned(requirement_file: Path) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in requirement_file.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower().replace("-", "_")] = version.strip()
+    return pins
+
+
+# --- the layer -------------------------------------------------------------------------------
+
+
+def test_the_layer_is_built_from_the_current_sources(layer: Path) -> None:
+    source = ROOT / "layers" / "core" / "ordo"
+    stale = [
+        str(path.relative_to(source))
+        for path in _python_files(source)
+        if not (layer / "ordo" / path.relative_to(source)).is_file()
+        or (layer / "ordo" / path.relative_to(source)).read_bytes() != path.read_bytes()
+    ]
+    assert stale == [], "the build is stale: run `make build`"
+    for lid, function in Stack.load().functions().items():
+        built = BUILD / lid / "app.py"
+        assert built.is_file(), f"{built} is missing: run `make build`"
+        assert built.read_bytes() == (function.code_uri / "app.py").read_bytes(), (
+            f"{lid} is stale: run `make build`"
+        )
+
+
+def test_the_layer_ships_ordo_and_its_pinned_dependencies(layer: Path) -> None:
+    for package in LAYER_PACKAGES:
+        assert (layer / package / "__init__.py").is_file(), f"{package} is not in the layer"
+    shipped = {
+        path.name.removesuffix(".dist-info").lower().rpartition("-")[::2]
+        for path in layer.glob("*.dist-info")
+    }
+    for name, version in _pinned(ROOT / "layers" / "core" / "requirements.txt").items():
+        assert (name, version) in shipped, f"{name}=={version} is not in the layer"
+
+
+def test_the_layer_leaves_boto3_to_the_runtime(layer: Path) -> None:
+    shipped = [
+        path.name
+        for path in layer.iterdir()
+        if path.name.lower().startswith(tuple(f"{name}" for name in RUNTIME_PACKAGES))
+    ]
+
+    assert shipped == []
+
+
+def test_the_layer_is_small(layer: Path) -> None:
+    size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
+
+    assert size < LAYER_MAX_BYTES, f"{size / 2**20:.1f} MiB unzipped"
+
+
+def test_every_module_in_the_layer_is_precompiled(layer: Path) -> None:
+    modules = list(_python_files(layer))
+    missing = [
+        str(path.relative_to(layer))
+        for path in modules
+        if not (path.parent / "__pycache__" / f"{path.stem}.cpython-312.pyc").is_file()
+    ]
+
+    assert len(modules) > 100, "suspiciously few modules: is the layer complete?"
+    assert missing == [], f"{len(missing)} of {len(modules)} modules have no .pyc"
+
+
+def test_the_layer_bytecode_is_python312_unchecked_hash(layer: Path) -> None:
+    """Lambda unzips with fresh mtimes: timestamp .pyc would be stale, hash-checked ones rehashed."""
+    pycs = list(layer.rglob("__pycache__/*.pyc"))
+    wrong = {}
+    for pyc in pycs:
+        header = pyc.read_bytes()[:8]
+        flags = int.from_bytes(header[4:8], "little")
+        if header[:4] != MAGIC_NUMBER or flags != UNCHECKED_HASH:
+            wrong[str(pyc.relative_to(layer))] = (header[:4].hex(), flags)
+
+    assert pycs, "no .pyc in the layer"
+    assert wrong == {}, f"{len(wrong)} of {len(pycs)} .pyc are not python3.12 unchecked-hash"
+
+
+# --- the functions, as Lambda imports them ---------------------------------------------------
+
+
+def _python312() -> Path:
+    candidates: list[Path] = []
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run(
+            [pyenv, "root"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if root:
+            candidates = sorted(Path(root).glob("versions/3.12.*/bin/python3.12"))
+    found = str(candidates[-1]) if candidates else shutil.which("python3.12")
+    if not found:
+        pytest.fail("python3.12 not found (pyenv or PATH): install it, e.g. `pyenv install 3.12`")
+    return Path(found)
+
+
+def _boto3_pin() -> str:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pin,) = (dep for dep in dependencies if dep.replace(" ", "").startswith("boto3=="))
+    return str(pin).replace(" ", "")
+
+
+@pytest.fixture(scope="module")
+def lambda_python() -> Path:
+    """A cached python3.12 venv holding only boto3 (pinned as in pyproject), like the runtime."""
+    pin = _boto3_pin()
+    ready = LAMBDA_VENV / f".ready-{pin}"
+    python = LAMBDA_VENV / "bin" / "python"
+    if not ready.is_file():
+        shutil.rmtree(LAMBDA_VENV, ignore_errors=True)
+        LAMBDA_VENV.parent.mkdir(exist_ok=True)
+        for command in (
+            [str(_python312()), "-m", "venv", str(LAMBDA_VENV)],
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", pin],
+        ):
+            run = subprocess.run(command, capture_output=True, text=True, check=False)
+            if run.returncode:
+                pytest.fail(f"{' '.join(command)} failed:\n{run.stdout}\n{run.stderr}")
+        ready.touch()
+    return python
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    return Stack.load()
+
+
+def _is_under(file: str, folder: Path) -> bool:
+    return Path(file).resolve().is_relative_to(folder.resolve())
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_the_function_imports_from_its_build_and_the_layer_alone(
+    layer: Path, lambda_python: Path, stack: Stack, function: str, tmp_path: Path
+) -> None:
+    code = BUILD / function
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": f"{code}{os.pathsep}{layer}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "LAMBDA_TASK_ROOT": str(code),
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    } | stack.functions()[function].environment
+
+    run = subprocess.run(
+        [str(lambda_python), "-s", "-c", PROBE.format(packages=LAYER_PACKAGES)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+    assert run.returncode == 0, run.stderr
+    files: dict[str, str] = json.loads(run.stdout.strip().splitlines()[-1])
+    assert _is_under(files["app"], code)
+    for package in LAYER_PACKAGES:
+        assert _is_under(files[package], layer), f"{package} came from {files[package]}"
+    assert _is_under(files["boto3"], LAMBDA_VENV), f"boto3 came from {files['boto3']}"
+    leaked = sorted(
+        f"{name}: {file}"
+        for name, file in files.items()
+        if _is_under(file, ROOT) and not (_is_under(file, BUILD) or _is_under(file, LAMBDA_VENV))
+    )
+    assert leaked == [], "imported from outside the build and the runtime"

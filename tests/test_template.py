@@ -1,0 +1,366 @@
+"""template.yaml, checked as CloudFormation sees it (after the SAM transform) and as written."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.local.stack import TEMPLATE, Stack
+from ordo.tasks import TASKS
+
+API_FUNCTIONS = ("SubmitFunction", "StatusFunction", "ResultFunction")
+FUNCTIONS = (*API_FUNCTIONS, "WorkerFunction")
+ROUTES = {
+    "SubmitFunction": [("POST", "/tasks")],
+    "StatusFunction": [("GET", "/tasks/{task_id}")],
+    "ResultFunction": [("GET", "/tasks/{task_id}/result")],
+}
+# Time the worker needs besides the tasks' own delays: cold start, DynamoDB and SQS calls.
+WORKER_HEADROOM_SECONDS = 10
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+SQS_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+TABLE_ARN = {"Fn::GetAtt": ["JobsTable", "Arn"]}
+QUEUE_ARN = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+DLQ_ARN = {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
+QUEUE_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/queue"}
+# Every (action, resource) a function's inline policies may grant: exactly these.
+GRANTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "SubmitFunction": [
+        ("dynamodb:PutItem", TABLE_ARN),
+        ("dynamodb:UpdateItem", TABLE_ARN),
+        ("sqs:SendMessage", QUEUE_ARN),
+    ],
+    "StatusFunction": [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:Query", QUEUE_INDEX_ARN)],
+    "ResultFunction": [("dynamodb:GetItem", TABLE_ARN)],
+    "WorkerFunction": [
+        ("dynamodb:GetItem", TABLE_ARN),
+        ("dynamodb:UpdateItem", TABLE_ARN),
+        ("sqs:SendMessage", DLQ_ARN),
+    ],
+}
+MANAGED_POLICIES = {
+    "SubmitFunction": {BASIC_EXECUTION},
+    "StatusFunction": {BASIC_EXECUTION},
+    "ResultFunction": {BASIC_EXECUTION},
+    "WorkerFunction": {BASIC_EXECUTION, SQS_EXECUTION},
+}
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY", re.I)
+SECRET_TEXT = [
+    re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"),  # an AWS access key id
+    re.compile(r"aws_secret_access_key", re.I),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Stack:
+    return Stack.load()
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    """The template as written (before the transform), intrinsics in their long form."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    parsed: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
+    return parsed
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _props(stack: Stack, lid: str) -> dict[str, Any]:
+    props: dict[str, Any] = stack.resources[lid]["Properties"]
+    return props
+
+
+def _statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in role["Properties"].get("Policies", []):
+        yield from _as_list(policy["PolicyDocument"]["Statement"])
+
+
+def _role_of(stack: Stack, function: str) -> str:
+    role = _props(stack, function)["Role"]
+    assert isinstance(role, dict), f"{function}: role is not made by the template"
+    assert "Fn::GetAtt" in role, f"{function}: role is not made by the template"
+    lid: str = role["Fn::GetAtt"][0]
+    assert stack.resources[lid]["Type"] == "AWS::IAM::Role"
+    return lid
+
+
+def _aliases(stack: Stack, function: str) -> set[str]:
+    return {
+        lid
+        for lid, res in stack.of_type("AWS::Lambda::Alias").items()
+        if res["Properties"]["FunctionName"] == {"Ref": function}
+    }
+
+
+# --- lint ------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    from cfnlint.api import lint_file
+
+    matches = lint_file(TEMPLATE)
+
+    assert [str(match) for match in matches] == []
+
+
+# --- functions -------------------------------------------------------------------------------
+
+
+def test_the_template_has_exactly_the_four_functions(stack: Stack) -> None:
+    assert sorted(stack.of_type("AWS::Lambda::Function")) == sorted(FUNCTIONS)
+
+
+def test_every_function_runs_on_python312(stack: Stack) -> None:
+    runtimes = {
+        lid: res["Properties"].get("Runtime")
+        for lid, res in stack.of_type("AWS::Lambda::Function").items()
+    }
+
+    assert runtimes == dict.fromkeys(FUNCTIONS, "python3.12")
+
+
+def test_every_function_uses_the_core_layer(stack: Stack) -> None:
+    (layer,) = stack.of_type("AWS::Lambda::LayerVersion")
+    assert _props(stack, layer)["CompatibleRuntimes"] == ["python3.12"]
+    for lid in FUNCTIONS:
+        assert _props(stack, lid)["Layers"] == [{"Ref": layer}], lid
+
+
+# --- API -------------------------------------------------------------------------------------
+
+
+def test_the_api_is_an_http_api(stack: Stack) -> None:
+    assert list(stack.of_type("AWS::ApiGatewayV2::Api")) == ["Api"]
+    assert stack.of_type("AWS::ApiGateway::RestApi") == {}
+
+
+def test_the_api_routes_are_exactly_the_three_task_routes(stack: Stack) -> None:
+    (api,) = stack.of_type("AWS::ApiGatewayV2::Api").values()
+    paths = api["Properties"]["Body"]["paths"]
+    routes = {(method.upper(), path) for path, ops in paths.items() for method in ops}
+
+    assert routes == {
+        ("POST", "/tasks"),
+        ("GET", "/tasks/{task_id}"),
+        ("GET", "/tasks/{task_id}/result"),
+    }
+    by_function = {lid: fn.http_routes for lid, fn in stack.functions().items() if fn.http_routes}
+    assert by_function == ROUTES
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+def test_the_jobs_queue_is_fifo_deduplicated_by_id_and_redrives_to_the_dlq(
+    stack: Stack, sam: dict[str, Any]
+) -> None:
+    queue = _props(stack, "JobsQueue")
+
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is False
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": DLQ_ARN,
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
+    assert sam["Parameters"]["MaxReceiveCount"]["Default"] == 5
+    assert stack.resolve(queue["RedrivePolicy"])["maxReceiveCount"] == "5"
+
+
+def test_the_dead_letter_queue_is_fifo(stack: Stack) -> None:
+    dlq = _props(stack, "JobsDeadLetterQueue")
+
+    assert dlq["FifoQueue"] is True
+    assert "RedrivePolicy" not in dlq
+
+
+def test_the_queue_hides_messages_for_six_worker_timeouts(stack: Stack) -> None:
+    worker = stack.functions()["WorkerFunction"]
+    visibility = int(_props(stack, "JobsQueue")["VisibilityTimeout"])
+
+    assert worker.queue_logical_id == "JobsQueue"
+    assert visibility >= 6 * worker.timeout, (visibility, worker.timeout)
+
+
+# --- worker ----------------------------------------------------------------------------------
+
+
+def test_the_worker_runs_alone_and_reports_batch_item_failures(stack: Stack) -> None:
+    worker = stack.functions()["WorkerFunction"]
+    (mapping,) = stack.of_type("AWS::Lambda::EventSourceMapping").values()
+
+    assert worker.reserved_concurrency == 1
+    assert worker.queue_logical_id == "JobsQueue"
+    assert worker.report_batch_item_failures
+    assert "ReportBatchItemFailures" in mapping["Properties"]["FunctionResponseTypes"]
+
+
+def test_the_worker_timeout_fits_a_full_batch_of_the_slowest_task(
+    stack: Stack, sam: dict[str, Any]
+) -> None:
+    worker = stack.functions()["WorkerFunction"]
+    slowest = max(spec.delay_seconds for spec in TASKS.values())
+
+    assert worker.timeout >= worker.batch_size * slowest + WORKER_HEADROOM_SECONDS, (
+        worker.timeout,
+        worker.batch_size,
+        slowest,
+    )
+    # The bound holds only while no deployment can stretch the delays beyond their nominal value.
+    scale = re.compile(sam["Parameters"]["TimeScale"]["AllowedPattern"])
+    assert all(scale.fullmatch(value) for value in ("0", "0.25", "1", "1.0"))
+    assert not any(scale.fullmatch(value) for value in ("1.5", "2", "10", "-1"))
+
+
+# --- table -----------------------------------------------------------------------------------
+
+
+def test_the_table_is_on_demand_retained_recoverable_and_expiring(stack: Stack) -> None:
+    table = stack.resources["JobsTable"]
+    props = table["Properties"]
+
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert table.get("DeletionPolicy") == "Retain"
+    assert table.get("UpdateReplacePolicy") == "Retain"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_the_table_has_the_sparse_queue_index(stack: Stack) -> None:
+    indexes = {
+        index["IndexName"]: index
+        for index in _props(stack, "JobsTable").get("GlobalSecondaryIndexes", [])
+    }
+
+    assert "queue" in indexes
+    assert indexes["queue"]["KeySchema"] == [
+        {"AttributeName": "lane", "KeyType": "HASH"},
+        {"AttributeName": "seq", "KeyType": "RANGE"},
+    ]
+
+
+# --- IAM -------------------------------------------------------------------------------------
+
+
+def test_the_only_iam_resources_are_the_functions_roles(stack: Stack) -> None:
+    iam = {lid for lid, res in stack.resources.items() if res["Type"].startswith("AWS::IAM::")}
+
+    assert iam == {_role_of(stack, lid) for lid in FUNCTIONS}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_role_grants_exactly_what_its_function_needs(stack: Stack, function: str) -> None:
+    role = stack.resources[_role_of(stack, function)]
+    granted: set[tuple[str, str]] = set()
+    for statement in _statements(role):
+        assert statement["Effect"] == "Allow", statement
+        assert "NotAction" not in statement, statement
+        assert "NotResource" not in statement, statement
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action, f"{function}: wildcard action {action}"
+            for resource in _as_list(statement["Resource"]):
+                assert resource != "*", f"{function}: {action} on every resource"
+                granted.add((action, stack.resolve(resource)))
+
+    expected = {(action, stack.resolve(resource)) for action, resource in GRANTS[function]}
+    assert granted == expected
+    managed = {stack.resolve(arn) for arn in role["Properties"].get("ManagedPolicyArns", [])}
+    assert managed == MANAGED_POLICIES[function]
+
+
+# --- outputs, secrets ------------------------------------------------------------------------
+
+
+def test_the_outputs_name_the_api_table_and_queue(stack: Stack) -> None:
+    outputs = stack.template["Outputs"]
+
+    assert {"ApiUrl", "TableName", "QueueUrl"} <= set(outputs)
+    assert "${Api}" in outputs["ApiUrl"]["Value"]["Fn::Sub"]
+    assert outputs["TableName"]["Value"] == {"Ref": "JobsTable"}
+    assert outputs["QueueUrl"]["Value"] == {"Ref": "JobsQueue"}
+
+
+def test_no_secret_is_written_into_the_template(stack: Stack, sam: dict[str, Any]) -> None:
+    for name, spec in sam["Parameters"].items():
+        if SECRET_NAME.search(name):
+            assert spec.get("NoEcho") is True, f"parameter {name} must be NoEcho"
+            assert "Default" not in spec, f"parameter {name} has a default value"
+
+    variables = dict(sam["Globals"]["Function"].get("Environment", {}).get("Variables", {}))
+    for res in stack.of_type("AWS::Lambda::Function").values():
+        variables |= res["Properties"].get("Environment", {}).get("Variables", {})
+    assert variables, "no environment found: the scan below would prove nothing"
+    literal = {
+        name: value
+        for name, value in variables.items()
+        if SECRET_NAME.search(name)
+        and isinstance(value, str | int | float)
+        and not str(value).startswith("{{resolve:")
+    }
+    assert literal == {}
+
+    text = TEMPLATE.read_text()
+    assert [pattern.pattern for pattern in SECRET_TEXT if pattern.search(text)] == []
+
+
+# --- SnapStart -------------------------------------------------------------------------------
+
+
+def test_snapstart_is_a_parameter_that_defaults_to_off(stack: Stack, sam: dict[str, Any]) -> None:
+    parameter = sam["Parameters"]["EnableSnapStart"]
+
+    assert parameter["Default"] == "false"
+    assert sorted(parameter["AllowedValues"]) == ["false", "true"]
+    assert stack.template["Conditions"]["SnapStartEnabled"] == {
+        "Fn::Equals": [{"Ref": "EnableSnapStart"}, "true"]
+    }
+
+
+def test_snapstart_applies_to_published_versions_only_when_enabled(
+    stack: Stack, sam: dict[str, Any]
+) -> None:
+    apply_on = {"Fn::If": ["SnapStartEnabled", "PublishedVersions", "None"]}
+
+    assert sam["Globals"]["Function"]["SnapStart"] == {"ApplyOn": apply_on}
+    for lid in FUNCTIONS:
+        assert _props(stack, lid)["SnapStart"] == {"ApplyOn": apply_on}, lid
+    on = Stack.load(overrides={"EnableSnapStart": "true"})
+    assert on.resolve(_props(on, "WorkerFunction")["SnapStart"]) == {"ApplyOn": "PublishedVersions"}
+    assert stack.resolve(_props(stack, "WorkerFunction")["SnapStart"]) == {"ApplyOn": "None"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_publishes_a_version_behind_an_alias(stack: Stack, function: str) -> None:
+    versions = {
+        lid
+        for lid, res in stack.of_type("AWS::Lambda::Version").items()
+        if res["Properties"]["FunctionName"] == {"Ref": function}
+    }
+    assert len(versions) == 1, f"{function}: no published version (AutoPublishAlias)"
+    (alias,) = _aliases(stack, function)
+    (version,) = versions
+    assert _props(stack, alias)["FunctionVersion"] == {"Fn::GetAtt": [version, "Version"]}
+
+
+def test_every_invocation_goes_through_the_alias(stack: Stack) -> None:
+    """SnapStart only covers published versions: nothing may invoke the unqualified function."""
+    aliases = {lid: _aliases(stack, lid) for lid in FUNCTIONS}
+    for lid, res in stack.of_type("AWS::Lambda::Permission").items():
+        (target,) = res["Properties"]["FunctionName"].values()
+        assert any(target in names for names in aliases.values()), lid
+    for lid, res in stack.of_type("AWS::Lambda::EventSourceMapping").items():
+        target = res["Properties"]["FunctionName"]["Ref"]
+        assert target in aliases["WorkerFunction"], lid
+    (api,) = stack.of_type("AWS::ApiGatewayV2::Api").values()
+    for ops in api["Properties"]["Body"]["paths"].values():
+        for op in ops.values():
+            uri = op["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            (target,) = re.findall(r"functions/\$\{([^}]+)\}/invocations", uri)
+            assert any(target in names for names in aliases.values()), uri
