@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from importlib.util import MAGIC_NUMBER
@@ -61,8 +60,8 @@ def _python_files(root: Path) -> Iterator[Path]:
 
 def _pinned(requirement_file: Path) -> dict[str, str]:
     pins: dict[str, str] = {}
-    for line in requirement_file.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for text in requirement_file.read_text().splitlines():
+        line = text.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
             pins[name.strip().lower().replace("-", "_")] = version.strip()
@@ -80,7 +79,7 @@ def test_the_layer_is_built_from_the_current_sources(layer: Path) -> None:
         if not (layer / "ordo" / path.relative_to(source)).is_file()
         or (layer / "ordo" / path.relative_to(source)).read_bytes() != path.read_bytes()
     ]
-    assert stale == [], "the build is stale: run `make build`"
+    assert stale == [], f"the build is stale ({', '.join(stale)}): run `make build`"
     for lid, function in Stack.load().functions().items():
         built = BUILD / lid / "app.py"
         assert built.is_file(), f"{built} is missing: run `make build`"
@@ -129,7 +128,7 @@ def test_every_module_in_the_layer_is_precompiled(layer: Path) -> None:
 
 
 def test_the_layer_bytecode_is_python312_unchecked_hash(layer: Path) -> None:
-    """Lambda unzips with fresh mtimes: timestamp .pyc would be stale, hash-checked ones rehashed."""
+    """Lambda unzips with new mtimes: timestamp .pyc would be stale, checked ones rehashed."""
     pycs = list(layer.rglob("__pycache__/*.pyc"))
     wrong = {}
     for pyc in pycs:
