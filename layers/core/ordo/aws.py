@@ -1,4 +1,4 @@
-"""AWS clients, created on first use and reused for the life of the container.
+"""AWS clients (botocore), created on first use and reused for the life of the container.
 
 boto3 honours ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``) on its own, which is how
 tests, the local cloud and benchmarks point ordo at moto.
@@ -7,10 +7,11 @@ tests, the local cloud and benchmarks point ordo at moto.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from botocore.config import Config
+    from botocore.session import Session
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
@@ -25,14 +26,18 @@ def _config() -> Config:
 
 
 @cache
-def dynamodb() -> DynamoDBClient:
-    import boto3
+def _session() -> Session:
+    # botocore directly: `import boto3` adds s3transfer and multiprocessing to every cold start.
+    from botocore.session import get_session
 
-    return boto3.client("dynamodb", config=_config())
+    return get_session()
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    return cast("DynamoDBClient", _session().create_client("dynamodb", config=_config()))
 
 
 @cache
 def sqs() -> SQSClient:
-    import boto3
-
-    return boto3.client("sqs", config=_config())
+    return cast("SQSClient", _session().create_client("sqs", config=_config()))

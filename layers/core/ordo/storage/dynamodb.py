@@ -19,11 +19,11 @@ from contextlib import suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ordo.errors import StaleTransition
 from ordo.jobs import Job, JobStatus
+from ordo.storage.attributes import from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,20 +31,17 @@ if TYPE_CHECKING:
 QUEUE_INDEX = "queue"
 LANE = "LANE#jobs"
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
 
 def job_key(job_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
 
 
 def _values(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in values.items()}
+    return to_item(values)
 
 
 def _job(item: dict[str, Any]) -> Job:
-    plain = {name: _deserializer.deserialize(value) for name, value in item.items()}
+    plain = from_item(item)
     plain["queue_seq"] = plain.pop("seq", None)
     return Job.model_validate(plain)
 
