@@ -37,6 +37,14 @@ $(SAM):
 .PHONY: venv
 venv: $(STAMP)  ## Create the venv and install ordo with its dev tools
 
+.PHONY: dev
+dev: $(STAMP)  ## Run template.yaml locally without Docker (ORDO_PORT, default 3000)
+	@$(PY) -m infra.local
+
+.PHONY: openapi
+openapi: $(STAMP)  ## Rewrite infra/openapi.json, the merged OpenAPI of every API function
+	$(PY) -m infra.local.openapi
+
 .PHONY: lint
 lint: $(STAMP)  ## ruff, mypy and cfn-lint
 	$(VENV)/bin/ruff check .

@@ -30,13 +30,18 @@ def http_event(
     path: str,
     *,
     route: str,
+    route_method: str | None = None,
     path_parameters: Mapping[str, str] | None = None,
     query: str = "",
     headers: Mapping[str, str] | None = None,
     body: bytes | str | None = None,
     source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """An API Gateway HttpApi (payload format 2.0) event, as API Gateway builds it."""
+    """An API Gateway HttpApi (payload format 2.0) event, as API Gateway builds it.
+
+    ``route_method`` is the method of the matched route (``ANY`` for an any-method route);
+    ``routeKey`` carries it, while ``requestContext.http.method`` has the request's.
+    """
     event = copy.deepcopy(_sample("status"))
     lowered: dict[str, str] = {}
     cookies: list[str] = []
@@ -46,7 +51,7 @@ def http_event(
             continue
         key = name.lower()
         lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
-    route_key = f"{method} {route}"
+    route_key = f"{route_method or method} {route}"
     context = event["requestContext"]
     now = datetime.now(UTC)
     context.update(

@@ -32,14 +32,41 @@ class _NoManagedPolicies:
         return {}
 
 
+CACHE = ROOT / ".ordo" / "cache"
+
+
 def transformed_template(path: Path = TEMPLATE, region: str = "us-east-1") -> dict[str, Any]:
-    """The template as CloudFormation sees it after ``Transform: AWS::Serverless``."""
+    """The template as CloudFormation sees it after ``Transform: AWS::Serverless``.
+
+    The transform takes over a second, so its output is cached by the template's content, the
+    region and the translator's version: a second start of the local cloud skips it.
+    """
+    import hashlib
+    from importlib.metadata import version
+
+    source = path.read_bytes()
+    key = hashlib.sha256(
+        source + region.encode() + version("aws-sam-translator").encode()
+    ).hexdigest()[:24]
+    cached = CACHE / f"template-{key}.json"
+    if cached.exists():
+        loaded: dict[str, Any] = json.loads(cached.read_text())
+        return loaded
+    translated = _transform(source.decode(), region)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".tmp")
+    partial.write_text(json.dumps(translated))
+    partial.replace(cached)
+    return translated
+
+
+def _transform(source: str, region: str) -> dict[str, Any]:
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
     from samtranslator.yaml_helper import yaml_parse
 
-    sam = yaml_parse(path.read_text())
+    sam = yaml_parse(source)
     for resource in sam.get("Resources", {}).values():
         props = resource.get("Properties", {})
         for key in ("CodeUri", "ContentUri"):
@@ -62,6 +89,7 @@ class Function:
     memory: int
     reserved_concurrency: int | None
     environment: dict[str, str]
+    layers: list[Path] = field(default_factory=list)
     http_routes: list[tuple[str, str]] = field(default_factory=list)
     queue_logical_id: str | None = None
     batch_size: int = 10
@@ -76,6 +104,7 @@ class Stack:
     region: str
     template: dict[str, Any]
     parameters: dict[str, str]
+    base: Path = ROOT
     physical: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
@@ -91,7 +120,7 @@ class Stack:
             key: str(spec.get("Default", ""))
             for key, spec in template.get("Parameters", {}).items()
         }
-        stack = cls(name, region, template, defaults | (overrides or {}))
+        stack = cls(name, region, template, defaults | (overrides or {}), path.resolve().parent)
         stack._name_resources()
         return stack
 
@@ -203,14 +232,25 @@ class Stack:
                     else None
                 ),
                 environment={key: str(value) for key, value in env.items()},
+                layers=self._layers(res["Properties"].get("Layers", [])),
             )
         self._attach_routes(functions)
         self._attach_event_sources(functions)
         return functions
 
+    def _layers(self, refs: list[Any]) -> list[Path]:
+        """Each layer's source folder; a python layer's packages sit at its top level."""
+        folders = []
+        for ref in refs:
+            lid = ref.get("Ref") if isinstance(ref, dict) else None
+            layer = self.resources.get(str(lid), {})
+            if layer.get("Type") == "AWS::Lambda::LayerVersion":
+                folders.append(self.base / str(layer["Properties"]["Content"]["S3Key"]))
+        return folders
+
     def _code_uri(self, lid: str) -> Path:
         code = self.resources[lid]["Properties"]["Code"]
-        return ROOT / str(code["S3Key"])
+        return self.base / str(code["S3Key"])
 
     def _function_of(self, value: Any) -> str:
         """The function a Ref/GetAtt names, seeing through aliases and versions."""

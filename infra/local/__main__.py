@@ -1,0 +1,51 @@
+"""``python -m infra.local`` (``make dev``): start the local cloud in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from infra.local.cloud import LocalCloud
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("ORDO_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("ORDO_PORT", "3000")))
+    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("ORDO_AWS_PORT", "0")))
+    parser.add_argument("--no-watch", action="store_true", help="do not reload changed code")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+
+    cloud = LocalCloud(
+        host=args.host,
+        port=args.port,
+        aws_port=args.aws_port,
+        env_overrides=LocalCloud.overrides_from(os.environ),
+        watch=not args.no_watch,
+    )
+    try:
+        cloud.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        print("       set ORDO_PORT to use another port", file=sys.stderr)
+        cloud.stop()
+        return 1
+    print(cloud.banner(), flush=True)
+    stopping.wait()
+    print("\nstopping…", flush=True)
+    cloud.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

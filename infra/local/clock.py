@@ -1,0 +1,38 @@
+"""The local cloud's clock: wall time plus an offset that tests can advance.
+
+Schedules, TTL and the SQS visibility timeout all read this clock, so a test can jump ahead
+(``POST /_local/clock/advance``) instead of waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+
+class LocalClock:
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._changed = threading.Condition()
+
+    def time(self) -> float:
+        """Epoch seconds on this clock."""
+        return time.time() + self._offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def advance(self, seconds: float) -> None:
+        with self._changed:
+            self._offset += seconds
+            self._changed.notify_all()
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
+        """Sleep until this clock has moved ``seconds`` on, waking early if it is advanced."""
+        deadline = self.time() + seconds
+        with self._changed:
+            while (remaining := deadline - self.time()) > 0:
+                if stop is not None and stop.is_set():
+                    return
+                self._changed.wait(timeout=min(remaining, 0.05))

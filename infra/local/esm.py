@@ -1,0 +1,366 @@
+"""Lambda's SQS event source mapping, played against moto for the local cloud.
+
+What it does, as Lambda does (https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html):
+
+* polls the queue and hands at most ``BatchSize`` messages to the function in one synchronous
+  invocation, one batch at a time (a FIFO lane with reserved concurrency 1);
+* on success deletes the batch; with ``ReportBatchItemFailures`` deletes every record except
+  those listed in ``batchItemFailures``. An empty or null response or list means total success;
+  an unknown, empty or missing ``itemIdentifier``, or a response that is not an object, fails
+  the whole batch (services-sqs-errorhandling, "Success and failure conditions");
+* on an error or a timeout deletes nothing: the batch comes back once the queue's visibility
+  timeout, counted from the receive, has passed, and SQS moves a message to the DLQ when its
+  receive count exceeds the redrive policy's ``maxReceiveCount`` (moto does this on receive);
+* on a throttle keeps the batch and retries the invocation with backoff, without receiving it
+  again (so the receive count does not grow), until the visibility timeout has passed; then it
+  lets the batch go back to the queue. AWS: "If the invocation fails due to throttling, Lambda
+  gradually backs off retries ... Lambda continues to retry the message until the message's
+  timestamp exceeds your queue's visibility timeout, at which point Lambda drops the message"
+  (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
+
+The visibility timeout is measured on the :class:`LocalClock`, so tests can advance past it.
+moto's own timer is kept out of the way: a failed batch is hidden for the rest of its visibility
+timeout plus a margin, and made visible again with ``ChangeMessageVisibility(0)``, message by
+message in order, once it is due. (When several messages of one FIFO group become visible by
+moto's timer, moto redelivers them out of order; ``ChangeMessageVisibility(0)`` does not.)
+
+Polling: when the mapping holds nothing back, ``run`` long-polls (``WaitTimeSeconds=1``); moto
+answers a long poll as soon as a message is sent. But moto's long poll spins a CPU core for the
+whole wait while the only visible messages belong to FIFO groups still in flight, which is the
+state of a lane waiting out a failed batch. So while the mapping holds failed or throttled
+messages, and for a while after a long poll came back empty from a queue with visible messages
+(someone else holds a group), it short-polls (``WaitTimeSeconds=0``) with a 50 ms pause instead.
+``poll_once`` short-polls unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from infra.local.events import sqs_event
+from infra.local.invoke import Invocation, Invoker, Outcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+    from infra.local.clock import LocalClock
+    from infra.local.stack import Function, Stack
+
+log = logging.getLogger("ordo.local.esm")
+
+IDLE_WAIT = 0.05  # seconds between short polls that found nothing to deliver
+LONG_POLL = 1  # WaitTimeSeconds when nothing can make moto's long poll spin
+BLOCKED_RECHECK = 30.0  # seconds of short polling after a long poll found the queue blocked
+ERROR_WAIT = 0.5  # seconds to pause the loop after an unexpected exception
+VISIBILITY_MARGIN = 30  # seconds moto keeps a failed batch hidden beyond its due time
+MAX_VISIBILITY = 43_200  # SQS's 12-hour ceiling on a message's visibility timeout
+THROTTLE_FIRST_RETRY = 0.05  # seconds on the local clock; doubles per throttled attempt
+THROTTLE_MAX_RETRY = 1.0
+RECEIVE_MAX = 10  # ReceiveMessage's MaxNumberOfMessages limit
+
+
+@dataclass
+class EsmStats:
+    """Counters of one mapping, for tests and the bench."""
+
+    batches: int = 0  # invocations that ran (OK, ERROR or TIMEOUT)
+    deleted: int = 0  # messages deleted after a success
+    failed: int = 0  # messages handed back to the queue (failed, timed out or throttled out)
+    throttled: int = 0  # invocation attempts refused with THROTTLED
+    errors: int = 0  # unexpected exceptions the loop logged and survived
+
+
+@dataclass
+class _Batch:
+    """Messages received together, in their queue order."""
+
+    messages: list[MessageTypeDef]
+    due: float  # local clock time at which SQS would make them visible again
+    attempts: int = 0
+    retry_at: float = 0.0
+    ids: set[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ids = {m.get("MessageId", "") for m in self.messages}
+
+
+class SqsEventSource:
+    """One SQS event source mapping: a queue feeding one function."""
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        invoker: Invoker,
+        function: str,
+        queue_url: str,
+        queue_arn: str,
+        *,
+        clock: LocalClock,
+        batch_size: int = 10,
+        report_batch_item_failures: bool = False,
+        visibility_timeout: int | None = None,
+    ) -> None:
+        self.sqs = sqs
+        self.invoker = invoker
+        self.function = function
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.clock = clock
+        self.batch_size = batch_size
+        self.report_batch_item_failures = report_batch_item_failures
+        if visibility_timeout is None:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            visibility_timeout = int(attributes.get("VisibilityTimeout", "30"))
+        self.visibility_timeout = visibility_timeout
+        self.stats = EsmStats()
+        self._awaiting: list[_Batch] = []  # failed, hidden until their due time
+        self._held: _Batch | None = None  # throttled, being retried
+        self._blocked_until = 0.0  # monotonic time until which long polls are avoided
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_stack(
+        cls,
+        stack: Stack,
+        function: Function,
+        sqs: SQSClient,
+        invoker: Invoker,
+        clock: LocalClock,
+    ) -> SqsEventSource:
+        """The mapping the template declares for ``function``."""
+        queue = function.queue_logical_id
+        if queue is None:
+            raise ValueError(f"{function.logical_id} has no SQS event source")
+        source = cls(
+            sqs,
+            invoker,
+            function.logical_id,
+            stack.queue_url(queue),
+            stack.physical[queue]["Arn"],
+            clock=clock,
+            batch_size=function.batch_size,
+            report_batch_item_failures=function.report_batch_item_failures,
+        )
+        if function.timeout > source.visibility_timeout:
+            # Lambda refuses such a mapping; locally we warn and carry on.
+            log.warning(
+                "%s: timeout %ss exceeds %s's visibility timeout %ss",
+                function.logical_id,
+                function.timeout,
+                queue,
+                source.visibility_timeout,
+            )
+        return source
+
+    @property
+    def awaiting_visibility(self) -> int:
+        """Messages this mapping holds back: failed and not yet due, or being retried."""
+        held = len(self._held.messages) if self._held else 0
+        return held + sum(len(batch.messages) for batch in self._awaiting)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; never raises."""
+        while not stop.is_set():
+            wait = self.receive_wait_seconds
+            try:
+                delivered = self.poll_once(wait)
+            except Exception:
+                if stop.is_set():
+                    return  # moto went away first at shutdown
+                self.stats.errors += 1
+                log.exception("%s: event source mapping failed; carrying on", self.function)
+                stop.wait(ERROR_WAIT)
+                continue
+            if not delivered and not wait:
+                self.clock.sleep(IDLE_WAIT, stop)
+
+    def poll_once(self, wait_seconds: int = 0) -> bool:
+        """One step: release what is due, then invoke one batch. True if it invoked.
+
+        ``wait_seconds`` is the ReceiveMessage long-poll wait, 0 for a short poll.
+        """
+        with self._lock:
+            self._release_due()
+            if self._held is not None:
+                if self.clock.time() < self._held.retry_at:
+                    return False
+                self._deliver(self._held)
+                return True
+            messages = self._receive(wait_seconds)
+            if not messages:
+                return False
+            batch = _Batch(messages, due=self.clock.time() + self.visibility_timeout)
+            self._deliver(batch)
+            return True
+
+    @property
+    def receive_wait_seconds(self) -> int:
+        """The ReceiveMessage wait ``run`` uses next: a long poll only when none can spin."""
+        if self._held is not None or self._awaiting or time.monotonic() < self._blocked_until:
+            return 0
+        return LONG_POLL
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _receive(self, wait_seconds: int) -> list[MessageTypeDef]:
+        messages: list[MessageTypeDef] = []
+        while len(messages) < self.batch_size:
+            wanted = min(RECEIVE_MAX, self.batch_size - len(messages))
+            got = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=wanted,
+                WaitTimeSeconds=0 if messages else wait_seconds,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages.extend(got)
+            if len(got) < wanted:
+                break
+        if not messages and wait_seconds and self._visible_messages():
+            # Visible yet not received: their groups are in flight elsewhere.
+            self._blocked_until = time.monotonic() + BLOCKED_RECHECK
+        return messages
+
+    def _visible_messages(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", "0"))
+
+    def _deliver(self, batch: _Batch) -> None:
+        batch.attempts += 1
+        result = self._invoke(batch)
+        if result.outcome is Outcome.THROTTLED:
+            self.stats.throttled += 1
+            if self._held is None:
+                self._held = batch
+                self._hide(batch)
+            delay = min(THROTTLE_FIRST_RETRY * 2 ** (batch.attempts - 1), THROTTLE_MAX_RETRY)
+            batch.retry_at = self.clock.time() + delay
+            return
+        self._held = None
+        self.stats.batches += 1
+        failed = self._failed_ids(result, batch)
+        done = [m for m in batch.messages if m.get("MessageId") not in failed]
+        self._delete(done)
+        if failed:
+            if result.outcome is not Outcome.OK:
+                log.info("%s: batch failed (%s): %s", self.function, result.outcome, result.error)
+            kept = [m for m in batch.messages if m.get("MessageId") in failed]
+            waiting = _Batch(kept, due=batch.due)
+            self.stats.failed += len(kept)
+            self._hide(waiting)
+            self._awaiting.append(waiting)
+
+    def _invoke(self, batch: _Batch) -> Invocation:
+        event = sqs_event(batch.messages, self.queue_arn)
+        try:
+            return self.invoker.invoke(self.function, event)
+        except Exception as exc:
+            log.exception("%s: invoker raised", self.function)
+            return Invocation(Outcome.ERROR, error=repr(exc))
+
+    def _failed_ids(self, result: Invocation, batch: _Batch) -> set[str]:
+        """The message ids of ``batch`` that go back to the queue."""
+        if result.outcome is not Outcome.OK:
+            return set(batch.ids)
+        if not self.report_batch_item_failures:
+            return set()
+        failed = _reported_failures(result.payload, batch.ids)
+        if failed is None:
+            log.warning("%s: invalid batchItemFailures response; batch failed", self.function)
+            return set(batch.ids)
+        return failed
+
+    def _release_due(self) -> None:
+        """Failed batches whose visibility timeout has passed become visible again."""
+        now = self.clock.time()
+        held = self._held
+        if held is not None and held.due <= now:
+            # Throttled for the whole visibility timeout: Lambda drops the batch.
+            self._held = None
+            self.stats.failed += len(held.messages)
+            log.warning("%s: throttled until the visibility timeout passed", self.function)
+            self._show(held)
+        due = [batch for batch in self._awaiting if batch.due <= now]
+        if not due:
+            return
+        self._awaiting = [batch for batch in self._awaiting if batch.due > now]
+        for batch in due:
+            self._show(batch)
+
+    # --- SQS calls -----------------------------------------------------------------------
+
+    def _delete(self, messages: list[MessageTypeDef]) -> None:
+        for start in range(0, len(messages), RECEIVE_MAX):
+            chunk = messages[start : start + RECEIVE_MAX]
+            response = self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m.get("ReceiptHandle", "")}
+                    for n, m in enumerate(chunk)
+                ],
+            )
+            self.stats.deleted += len(response.get("Successful", []))
+            for failure in response.get("Failed", []):
+                log.warning("%s: delete failed: %s", self.function, failure.get("Message"))
+
+    def _hide(self, batch: _Batch) -> None:
+        """Keep moto's visibility timer from firing before ``batch`` is due on the clock."""
+        remaining = max(0.0, batch.due - self.clock.time())
+        now_ms = time.time() * 1000
+        for message in batch.messages:
+            sent_ms = float(message.get("Attributes", {}).get("SentTimestamp", now_ms))
+            ceiling = MAX_VISIBILITY - math.ceil((now_ms - sent_ms) / 1000) - 1
+            seconds = max(0, min(math.ceil(remaining) + VISIBILITY_MARGIN, ceiling))
+            self._change_visibility(message, seconds)
+
+    def _show(self, batch: _Batch) -> None:
+        """Make ``batch`` visible again now, in its original order."""
+        for message in batch.messages:
+            self._change_visibility(message, 0)
+
+    def _change_visibility(self, message: MessageTypeDef, seconds: int) -> None:
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url,
+                ReceiptHandle=message.get("ReceiptHandle", ""),
+                VisibilityTimeout=seconds,
+            )
+        except Exception:  # e.g. deleted meanwhile: nothing left to show or hide
+            log.warning(
+                "%s: could not change visibility of %s",
+                self.function,
+                message.get("MessageId"),
+                exc_info=True,
+            )
+
+
+def _reported_failures(payload: Any, ids: set[str]) -> set[str] | None:
+    """The ids a ``batchItemFailures`` response names, or None when it fails the batch."""
+    if payload is None:
+        return set()
+    if not isinstance(payload, dict):
+        return None
+    items = payload.get("batchItemFailures")
+    if items is None:
+        return set()
+    if not isinstance(items, list):
+        return None
+    failed: set[str] = set()
+    for item in items:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(identifier, str) or not identifier or identifier not in ids:
+            return None
+        failed.add(identifier)
+    return failed

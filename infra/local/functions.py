@@ -1,0 +1,279 @@
+"""Warm Lambda processes for each function of the template.
+
+Each function gets processes of its own (never a shared interpreter), its template
+environment, its timeout and its reserved concurrency:
+
+* at most ``ReservedConcurrentExecutions`` invocations run at once, and one more is throttled;
+* a function without a reservation scales out to ``default_concurrency`` processes, and
+  callers beyond that wait for one, as Lambda's account pool would absorb them;
+* an invocation that outlives ``Timeout`` has its process killed, as Lambda does;
+* a process whose code changed (``generation``) is replaced before its next invocation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from infra.local.invoke import Invocation, Outcome
+from infra.local.runtime import read_frame, write_frame
+from infra.local.stack import ROOT, Function
+
+log = logging.getLogger("ordo.local")
+
+
+@dataclass(eq=False)
+class _Process:
+    popen: subprocess.Popen[bytes]
+    replies: IO[bytes]
+    generation: int
+    ready: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.alive:
+            self.popen.kill()
+        self.popen.wait()
+        self.replies.close()
+        if self.popen.stdin:
+            self.popen.stdin.close()
+
+
+@dataclass
+class FunctionHost:
+    function: Function
+    environment: dict[str, str]
+    generation: Any = None  # callable returning the current code generation
+    default_concurrency: int = 4
+    _idle: list[_Process] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _slots: threading.BoundedSemaphore = field(init=False)
+    _busy: set[_Process] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        limit = self.function.reserved_concurrency or self.default_concurrency
+        self._slots = threading.BoundedSemaphore(max(limit, 1))
+
+    @property
+    def name(self) -> str:
+        return self.function.logical_id
+
+    def _current_generation(self) -> int:
+        return int(self.generation()) if self.generation else 0
+
+    # --- processes ---------------------------------------------------------------------
+
+    def _spawn(self) -> _Process:
+        read_fd, write_fd = os.pipe()
+        env = dict(self.environment)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT), *(str(p) for p in self.function.layers), env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "infra.local.runtime",
+                "--code-dir",
+                str(self.function.code_uri),
+                "--handler",
+                self.function.handler,
+                "--function-name",
+                self.function.logical_id,
+                "--reply-fd",
+                str(write_fd),
+            ],
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),
+            env=env,
+            cwd=str(self.function.code_uri),
+            start_new_session=True,  # ctrl+c reaches the local cloud, which stops us cleanly
+        )
+        os.close(write_fd)
+        return _Process(popen, os.fdopen(read_fd, "rb"), self._current_generation())
+
+    def _take_process(self) -> _Process:
+        generation = self._current_generation()
+        with self._lock:
+            while self._idle:
+                process = self._idle.pop()
+                if process.alive and process.generation == generation:
+                    self._busy.add(process)
+                    return process
+                process.kill()
+        process = self._spawn()
+        with self._lock:
+            self._busy.add(process)
+        return process
+
+    def _give_back(self, process: _Process, healthy: bool) -> None:
+        with self._lock:
+            self._busy.discard(process)
+            keep = healthy and process.alive and process.generation == self._current_generation()
+            if keep:
+                self._idle.append(process)
+        if not keep:
+            process.kill()
+
+    def warm(self) -> None:
+        """Start one process and let it finish its init, so the first request is warm."""
+        if not self._slots.acquire(blocking=False):
+            return
+        try:
+            process = self._take_process()
+            healthy = self._await_ready(process, deadline=time.monotonic() + 30)
+            self._give_back(process, healthy)
+        finally:
+            self._slots.release()
+
+    # --- invocation --------------------------------------------------------------------
+
+    def invoke(self, event: dict[str, Any], *, wait: bool | None = None) -> Invocation:
+        reserved = self.function.reserved_concurrency is not None
+        if not self._slots.acquire(blocking=not reserved if wait is None else wait):
+            return Invocation(Outcome.THROTTLED, error="Rate Exceeded.")
+        try:
+            return self._invoke(event, request={"event": event})
+        finally:
+            self._slots.release()
+
+    def openapi(self) -> Any:
+        """The function's own OpenAPI document, if it is a FastAPI app."""
+        with self._slots:
+            result = self._invoke({}, request={"openapi": True})
+        return result.payload if result.outcome is Outcome.OK else None
+
+    def _invoke(self, event: dict[str, Any], request: dict[str, Any]) -> Invocation:
+        started = time.monotonic()
+        timeout = float(self.function.timeout)
+        process = self._take_process()
+        deadline = started + timeout
+        healthy = False
+        try:
+            if not self._await_ready(process, deadline=time.monotonic() + max(timeout, 10)):
+                return Invocation(Outcome.ERROR, error="Runtime.InitError")
+            deadline = time.monotonic() + timeout  # init time is not part of the timeout
+            assert process.popen.stdin is not None
+            message = {
+                **request,
+                "request_id": str(uuid.uuid4()),
+                "timeout": timeout,
+                "memory": self.function.memory,
+            }
+            write_frame(process.popen.stdin, message)
+            reply = self._read(process, deadline)
+            elapsed = (time.monotonic() - started) * 1000
+            if reply is None:
+                outcome = Outcome.TIMEOUT if process.alive else Outcome.ERROR
+                error = f"Task timed out after {timeout:.2f} seconds" if process.alive else None
+                log.warning("%s: %s", self.name, error or "runtime exited")
+                return Invocation(outcome, error=error or "Runtime.ExitError", duration_ms=elapsed)
+            healthy = True
+            if reply.get("ok"):
+                return Invocation(Outcome.OK, payload=reply.get("payload"), duration_ms=elapsed)
+            return Invocation(Outcome.ERROR, error=reply.get("error"), duration_ms=elapsed)
+        except (BrokenPipeError, OSError):
+            return Invocation(Outcome.ERROR, error="Runtime.ExitError")
+        finally:
+            self._give_back(process, healthy)
+
+    def _await_ready(self, process: _Process, deadline: float) -> bool:
+        if process.ready:
+            return True
+        hello = self._read(process, deadline)
+        process.ready = bool(hello and hello.get("ready"))
+        # An init error is reported per invocation by the runtime itself.
+        return hello is not None
+
+    @staticmethod
+    def _read(process: _Process, deadline: float) -> Any:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([process.replies], [], [], remaining)
+        if not readable:
+            return None
+        try:
+            return read_frame(process.replies)
+        except EOFError:
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            processes = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._busy.clear()
+        for process in processes:
+            process.kill()
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [p.popen.pid for p in [*self._idle, *self._busy] if p.alive]
+
+
+class Functions:
+    """Every function of the stack, by logical id: the local cloud's ``Invoker``."""
+
+    def __init__(self, hosts: dict[str, FunctionHost]) -> None:
+        self.hosts = hosts
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Invocation:
+        return self.hosts[logical_id].invoke(event)
+
+    def close(self) -> None:
+        for host in self.hosts.values():
+            host.close()
+
+    def pids(self) -> list[int]:
+        return [pid for host in self.hosts.values() for pid in host.pids()]
+
+
+class CodeWatcher:
+    """Bumps ``generation`` when a file under the watched folders changes."""
+
+    def __init__(self, folders: list[Path], interval: float = 0.5) -> None:
+        self.folders = folders
+        self.interval = interval
+        self.generation = 0
+        self._fingerprint = self._scan()
+
+    def _scan(self) -> tuple[tuple[str, int], ...]:
+        entries = []
+        for folder in self.folders:
+            for path in folder.rglob("*.py"):
+                try:
+                    entries.append((str(path), path.stat().st_mtime_ns))
+                except FileNotFoundError:
+                    continue
+        return tuple(sorted(entries))
+
+    def check(self) -> bool:
+        fingerprint = self._scan()
+        if fingerprint == self._fingerprint:
+            return False
+        changed = set(fingerprint) - set(self._fingerprint)
+        for path, _ in changed:
+            # A .pyc is trusted while source mtime (whole seconds) and size match: an edit of
+            # the same size within the same second would otherwise run the old code.
+            Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
+        self._fingerprint = fingerprint
+        self.generation += 1
+        log.info("code changed; functions reload on their next invocation")
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            self.check()

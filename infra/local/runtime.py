@@ -1,0 +1,99 @@
+"""The process one local Lambda function runs in (``python -m infra.local.runtime``).
+
+Like Lambda's runtime, it imports the handler once (the init phase) and then serves one
+invocation at a time. Requests arrive on stdin and replies leave on a separate pipe, as
+length-prefixed JSON frames, so the handler's own prints and logs stay on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import struct
+import sys
+import traceback
+from contextlib import suppress
+from typing import IO, Any
+
+from infra.local.context import LambdaContext
+
+_HEADER = struct.Struct(">I")
+
+
+def write_frame(stream: IO[bytes], message: Any) -> None:
+    data = json.dumps(message, default=str).encode()
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_frame(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return json.loads(data)
+
+
+def _openapi(module: Any) -> Any:
+    app = getattr(module, "app", None)
+    return app.openapi() if app is not None and hasattr(app, "openapi") else None
+
+
+def serve(code_dir: str, handler: str, function_name: str, reply_fd: int) -> None:
+    sys.path.insert(0, code_dir)
+    module_name, attribute = handler.rsplit(".", 1)
+    replies = os.fdopen(reply_fd, "wb")
+    requests = sys.stdin.buffer
+    try:
+        module = importlib.import_module(module_name)
+        entry = getattr(module, attribute)
+    except Exception as exc:  # Lambda reports init errors on every invocation
+        init_error: str | None = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    else:
+        init_error = None
+    write_frame(replies, {"ready": init_error is None, "error": init_error})
+    while True:
+        try:
+            request = read_frame(requests)
+        except EOFError:
+            return
+        if init_error is not None:
+            write_frame(replies, {"ok": False, "error": init_error, "type": "Runtime.InitError"})
+            continue
+        if request.get("openapi"):
+            write_frame(replies, {"ok": True, "payload": _openapi(module)})
+            continue
+        context = LambdaContext(
+            function_name=function_name,
+            timeout_seconds=float(request["timeout"]),
+            memory_limit_in_mb=int(request.get("memory", 128)),
+            aws_request_id=request["request_id"],
+        )
+        try:
+            payload = entry(request["event"], context)
+        except Exception as exc:
+            traceback.print_exc()
+            write_frame(replies, {"ok": False, "error": str(exc), "type": type(exc).__name__})
+        else:
+            write_frame(replies, {"ok": True, "payload": payload})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--code-dir", required=True)
+    parser.add_argument("--handler", required=True)
+    parser.add_argument("--function-name", required=True)
+    parser.add_argument("--reply-fd", type=int, required=True)
+    args = parser.parse_args()
+    with suppress(KeyboardInterrupt):  # the local cloud stops its children itself
+        serve(args.code_dir, args.handler, args.function_name, args.reply_fd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Bad input at the gateway gets API Gateway's answer, and never takes the local cloud down."""
+
+import socket
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Api
+
+pytestmark = pytest.mark.usefixtures("local_only")
+
+
+def raw_request(api: Api, request: bytes) -> bytes:
+    address = urlparse(api.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_unknown_route_is_404_not_found(client: httpx.Client) -> None:
+    response = client.get("/no/such/route")
+    assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "BREW", "PROPFIND"])
+def test_unknown_method_is_404(client: httpx.Client, method: str) -> None:
+    response = client.request(method, "/tasks")
+    assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+def test_body_over_10_mb_is_413(client: httpx.Client) -> None:
+    response = client.post(
+        "/tasks", content=b"x" * (10 * 1024 * 1024 + 1), headers={"content-type": "text/plain"}
+    )
+    assert (response.status_code, response.json()) == (413, {"message": "Request Entity Too Large"})
+
+
+def test_invalid_utf8_body_reaches_the_function_base64_and_is_rejected(
+    client: httpx.Client,
+) -> None:
+    response = client.post(
+        "/tasks",
+        content=b'{"type":"reverse","data":"\xff\xfe"}',
+        headers={"content-type": "application/json"},
+    )
+    # FastAPI cannot decode the body at all: a 400, still with a detail.
+    assert response.status_code == 400
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/tasks/../../etc/passwd", "/tasks/..%2F..%2Fetc%2Fpasswd", "/tasks/%ff%fe", "/../tasks"],
+)
+def test_path_traversal_and_bad_escapes_are_404(api: Api, path: str) -> None:
+    answer = raw_request(
+        api, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert answer.startswith(b"HTTP/1.1 404")
+
+
+def test_garbage_request_line_does_not_crash_the_gateway(api: Api, client: httpx.Client) -> None:
+    raw_request(api, b"\x00\x01\x02 garbage\r\n\r\n")
+    raw_request(api, b"GET /tasks HTTP/1.1\r\nContent-Length: -5\r\nConnection: close\r\n\r\n")
+    assert client.get("/_local/health").status_code == 200
+
+
+def test_docs_and_openapi_are_served(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    assert {"/tasks", "/tasks/{task_id}", "/tasks/{task_id}/result"} <= set(document["paths"])
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()

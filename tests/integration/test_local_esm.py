@@ -1,0 +1,431 @@
+"""The local cloud's SQS event source mapping against moto, on a small fixture template.
+
+A scripted fake function stands in for Lambda, so these tests check the mapping's AWS rules
+only: batch size, FIFO order, partial batch responses, visibility timeout, DLQ, throttles.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.local import esm, moto_fidelity
+from infra.local.clock import LocalClock
+from infra.local.esm import SqsEventSource
+from infra.local.invoke import Invocation, Outcome
+from infra.local.stack import Stack
+
+TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Lane:
+    Type: AWS::SQS::Queue
+    Properties:
+      FifoQueue: true
+      ContentBasedDeduplication: false
+      VisibilityTimeout: 30
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt LaneDeadLetters.Arn
+        maxReceiveCount: 2
+  LaneDeadLetters:
+    Type: AWS::SQS::Queue
+    Properties:
+      FifoQueue: true
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker/
+      Handler: app.handler
+      Runtime: python3.12
+      Timeout: 5
+      ReservedConcurrentExecutions: 1
+      Events:
+        Lane:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Lane.Arn
+            BatchSize: 3
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"""
+
+VT = 30  # the fixture queue's VisibilityTimeout
+OK = Invocation(Outcome.OK)
+ERROR = Invocation(Outcome.ERROR, error="boom")
+THROTTLED = Invocation(Outcome.THROTTLED, error="TooManyRequestsException")
+Answer = Invocation | Callable[[dict[str, Any]], Invocation]
+
+
+def fail(*bodies: str) -> Answer:
+    """A partial batch response naming the records with these bodies."""
+
+    def answer(event: dict[str, Any]) -> Invocation:
+        ids = [r["messageId"] for r in event["Records"] if r["body"] in bodies]
+        return Invocation(Outcome.OK, {"batchItemFailures": [{"itemIdentifier": i} for i in ids]})
+
+    return answer
+
+
+@dataclass
+class ScriptedFunction:
+    """An Invoker whose answers are scripted (OK when the script runs out); it records every
+    event it is given."""
+
+    script: deque[Answer] = field(default_factory=deque)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Invocation:
+        assert logical_id == "Worker"
+        self.events.append(event)
+        answer = self.script.popleft() if self.script else OK
+        return answer if isinstance(answer, Invocation) else answer(event)
+
+    def bodies(self, n: int = -1) -> list[str]:
+        return [record["body"] for record in self.events[n]["Records"]]
+
+    def receive_counts(self, n: int = -1) -> list[str]:
+        return [r["attributes"]["ApproximateReceiveCount"] for r in self.events[n]["Records"]]
+
+
+@dataclass
+class Lane:
+    stack: Stack
+    sqs: Any
+    clock: LocalClock
+    function: ScriptedFunction
+    esm: SqsEventSource
+
+    def send(self, *bodies: str, group: str = "lane") -> None:
+        for body in bodies:
+            self.sqs.send_message(
+                QueueUrl=self.stack.queue_url("Lane"),
+                MessageBody=body,
+                MessageGroupId=group,
+                MessageDeduplicationId=body,
+            )
+
+    def depth(self, queue: str = "Lane") -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.stack.queue_url(queue),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
+
+    def dead_letters(self) -> list[str]:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.stack.queue_url("LaneDeadLetters"), MaxNumberOfMessages=10
+        ).get("Messages", [])
+        return [message["Body"] for message in messages]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    path: Path = tmp_path_factory.mktemp("esm") / "template.yaml"
+    path.write_text(TEMPLATE)
+    return Stack.load(name="fixture", path=path)
+
+
+@pytest.fixture
+def lane(stack: Stack) -> Iterator[Lane]:
+    moto_fidelity.apply()
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        stack.provision(boto3.client("dynamodb"), sqs)
+        clock, function = LocalClock(), ScriptedFunction()
+        worker = stack.functions()["Worker"]
+        esm = SqsEventSource.from_stack(stack, worker, sqs, function, clock)
+        yield Lane(stack, sqs, clock, function, esm)
+
+
+def test_the_mapping_reads_the_template(lane: Lane) -> None:
+    """The ESM takes BatchSize, ReportBatchItemFailures and the queue's VisibilityTimeout."""
+    assert lane.esm.batch_size == 3
+    assert lane.esm.report_batch_item_failures is True
+    assert lane.esm.visibility_timeout == VT
+
+
+def test_batch_size_is_honoured(lane: Lane) -> None:
+    """Lambda invokes with at most BatchSize records per event."""
+    lane.send("a", "b", "c", "d", "e")
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a", "b", "c"]
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["d", "e"]
+    assert not lane.esm.poll_once()
+    assert lane.depth() == 0
+    assert lane.esm.stats.batches == 2
+    assert lane.esm.stats.deleted == 5
+
+
+def test_records_are_real_sqs_event_records(lane: Lane) -> None:
+    """Each record carries the SQS system attributes Lambda asks for (FIFO group, count)."""
+    lane.send("a")
+    lane.esm.poll_once()
+    (record,) = lane.function.events[0]["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == lane.stack.physical["Lane"]["Arn"]
+    assert record["attributes"]["MessageGroupId"] == "lane"
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def test_fifo_order_is_kept_across_batches(lane: Lane) -> None:
+    """SQS FIFO delivers one message group in send order; Lambda keeps that order."""
+    bodies = [f"m{n:02}" for n in range(10)]
+    lane.send(*bodies)
+    while lane.esm.poll_once():
+        pass
+    seen = [body for n in range(len(lane.function.events)) for body in lane.function.bodies(n)]
+    assert seen == bodies
+
+
+def test_a_failed_group_waits_while_other_groups_flow(lane: Lane) -> None:
+    """SQS FIFO: a batch may mix message groups in order; a group with messages in flight is
+    held back, while other groups keep being delivered."""
+    lane.send("a1", group="A")
+    lane.send("b1", group="B")
+    lane.send("a2", group="A")
+    lane.send("b2", group="B")
+    lane.function.script.append(fail("a1", "a2"))
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a1", "b1", "a2"]
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["b2"]
+    assert not lane.esm.poll_once()
+    lane.clock.advance(VT)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a1", "a2"]
+
+
+def test_partial_batch_failure_deletes_only_successes(lane: Lane) -> None:
+    """ReportBatchItemFailures: Lambda deletes every record not in batchItemFailures."""
+    lane.send("a", "b", "c")
+    lane.function.script.append(fail("b"))
+    assert lane.esm.poll_once()
+    assert lane.esm.stats.deleted == 2
+    assert lane.esm.stats.failed == 1
+    assert lane.depth() == 1  # only "b" is left, in flight
+    assert not lane.esm.poll_once()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"batchItemFailures": [{"itemIdentifier": "not-in-this-batch"}]},
+        {"batchItemFailures": [{"itemIdentifier": ""}]},
+        {"batchItemFailures": [{"itemIdentifier": None}]},
+        {"batchItemFailures": [{"messageId": "bad key name"}]},
+        {"batchItemFailures": "not a list"},
+        ["not", "an", "object"],
+    ],
+)
+def test_an_invalid_batch_response_fails_the_whole_batch(lane: Lane, payload: Any) -> None:
+    """An unknown, empty, null or misnamed itemIdentifier, or a response that is not a batch
+    response, fails the whole batch."""
+    lane.send("a", "b")
+    lane.function.script.append(Invocation(Outcome.OK, payload))
+    lane.esm.poll_once()
+    assert lane.esm.stats.deleted == 0
+    assert lane.esm.stats.failed == 2
+
+
+@pytest.mark.parametrize(
+    "payload", [None, {}, {"batchItemFailures": []}, {"batchItemFailures": None}]
+)
+def test_an_empty_batch_response_is_a_success(lane: Lane, payload: Any) -> None:
+    """A null or empty response, or an empty or null batchItemFailures, is total success."""
+    lane.send("a", "b")
+    lane.function.script.append(Invocation(Outcome.OK, payload))
+    lane.esm.poll_once()
+    assert lane.esm.stats.deleted == 2
+    assert lane.depth() == 0
+
+
+def test_failed_messages_stay_invisible_until_the_visibility_timeout(lane: Lane) -> None:
+    """A failed batch reappears only once the queue's VisibilityTimeout has passed, in FIFO
+    order, with ApproximateReceiveCount 2; later messages of its group wait behind it."""
+    lane.send("a", "b", "c", "d")
+    lane.function.script.append(ERROR)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a", "b", "c"]
+
+    lane.clock.advance(VT - 1)
+    assert not lane.esm.poll_once()  # "d" waits behind its group's failed messages
+    assert lane.esm.awaiting_visibility == 3
+
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a", "b", "c"]
+    assert lane.function.receive_counts() == ["2", "2", "2"]
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["d"]
+    assert lane.depth() == 0
+
+
+def test_partial_failures_come_back_in_their_original_order(lane: Lane) -> None:
+    """Only the reported records return after VisibilityTimeout, ahead of the rest of their
+    group and in FIFO order (the FIFO convention: report the first failure and all after)."""
+    lane.send("a", "b", "c", "d")
+    lane.function.script.append(fail("b", "c"))
+    assert lane.esm.poll_once()
+    lane.clock.advance(VT)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["b", "c", "d"]
+    assert lane.function.receive_counts() == ["2", "2", "1"]
+
+
+@pytest.mark.parametrize("outcome", [Outcome.ERROR, Outcome.TIMEOUT])
+def test_an_error_or_timeout_fails_the_whole_batch(lane: Lane, outcome: Outcome) -> None:
+    """A function error or timeout deletes nothing, even with ReportBatchItemFailures: the
+    whole batch comes back after VisibilityTimeout."""
+    lane.send("a", "b", "c")
+    lane.function.script.append(Invocation(outcome, error="boom"))
+    lane.esm.poll_once()
+    assert lane.esm.stats.deleted == 0
+    assert lane.esm.stats.failed == 3
+    assert lane.depth() == 3
+    lane.clock.advance(VT)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a", "b", "c"]
+    assert lane.depth() == 0
+
+
+def test_a_failing_batch_moves_to_the_dlq_after_max_receive_count(lane: Lane) -> None:
+    """SQS moves a message to the redrive policy's DLQ when its receive count would exceed
+    maxReceiveCount (2): a batch that fails twice is not delivered a third time."""
+    lane.send("a", "b")
+    lane.function.script.extend([ERROR, ERROR])
+    assert lane.esm.poll_once()
+    lane.clock.advance(VT)
+    assert lane.esm.poll_once()
+    assert lane.function.receive_counts() == ["2", "2"]
+    lane.clock.advance(VT)
+    assert not lane.esm.poll_once()
+    assert len(lane.function.events) == 2
+    assert lane.depth() == 0
+    assert lane.dead_letters() == ["a", "b"]
+
+
+def test_a_poison_message_is_dead_lettered_and_the_lane_goes_on(lane: Lane) -> None:
+    """Only the message that keeps failing reaches the DLQ; the next one of its group, held
+    back until then, is delivered by the same receive."""
+    lane.send("poison", "ok")
+    lane.function.script.extend([fail("poison"), fail("poison")])
+    assert lane.esm.poll_once()  # "ok" succeeds and is deleted
+    lane.clock.advance(VT)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["poison"]
+    assert lane.function.receive_counts() == ["2"]
+    lane.send("later")  # waits behind "poison"
+    assert not lane.esm.poll_once()
+    lane.clock.advance(VT)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["later"]
+    assert lane.function.receive_counts() == ["1"]
+    assert lane.dead_letters() == ["poison"]
+
+
+def test_a_throttled_batch_is_retried_without_a_new_receive(lane: Lane) -> None:
+    """On throttling Lambda backs off and retries the batch it holds until the visibility
+    timeout: the receive count does not grow."""
+    lane.send("a", "b")
+    lane.function.script.extend([THROTTLED, THROTTLED])
+    assert lane.esm.poll_once()
+    assert lane.esm.stats.throttled == 1
+    assert not lane.esm.poll_once()  # backing off
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()  # throttled again
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()  # delivered
+    assert lane.esm.stats.throttled == 2
+    assert lane.esm.stats.batches == 1
+    assert len(lane.function.events) == 3
+    assert all(lane.function.receive_counts(n) == ["1", "1"] for n in range(3))
+    assert lane.depth() == 0
+
+
+def test_a_batch_throttled_past_the_visibility_timeout_returns_to_the_queue(lane: Lane) -> None:
+    """Throttled until the visibility timeout, Lambda drops the batch: SQS delivers it again,
+    in order, with its receive count grown."""
+    lane.send("a", "b")
+    lane.function.script.extend([THROTTLED, THROTTLED])
+    assert lane.esm.poll_once()
+    lane.clock.advance(VT - 1)
+    assert lane.esm.poll_once()  # still throttled
+    assert lane.depth() == 2
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a", "b"]
+    assert lane.function.receive_counts() == ["2", "2"]
+    assert lane.esm.stats.failed == 2
+    assert lane.depth() == 0
+
+
+def test_run_survives_errors_and_stops(lane: Lane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop logs and carries on after an exception, and ends when told to stop."""
+    stop = threading.Event()
+    calls: list[int] = []
+    poll_once = lane.esm.poll_once
+
+    def flaky(wait_seconds: int = 0) -> bool:
+        calls.append(wait_seconds)
+        if len(calls) == 1:
+            raise RuntimeError("moto hiccup")
+        stop.set()
+        return poll_once()  # a short poll: nothing to wait for
+
+    monkeypatch.setattr(esm, "ERROR_WAIT", 0.0)
+    monkeypatch.setattr(lane.esm, "poll_once", flaky)
+    lane.esm.run(stop)
+    assert len(calls) == 2
+    assert lane.esm.stats.errors == 1
+
+
+def test_run_picks_up_messages_promptly(lane: Lane) -> None:
+    """In a thread, the mapping delivers a message sent to an idle queue within ~50 ms."""
+    stop = threading.Event()
+    thread = threading.Thread(target=lane.esm.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        latencies = []
+        for n in range(5):
+            time.sleep(0.03)
+            sent = time.monotonic()
+            lane.send(f"m{n}")
+            while len(lane.function.events) <= n:
+                assert time.monotonic() - sent < 2
+                time.sleep(0.001)
+            latencies.append(time.monotonic() - sent)
+    finally:
+        stop.set()
+        thread.join(timeout=5)  # a long poll may be under way
+    assert not thread.is_alive()
+    assert sorted(latencies)[2] < 0.05
+
+
+def test_long_polls_only_when_no_group_can_be_blocked(lane: Lane) -> None:
+    """moto's long poll spins while visible messages wait behind in-flight FIFO groups, so the
+    mapping long-polls only while it holds nothing back and nobody else blocks the queue."""
+    assert lane.esm.receive_wait_seconds == 1
+    lane.send("a", "b", "c", "d")
+    lane.function.script.append(ERROR)
+    lane.esm.poll_once()
+    assert lane.esm.receive_wait_seconds == 0  # "d" is visible behind the failed batch
+    lane.clock.advance(VT)
+    lane.esm.poll_once()
+    lane.esm.poll_once()
+    assert lane.esm.receive_wait_seconds == 1
+
+    lane.send("x", "y")
+    held = lane.sqs.receive_message(QueueUrl=lane.stack.queue_url("Lane"), MaxNumberOfMessages=1)
+    assert held["Messages"][0]["Body"] == "x"  # another consumer holds the group
+    assert not lane.esm.poll_once(wait_seconds=1)  # the one long poll that finds it blocked
+    assert lane.esm.receive_wait_seconds == 0

@@ -1,0 +1,239 @@
+"""Each test checks one AWS behaviour the local cloud emulates; its docstring names the rule."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from infra.local.cloud import LocalCloud
+from tests.local.conftest import FIXTURE, aws, eventually, records
+
+# --- API Gateway (HttpApi, payload format 2.0) ----------------------------------------------
+
+
+def echo(http: httpx.Client, path: str, **kwargs: Any) -> dict[str, Any]:
+    response = http.request(str(kwargs.pop("method", "GET")), path, **kwargs)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_v2_event_carries_raw_path_query_lowercased_headers_and_http_context(
+    http: httpx.Client,
+) -> None:
+    """HttpApi payload 2.0: rawPath, rawQueryString, lowercased headers, requestContext.http."""
+    event = echo(http, "/items/42?b=2&a=1&a=3", headers={"X-Custom": "Yes"})["event"]
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "GET /items/{item_id}"
+    assert event["rawPath"] == "/items/42"
+    assert event["rawQueryString"] == "b=2&a=1&a=3"
+    assert event["queryStringParameters"] == {"b": "2", "a": "1,3"}
+    assert event["pathParameters"] == {"item_id": "42"}
+    assert event["headers"]["x-custom"] == "Yes"
+    assert all(name == name.lower() for name in event["headers"])
+    assert event["requestContext"]["http"]["method"] == "GET"
+    assert event["requestContext"]["http"]["path"] == "/items/42"
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert event["isBase64Encoded"] is False
+
+
+def test_greedy_proxy_path_and_any_method(http: httpx.Client) -> None:
+    """HttpApi routes: {proxy+} matches the rest of the path; ANY matches every method."""
+    event = echo(http, "/echo/a/b/c", method="DELETE")["event"]
+    assert event["pathParameters"] == {"proxy": "a/b/c"}
+    assert event["routeKey"] == "ANY /echo/{proxy+}"
+
+
+def test_cookies_are_split_out_and_set_cookie_returned(http: httpx.Client) -> None:
+    """Payload 2.0 moves request cookies to `cookies` and response `cookies` to Set-Cookie."""
+    response = http.get("/echo/c", headers={"Cookie": "a=1; b=2"})
+    assert response.json()["event"]["cookies"] == ["a=1", "b=2"]
+    assert "cookie" not in response.json()["event"]["headers"]
+    assert response.headers["set-cookie"] == "seen=1; Path=/"
+
+
+def test_binary_body_arrives_base64_encoded(http: httpx.Client) -> None:
+    """API Gateway base64-encodes a body it cannot pass as UTF-8 text (isBase64Encoded)."""
+    raw = bytes(range(256))
+    event = echo(
+        http,
+        "/echo/bin",
+        method="POST",
+        content=raw,
+        headers={"content-type": "application/octet-stream"},
+    )["event"]
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == raw
+
+
+def test_text_body_arrives_as_text(http: httpx.Client) -> None:
+    event = echo(http, "/echo/t", method="POST", json={"ж": 1})["event"]
+    assert event["isBase64Encoded"] is False
+    assert json.loads(event["body"]) == {"ж": 1}
+
+
+def test_unknown_route_is_404_message_not_found(http: httpx.Client) -> None:
+    """API Gateway answers a request no route matches with 404 {"message":"Not Found"}."""
+    response = http.get("/nowhere")
+    assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+
+
+def test_unhandled_function_error_is_500(http: httpx.Client) -> None:
+    """An unhandled function error reaches the client as 500 {"message":"Internal Server Error"}."""
+    response = http.get("/boom")
+    assert (response.status_code, response.json()) == (500, {"message": "Internal Server Error"})
+
+
+# --- Lambda: environment, timeout, concurrency, reload ---------------------------------------
+
+
+def test_function_sees_template_environment_and_shell_overrides(http: httpx.Client) -> None:
+    """Lambda environment from the template; ORDO_* from the shell override it (sam --env-vars)."""
+    env = echo(http, "/items/1")["env"]
+    assert env["FROM_TEMPLATE"] == "template-value"
+    assert env["ORDO_FIXTURE"] == "from-shell"
+    assert str(env["RECORDS_TABLE"]).endswith("RecordsTable")
+
+
+def test_timeout_kills_the_invocation_and_a_fresh_process_serves_the_next(
+    http: httpx.Client,
+) -> None:
+    """Lambda stops an invocation at its Timeout (1 s here); the local gateway answers 503."""
+    first = http.get("/sleep/0")
+    started = time.monotonic()
+    response = http.get("/sleep/5")
+    assert (response.status_code, response.json()) == (503, {"message": "Service Unavailable"})
+    assert time.monotonic() - started < 4
+    after = http.get("/sleep/0")
+    assert after.status_code == 200
+    assert after.text != first.text  # a new process (pid) replaced the killed one
+
+
+def test_reserved_concurrency_throttles_the_second_concurrent_invocation(
+    http: httpx.Client,
+) -> None:
+    """ReservedConcurrentExecutions: 1 lets one invocation run; a concurrent one is throttled."""
+    http.get("/single/0")  # warm
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(http.get, "/single/1.5")
+        time.sleep(0.3)
+        throttled = pool.submit(http.get, "/single/0").result()
+        assert slow.result().status_code == 200
+    assert throttled.status_code == 500
+
+
+def test_code_change_reaches_the_next_invocation(cloud: LocalCloud, http: httpx.Client) -> None:
+    """Reload: an edit under functions/ is live on the next invocation, with no restart."""
+    source = FIXTURE.parent / "functions" / "echo" / "app.py"
+    original = source.read_text()
+    try:
+        assert echo(http, "/items/1")["version"] == 1
+        source.write_text(original.replace('"version": 1', '"version": 2'))
+        assert eventually(lambda: echo(http, "/items/1")["version"] == 2, timeout=10)
+    finally:
+        source.write_text(original)
+        eventually(lambda: echo(http, "/items/1")["version"] == 1, timeout=10)
+
+
+# --- SQS event source mapping ----------------------------------------------------------------
+
+
+def send(cloud: LocalCloud, *bodies: str) -> None:
+    """One SendMessageBatch, so the first poll sees every message."""
+    aws(cloud, "sqs").send_message_batch(
+        QueueUrl=cloud.stack.queue_url("Lane"),
+        Entries=[
+            {
+                "Id": str(n),
+                "MessageBody": body,
+                "MessageGroupId": "g",
+                "MessageDeduplicationId": str(uuid.uuid4()),
+            }
+            for n, body in enumerate(bodies)
+        ],
+    )
+
+
+def lane_bodies(cloud: LocalCloud, since: int) -> list[tuple[str, int]]:
+    rows = sorted(records(cloud, "seen"), key=lambda r: float(r["sk"]))
+    return [(r["body"], int(r["receive_count"])) for r in rows][since:]
+
+
+def test_failed_batch_returns_after_the_visibility_timeout_in_fifo_order(cloud: LocalCloud) -> None:
+    """SQS FIFO: failed records reappear only after VisibilityTimeout (30 s), in their order."""
+    before = len(records(cloud, "seen"))
+    send(cloud, "fail-first", "b", "c")
+    assert eventually(lambda: lane_bodies(cloud, before) == [("fail-first", 1)])
+    cloud.clock.advance(20)  # less than the visibility timeout
+    time.sleep(0.3)
+    assert lane_bodies(cloud, before) == [("fail-first", 1)]
+    cloud.clock.advance(11)
+    expected = [("fail-first", 1), ("fail-first", 2), ("b", 2), ("c", 2)]
+    assert eventually(lambda: lane_bodies(cloud, before) == expected), lane_bodies(cloud, before)
+
+
+def test_message_moves_to_the_dlq_after_max_receive_count(cloud: LocalCloud) -> None:
+    """SQS redrive: after maxReceiveCount (2) receives, the message moves to the DLQ."""
+    before = len(records(cloud, "seen"))
+    send(cloud, "fail-always")
+    assert eventually(lambda: lane_bodies(cloud, before) == [("fail-always", 1)])
+    cloud.clock.advance(31)
+    assert eventually(lambda: len(lane_bodies(cloud, before)) == 2)
+    cloud.clock.advance(31)
+    sqs = aws(cloud, "sqs")
+    dlq = cloud.stack.queue_url("LaneDeadLetters")
+
+    def dead() -> list[str]:
+        messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+        return [m["Body"] for m in messages]
+
+    assert eventually(dead) == ["fail-always"]
+    assert lane_bodies(cloud, before) == [("fail-always", 1), ("fail-always", 2)]
+
+
+def test_timed_out_batch_comes_back_after_the_visibility_timeout(cloud: LocalCloud) -> None:
+    """Lambda kills a batch at Timeout (2 s); SQS redelivers it after the visibility timeout."""
+    before = len(records(cloud, "seen"))
+    send(cloud, "slow-first", "after-slow")
+    assert eventually(lambda: lane_bodies(cloud, before) == [("slow-first", 1)])
+    time.sleep(2.5)  # the function's own 2 s timeout must pass
+    cloud.clock.advance(31)
+    expected = [("slow-first", 1), ("slow-first", 2), ("after-slow", 2)]
+    assert eventually(lambda: lane_bodies(cloud, before) == expected, timeout=15), lane_bodies(
+        cloud, before
+    )
+
+
+# --- EventBridge schedules and DynamoDB TTL --------------------------------------------------
+
+
+def test_schedule_fires_when_the_clock_passes_it(cloud: LocalCloud) -> None:
+    """EventBridge rate(5 minutes) delivers a 'Scheduled Event'; a disabled rule never fires."""
+    before = len(records(cloud, "tick"))
+    cloud.clock.advance(301)
+    assert eventually(lambda: len(records(cloud, "tick")) > before)
+    event = json.loads(sorted(records(cloud, "tick"), key=lambda r: float(r["sk"]))[-1]["event"])
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["source"] == "aws.events"
+    assert event["resources"][0].startswith("arn:aws:events:us-east-1:")
+    fired_rules = {rule for rule, _ in cloud.scheduler.fired}
+    assert not any("Disabled" in rule for rule in fired_rules)
+
+
+def test_ttl_deletes_expired_items(cloud: LocalCloud) -> None:
+    """DynamoDB TTL deletes items whose TTL attribute (epoch seconds) is in the past."""
+    dynamodb = aws(cloud, "dynamodb")
+    table = cloud.stack.physical["RecordsTable"]["Ref"]
+    now = int(cloud.clock.time())
+    for sk, expires in (("old", now - 10), ("new", now + 3600)):
+        dynamodb.put_item(
+            TableName=table,
+            Item={"pk": {"S": "ttl"}, "sk": {"S": sk}, "expires_at": {"N": str(expires)}},
+        )
+    assert eventually(lambda: [r["sk"] for r in records(cloud, "ttl")] == ["new"])
