@@ -61,8 +61,9 @@ test: lint build  ## Lint, build, then run every test
 	$(VENV)/bin/pytest
 
 .PHONY: bench
-bench: $(STAMP) build  ## Cold-start benchmark of every API function against the boto3 floor
+bench: $(STAMP) build  ## Cold start against the boto3 floor, and the local cloud's overheads
 	$(PY) -m bench.coldstart
+	$(PY) -m bench.localcloud
 
 .PHONY: deploy
 deploy: build  ## sam deploy (guided the first time)

@@ -66,6 +66,8 @@ class Gateway(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: Gateway
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle on, the body waits for a delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)

@@ -7,7 +7,7 @@ attribute, or with any other type, are ignored
 (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-before-you-start.html).
 
 Unlike DynamoDB, which deletes expired items in the background "typically within 48 hours"
-(until then they still show up in reads), the local sweeper deletes them within about a second,
+(until then they still show up in reads), the local sweeper deletes them within about 5 seconds,
 and at once when the clock is advanced. It finds them with a Scan, fine locally and nowhere
 else. Each delete is conditional on the item still being expired, so an item whose TTL was
 pushed forward between the Scan and the delete survives.
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ordo.local.ttl")
 
-INTERVAL = 1.0  # seconds on the local clock between sweeps
+INTERVAL = 5.0  # seconds on the local clock between sweeps (each one scans the table)
 ERROR_WAIT = 1.0  # seconds to pause after an unexpected exception
 FIVE_YEARS = 5 * 365 * 86_400  # older expiry times are left alone, as DynamoDB does
 _EXPIRED = "attribute_type(#ttl, :number) AND #ttl < :now AND #ttl >= :floor"
