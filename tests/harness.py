@@ -31,6 +31,7 @@ def reset_ordo_caches() -> None:
     aws.sqs.cache_clear()
     wiring.job_table.cache_clear()
     wiring.job_queue.cache_clear()
+    wiring.lane.cache_clear()
 
 
 def load_handler_module(function: Function) -> ModuleType:

@@ -7,20 +7,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ordo import aws
 from ordo.observability import logger, metrics
-from ordo.queue import SqsDeadLetters
-from ordo.settings import settings
-from ordo.wiring import job_table
-from ordo.worker import Delivery, Lane
+from ordo.wiring import lane as make_lane
+from ordo.worker import Delivery
 
-config = settings()
-lane = Lane(
-    table=job_table(),
-    dead_letters=SqsDeadLetters(aws.sqs(), config.dlq_url),
-    max_receive_count=config.max_receive_count,
-    time_scale=config.time_scale,
-)
+lane = make_lane()
 processor = SqsFifoPartialProcessor()
 
 

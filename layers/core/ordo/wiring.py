@@ -7,10 +7,14 @@ Handlers depend on these through FastAPI's ``Depends``, so tests can swap in fak
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from ordo import aws
 from ordo.jobs import JobQueue, JobTable
 from ordo.settings import settings
+
+if TYPE_CHECKING:
+    from ordo.worker import Lane
 
 
 @cache
@@ -25,3 +29,17 @@ def job_queue() -> JobQueue:
     from ordo.queue import SqsJobQueue
 
     return SqsJobQueue(aws.sqs(), settings().queue_url)
+
+
+@cache
+def lane() -> Lane:
+    from ordo.queue import SqsDeadLetters
+    from ordo.worker import Lane
+
+    config = settings()
+    return Lane(
+        table=job_table(),
+        dead_letters=SqsDeadLetters(aws.sqs(), config.dlq_url),
+        max_receive_count=config.max_receive_count,
+        time_scale=config.time_scale,
+    )
