@@ -223,6 +223,10 @@ class FunctionHost:
         with self._lock:
             return [p.popen.pid for p in [*self._idle, *self._busy] if p.alive]
 
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._busy)
+
 
 class Functions:
     """Every function of the stack, by logical id: the local cloud's ``Invoker``."""
