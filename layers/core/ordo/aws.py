@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from botocore.session import Session
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 
 def _config() -> Config:
@@ -41,3 +42,8 @@ def dynamodb() -> DynamoDBClient:
 @cache
 def sqs() -> SQSClient:
     return cast("SQSClient", _session().create_client("sqs", config=_config()))
+
+
+@cache
+def ssm() -> SSMClient:
+    return cast("SSMClient", _session().create_client("ssm", config=_config()))

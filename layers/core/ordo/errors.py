@@ -44,3 +44,19 @@ class StaleTransition(Exception):
 
     Internal to the worker and storage; never shown to a client.
     """
+
+
+class Unauthorized(OrdoError):
+    """No valid credentials. Answered with ``WWW-Authenticate: Bearer``."""
+
+
+class Forbidden(OrdoError):
+    """Authenticated, but the role does not allow this."""
+
+
+class TooManyRequests(OrdoError):
+    """A quota or a rate limit; ``retry_after`` (seconds) becomes the Retry-After header."""
+
+    def __init__(self, detail: str, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -19,9 +19,12 @@ from ordo.observability import logger
 
 # The one place domain errors become HTTP statuses. Lookup walks the class's MRO.
 STATUS_OF: dict[type[errors.OrdoError], int] = {
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.InvalidInput: 422,
+    errors.TooManyRequests: 429,
     errors.Unavailable: 503,
 }
 
@@ -45,7 +48,13 @@ def describe_validation_errors(problems: Sequence[Any]) -> str:
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.OrdoError)
-    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=status_of(exc))
+    headers = {}
+    if isinstance(exc, errors.Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, errors.TooManyRequests) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    body = {"detail": exc.detail, **exc.extra}
+    return JSONResponse(body, status_code=status_of(exc), headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -102,3 +111,25 @@ def api_app(title: str) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.middleware("http")(_access_log)
     return app
+
+
+def current_user() -> Any:
+    """A FastAPI dependency: the user behind the request's bearer access token, or a 401.
+
+    ``user: Annotated[User, current_user()]`` in an endpoint's signature.
+    """
+    from fastapi import Depends
+    from fastapi.security import OAuth2PasswordBearer
+
+    from ordo.accounts import User, authenticate
+    from ordo.clock import utcnow
+    from ordo.wiring import token_policy, user_table
+
+    bearer = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
+
+    def dependency(token: str | None = Depends(bearer)) -> User:
+        if not token:
+            raise errors.Unauthorized("Not authenticated")
+        return authenticate(user_table(), token, token_policy(), utcnow())
+
+    return Depends(dependency)

@@ -24,6 +24,12 @@ class Settings(BaseModel):
     time_scale: float = Field(default=1.0, ge=0.0, le=100.0)
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     job_retention_days: int = Field(default=30, ge=0)
+    # The JWT signing secret: given directly (local), or the name of an SSM SecureString.
+    jwt_secret: str = Field(default="", repr=False)
+    jwt_secret_parameter: str = ""
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=7, ge=1, le=90)
+    max_pending_per_user: int = Field(default=100, ge=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -34,6 +40,11 @@ class Settings(BaseModel):
             "time_scale": "ORDO_TIME_SCALE",
             "max_receive_count": "ORDO_MAX_RECEIVE_COUNT",
             "job_retention_days": "ORDO_JOB_RETENTION_DAYS",
+            "jwt_secret": "ORDO_JWT_SECRET",
+            "jwt_secret_parameter": "ORDO_JWT_SECRET_PARAMETER",
+            "access_token_minutes": "ORDO_ACCESS_TOKEN_MINUTES",
+            "refresh_token_days": "ORDO_REFRESH_TOKEN_DAYS",
+            "max_pending_per_user": "ORDO_MAX_PENDING_PER_USER",
         }
         return cls.model_validate({field: env[var] for field, var in names.items() if var in env})
 

@@ -14,6 +14,7 @@ from ordo.jobs import JobQueue, JobTable
 from ordo.settings import settings
 
 if TYPE_CHECKING:
+    from ordo.accounts import TokenPolicy, UserTable
     from ordo.worker import Lane
 
 
@@ -42,4 +43,32 @@ def lane() -> Lane:
         dead_letters=SqsDeadLetters(aws.sqs(), config.dlq_url),
         max_receive_count=config.max_receive_count,
         time_scale=config.time_scale,
+    )
+
+
+@cache
+def user_table() -> UserTable:
+    from ordo.storage.accounts import DynamoUserTable
+
+    return DynamoUserTable(aws.dynamodb(), settings().table_name)
+
+
+@cache
+def token_policy() -> TokenPolicy:
+    """Read the signing secret once per container: from the environment, or from SSM."""
+    from datetime import timedelta
+
+    from ordo.accounts import TokenPolicy
+
+    config = settings()
+    secret = config.jwt_secret
+    if not secret and config.jwt_secret_parameter:
+        response = aws.ssm().get_parameter(Name=config.jwt_secret_parameter, WithDecryption=True)
+        secret = response["Parameter"].get("Value", "")
+    if len(secret) < 32:
+        raise RuntimeError("the JWT secret is missing or shorter than 32 characters")
+    return TokenPolicy(
+        secret=secret,
+        access_lifetime=timedelta(minutes=config.access_token_minutes),
+        refresh_lifetime=timedelta(days=config.refresh_token_days),
     )
