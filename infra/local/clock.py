@@ -30,7 +30,10 @@ class LocalClock:
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
         """Sleep until this clock has moved ``seconds`` on, waking early if it is advanced."""
-        deadline = self.time() + seconds
+        self.sleep_until(self.time() + seconds, stop)
+
+    def sleep_until(self, deadline: float, stop: threading.Event | None = None) -> None:
+        """Sleep until this clock reads ``deadline``: at once if an advance already passed it."""
         with self._changed:
             while (remaining := deadline - self.time()) > 0:
                 if stop is not None and stop.is_set():

@@ -581,8 +581,9 @@ class Scheduler:
         while not stop.is_set():
             self.tick()
             due = self.next_due()
-            wait = 60.0 if due is None else (due - self.clock.now()).total_seconds()
-            self.clock.sleep(min(max(wait, 0.001), 60.0), stop)
+            limit = self.clock.time() + 60.0
+            # To a fixed deadline, so an advance made since the tick still wakes it.
+            self.clock.sleep_until(limit if due is None else min(due.timestamp(), limit), stop)
 
     def tick(self) -> list[tuple[str, datetime]]:
         """Fire every rule whose time has come; returns the (rule, scheduled time) fired."""

@@ -72,13 +72,15 @@ class TtlSweeper:
     def run(self, stop: threading.Event) -> None:
         """Sweep every ``interval`` on the local clock until ``stop`` is set; never raises."""
         while not stop.is_set():
+            started = self.clock.time()
             try:
                 self.sweep_once()
             except Exception:
                 log.exception("TTL sweep failed; carrying on")
                 stop.wait(ERROR_WAIT)
                 continue
-            self.clock.sleep(self.interval, stop)
+            # From the sweep's start: an advance made during a slow sweep is not lost.
+            self.clock.sleep_until(started + self.interval, stop)
 
     def sweep_once(self) -> int:
         """Delete every expired item now. Returns how many were deleted."""
