@@ -7,6 +7,12 @@ written), the template's environment. It imports ``app`` and handles one real AP
 event against a moto server provisioned from template.yaml. The floor is the same interpreter
 importing boto3 and making one DynamoDB call: what any Python function pays.
 
+Every API route needs a bearer access token, so each event carries one, signed with a secret
+that sits in moto's SSM as the SecureString the template names (``JwtSecretParameterName``), for
+a user seeded in the table. A function's cold start therefore includes what it pays deployed:
+one SSM GetParameter for the secret, verifying the JWT and one GetItem of the user, on top of
+its own work. That is expected, and is part of the figure measured against the floor.
+
     python -m bench.coldstart [--rounds N] [--json]
     python -m bench.coldstart --importtime StatusFunction
 """
@@ -18,6 +24,7 @@ import contextlib
 import http.client
 import json
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -42,12 +49,22 @@ STATE = ROOT / ".ordo"
 BENCH_VENV = STATE / "bench-venv"
 MOTO_LOG = STATE / "bench-moto.log"
 RUNTIME_REQUIREMENT = "boto3==1.44.5"
-API_FUNCTIONS = ("SubmitFunction", "StatusFunction", "ResultFunction")
+API_FUNCTIONS = (
+    "SubmitFunction",
+    "StatusFunction",
+    "ResultFunction",
+    "AuthFunction",
+    "UsersFunction",
+)
 FLOOR = "floor"
 TARGET_RATIO = 1.5
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 MARKER = "ORDO_BENCH "
+# The seeded user's access token outlives any run (the deployed lifetime is 15 minutes).
+TOKEN_LIFETIME = timedelta(days=1)
+# SubmitFunction leaves a pending job per run and no worker takes them: never hit the quota.
+MAX_PENDING = 1_000_000
 
 # argv: event JSON, expected status, function name, memory MB, timeout s.
 API_RUNNER = """\
@@ -275,12 +292,22 @@ def _child_env(
 
 
 def _api_event(
-    function: Function, path_parameters: dict[str, str], body: str | None
+    function: Function,
+    method: str,
+    route: str,
+    path_parameters: dict[str, str],
+    body: str | None,
+    token: str,
 ) -> dict[str, Any]:
     from infra.local.events import http_event
 
-    ((method, route),) = function.http_routes
-    headers = {"host": "api.local", "user-agent": "ordo-bench"}
+    if (method, route) not in function.http_routes:
+        raise BenchError(f"{function.logical_id} has no route {method} {route}")
+    headers = {
+        "host": "api.local",
+        "user-agent": "ordo-bench",
+        "authorization": f"Bearer {token}",
+    }
     if body is not None:
         headers["content-type"] = "application/json"
     return http_event(
@@ -294,13 +321,17 @@ def _api_event(
 
 
 def prepare(endpoint: str) -> dict[str, Case]:
-    """Provision the template into moto, seed one pending and one completed job, build cases."""
+    """Provision the template into moto, store the JWT secret in its SSM, seed a user with one
+    pending and one completed job, build cases."""
     _parent_imports()
     import boto3
 
     from infra.local.stack import Stack
+    from ordo.accounts import RegisterRequest, register
     from ordo.jobs import Job, JobStatus, TaskRequest, new_job_id, submit_task
     from ordo.queue import SqsJobQueue
+    from ordo.security import TokenType, issue_token
+    from ordo.storage.accounts import DynamoUserTable
     from ordo.storage.dynamodb import DynamoJobTable, job_key
     from ordo.tasks import TaskType
 
@@ -311,24 +342,46 @@ def prepare(endpoint: str) -> dict[str, Case]:
     )
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     sqs = session.client("sqs", endpoint_url=endpoint)
-    stack = Stack.load(overrides={"TimeScale": "0"})
+    stack = Stack.load(overrides={"TimeScale": "0", "MaxPendingPerUser": str(MAX_PENDING)})
     stack.provision(dynamodb, sqs)
     functions = stack.functions()
     warn_if_stale(functions)
 
+    # As deployed: the functions read the secret from the SecureString the template names.
+    parameter = stack.parameters["JwtSecretParameterName"]
+    for lid in API_FUNCTIONS:
+        named = functions[lid].environment.get("ORDO_JWT_SECRET_PARAMETER")
+        if named != parameter:
+            raise BenchError(f"{lid} reads its JWT secret from {named!r}, not {parameter!r}")
+    secret = secrets.token_urlsafe(48)
+    ssm = session.client("ssm", endpoint_url=endpoint)
+    ssm.put_parameter(Name=parameter, Type="SecureString", Value=secret, Overwrite=True)
+
     submit_env = functions["SubmitFunction"].environment
     table_name = submit_env["ORDO_TABLE_NAME"]
+    max_pending = int(submit_env["ORDO_MAX_PENDING_PER_USER"])
     table = DynamoJobTable(dynamodb, table_name)
     now = datetime.now(UTC)
+    user = register(
+        DynamoUserTable(dynamodb, table_name),
+        RegisterRequest(email="bench@example.com", username="bench", password="Bench-passw0rd"),
+        now,
+    )
+    token, _ = issue_token(
+        user.id, user.role, TokenType.ACCESS, now=now, lifetime=TOKEN_LIFETIME, secret=secret
+    )
     pending = submit_task(
         table,
         SqsJobQueue(sqs, submit_env["ORDO_QUEUE_URL"]),
         TaskRequest(type=TaskType.REVERSE, data="abc"),
-        now,
+        owner=user.id,
+        now=now,
         retention_days=1,
+        max_pending=max_pending,
     )
     completed = Job(
         job_id=new_job_id(),
+        owner=user.id,
         task_type=TaskType.REVERSE,
         data="abc",
         status=JobStatus.COMPLETED,
@@ -338,17 +391,27 @@ def prepare(endpoint: str) -> dict[str, Case]:
         result="cba",
         attempt=1,
     )
-    table.create(completed)
+    table.create(completed, max_pending)
 
-    calls: dict[str, tuple[dict[str, str], str | None, int]] = {
-        "SubmitFunction": ({}, json.dumps({"type": "reverse", "data": "abc"}), 202),
-        "StatusFunction": ({"task_id": pending.task_id}, None, 200),
-        "ResultFunction": ({"task_id": completed.job_id}, None, 200),
+    # One authenticated route per function; each also verifies the token and gets the user.
+    submit_body = json.dumps({"type": "reverse", "data": "abc"})
+    calls: dict[str, tuple[str, str, dict[str, str], str | None, int]] = {
+        "SubmitFunction": ("POST", "/tasks", {}, submit_body, 202),
+        "StatusFunction": ("GET", "/tasks/{task_id}", {"task_id": pending.task_id}, None, 200),
+        "ResultFunction": (
+            "GET",
+            "/tasks/{task_id}/result",
+            {"task_id": completed.job_id},
+            None,
+            200,
+        ),
+        "AuthFunction": ("GET", "/auth/me", {}, None, 200),
+        "UsersFunction": ("GET", "/users/{user_id}", {"user_id": user.id}, None, 200),
     }
     cases: dict[str, Case] = {}
-    for lid, (parameters, body, expected) in calls.items():
+    for lid, (method, route, parameters, body, expected) in calls.items():
         function = functions[lid]
-        event = _api_event(function, parameters, body)
+        event = _api_event(function, method, route, parameters, body, token)
         cases[lid] = Case(
             name=lid,
             code=API_RUNNER,

@@ -12,6 +12,11 @@ and measures, side by side:
 * memory: peak sum of the resident memory of the local cloud and every process it started,
   sampled every 100 ms during the pipeline load.
 
+Every ``/tasks`` route needs a bearer access token: the bench registers a user of its own with
+``POST /auth/register``, signs in with ``POST /auth/login/json`` and sends the token with every
+request, to both gateway targets (uvicorn reads the local cloud's JWT secret from the same SSM).
+Each status request thus verifies a JWT and gets the user (one more GetItem) in both targets.
+
     python -m bench.localcloud [--requests N] [--warmup N] [--tasks N] [--concurrency N]
                                [--pickups N] [--seed N] [--json]
 
@@ -28,6 +33,7 @@ import json
 import math
 import os
 import random
+import secrets
 import signal
 import socket
 import statistics
@@ -73,6 +79,16 @@ TARGET_GATEWAY_RATIO = 1.5
 TARGET_PIPELINE_MS = 25.0
 TARGET_PICKUP_MS = 50.0
 TARGET_MEMORY_MB = 400.0
+
+PASSWORD = "Bench-passw0rd"  # of the user the bench registers
+# ORDO_* settings of the local cloud, and so of its functions (and of the uvicorn target):
+CLOUD_SETTINGS = {
+    "ORDO_TIME_SCALE": str(TIME_SCALE),
+    # One user submits every pipeline task at once: the pending quota must never answer 429.
+    "ORDO_MAX_PENDING_PER_USER": "1000000",
+    # The token the bench signs in for outlives any run (the template's default is 15 min).
+    "ORDO_ACCESS_TOKEN_MINUTES": str(24 * 60),
+}
 
 
 class BenchError(Exception):
@@ -164,7 +180,7 @@ def local_cloud(timeout: float = 60.0) -> Iterator[CloudProcess]:
     """``python -m infra.local`` on a free port; stopped with SIGINT (as ctrl+c) on exit."""
     port = free_port()
     STATE.mkdir(exist_ok=True)
-    env = os.environ | {"ORDO_TIME_SCALE": str(TIME_SCALE), "PYTHONPATH": str(ROOT)}
+    env = os.environ | CLOUD_SETTINGS | {"PYTHONPATH": str(ROOT)}
     with CLOUD_LOG.open("wb") as output:
         process = subprocess.Popen(
             [*CLOUD_COMMAND, "--port", str(port), "--no-watch"],
@@ -203,9 +219,42 @@ def local_cloud(timeout: float = 60.0) -> Iterator[CloudProcess]:
                         os.kill(pid, signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class Account:
+    """The user the bench acts as, signed in."""
+
+    user_id: str
+    access_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.access_token}"}
+
+
+def sign_up(url: str) -> Account:
+    """Register a new user through the local cloud and sign it in."""
+    username = f"bench-{secrets.token_hex(4)}"
+    with httpx.Client(base_url=url, timeout=30) as client:
+        body = {"email": f"{username}@example.com", "username": username, "password": PASSWORD}
+        registered = client.post("/auth/register", json=body)
+        if registered.status_code != 201:
+            raise BenchError(f"POST /auth/register -> {registered.status_code} {registered.text}")
+        signed_in = client.post(
+            "/auth/login/json", json={"username": username, "password": PASSWORD}
+        )
+        if signed_in.status_code != 200:
+            raise BenchError(f"POST /auth/login/json -> {signed_in.status_code} {signed_in.text}")
+    return Account(str(registered.json()["id"]), str(signed_in.json()["access_token"]))
+
+
 def _status_environment(aws_url: str) -> dict[str, str]:
-    """StatusFunction's environment from the template, pointed at the local cloud's moto."""
+    """StatusFunction's environment as the local cloud gives it, pointed at its moto.
+
+    The template's environment, then the same ``ORDO_*`` overrides the local cloud applies
+    (``ORDO_JWT_SECRET``, if set, replaces the SSM secret in both targets alike).
+    """
     _parent_imports()
+    from infra.local.cloud import LocalCloud
     from infra.local.stack import Stack
 
     stack = Stack.load()
@@ -218,13 +267,13 @@ def _status_environment(aws_url: str) -> dict[str, str]:
     return (
         inherited
         | template_env
+        | LocalCloud.overrides_from(os.environ | CLOUD_SETTINGS)
         | FAKE_CREDENTIALS
         | {
             "AWS_ENDPOINT_URL": aws_url,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "ORDO_TABLE_NAME": table,
-            "ORDO_TIME_SCALE": str(TIME_SCALE),
             "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, layer, code)),
             "PYTHONUNBUFFERED": "1",
         }
@@ -232,8 +281,11 @@ def _status_environment(aws_url: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def uvicorn_server(aws_url: str, probe_path: str, timeout: float = 30.0) -> Iterator[str]:
-    """functions/status/app.py's ``app`` under uvicorn; yields its URL once it answers."""
+def uvicorn_server(
+    aws_url: str, probe_path: str, headers: dict[str, str], timeout: float = 30.0
+) -> Iterator[str]:
+    """functions/status/app.py's ``app`` under uvicorn; yields its URL once it answers
+    ``probe_path`` (with ``headers``) with a 200."""
     port = free_port()
     env = _status_environment(aws_url)
     with UVICORN_LOG.open("wb") as output:
@@ -265,7 +317,7 @@ def uvicorn_server(aws_url: str, probe_path: str, timeout: float = 30.0) -> Iter
             if time.monotonic() > deadline:
                 raise BenchError(f"uvicorn did not answer in {timeout:.0f} s; see {UVICORN_LOG}")
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + probe_path, timeout=1).status_code == 200:
+                if httpx.get(url + probe_path, headers=headers, timeout=1).status_code == 200:
                     break
             time.sleep(0.1)
         yield url
@@ -512,7 +564,8 @@ def _table_name() -> str:
 
 
 def _moto_get_item(aws_url: str, task_id: str, count: int) -> list[float]:
-    """GetItem of the task's record straight to moto: the AWS part of one status request."""
+    """GetItem of the task's record straight to moto: one of a status request's two GetItems
+    (the other gets the user behind the token)."""
     from ordo.storage.dynamodb import job_key
 
     table, key = _table_name(), job_key(task_id)
@@ -526,11 +579,12 @@ def _moto_get_item(aws_url: str, task_id: str, count: int) -> list[float]:
     return samples[20:]
 
 
-def moto_lane_floor(aws_url: str, jobs: int = FLOOR_JOBS) -> list[float]:
+def moto_lane_floor(aws_url: str, owner: str, jobs: int = FLOOR_JOBS) -> list[float]:
     """Per job, the worker's own DynamoDB calls (GetItem, claim, finish) straight to moto.
 
     What no local cloud can go below while moto serves the table. The jobs are written to the
-    table directly and never queued, so the worker never sees them.
+    table directly (as ``owner``'s, within a quota they never reach) and never queued, so the
+    worker never sees them. The claim is a transaction: the job and its owner's pending count.
     """
     from ordo.jobs import Job, JobStatus, new_job_id
     from ordo.storage.dynamodb import DynamoJobTable
@@ -540,8 +594,14 @@ def moto_lane_floor(aws_url: str, jobs: int = FLOOR_JOBS) -> list[float]:
     table = DynamoJobTable(client, _table_name())
     samples = []
     for _ in range(jobs + 3):
-        job = Job(job_id=new_job_id(), task_type=TaskType.REVERSE, data="abc", created_at=utcnow())
-        table.create(job)
+        job = Job(
+            job_id=new_job_id(),
+            owner=owner,
+            task_type=TaskType.REVERSE,
+            data="abc",
+            created_at=utcnow(),
+        )
+        table.create(job, max_pending=1_000_000)
         started = time.perf_counter()
         found = table.get(job.job_id)
         if found is None:
@@ -558,14 +618,20 @@ def utcnow() -> datetime:
 
 
 def measure_gateway(
-    cloud: CloudProcess, direct_url: str, task_id: str, requests: int, warmup: int, target: float
+    cloud: CloudProcess,
+    direct_url: str,
+    account: Account,
+    task_id: str,
+    requests: int,
+    warmup: int,
+    target: float,
 ) -> Gateway:
     path = f"/tasks/{task_id}"
     cloud_s: list[float] = []
     direct_s: list[float] = []
     with (
-        httpx.Client(base_url=cloud.url, timeout=30) as via_cloud,
-        httpx.Client(base_url=direct_url, timeout=30) as direct,
+        httpx.Client(base_url=cloud.url, timeout=30, headers=account.headers) as via_cloud,
+        httpx.Client(base_url=direct_url, timeout=30, headers=account.headers) as direct,
     ):
         first = {name: c.get(path) for name, c in (("local cloud", via_cloud), ("uvicorn", direct))}
         for name, response in first.items():
@@ -732,12 +798,12 @@ def _record(view: dict[str, Any]) -> Job:
 
 
 def measure_pipeline(
-    url: str, tasks: int, concurrency: int, target_ms: float
+    url: str, account: Account, tasks: int, concurrency: int, target_ms: float
 ) -> tuple[Pipeline, float, float]:
     """Submit ``tasks`` tasks, await them; returns the result and the monotonic window."""
     kinds = [TASK_TYPES[n % len(TASK_TYPES)] for n in range(tasks)]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    with httpx.Client(base_url=url, timeout=30, limits=limits) as client:
+    with httpx.Client(base_url=url, timeout=30, limits=limits, headers=account.headers) as client:
         client.get("/_local/health")  # open one connection before the clock starts
         window_start = time.monotonic()
         first_submit = time.time()
@@ -787,7 +853,7 @@ class Pickup:
         }
 
 
-def measure_pickup(url: str, count: int, seed: int, target_ms: float) -> Pickup:
+def measure_pickup(url: str, account: Account, count: int, seed: int, target_ms: float) -> Pickup:
     """``count`` tasks, each submitted once the previous one finished and the lane sat idle.
 
     The idle pause is drawn from 50 ms to 1.05 s, so submits land anywhere in the event
@@ -796,7 +862,7 @@ def measure_pickup(url: str, count: int, seed: int, target_ms: float) -> Pickup:
     rng = random.Random(seed)
     pickups: list[float] = []
     submits: list[float] = []
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers=account.headers) as client:
         for _ in range(count):
             time.sleep(rng.uniform(0.05, 1.05))
             started = time.perf_counter()
@@ -987,7 +1053,8 @@ class Report:
             f"{(min(j.started for j in p.jobs) - p.first_submit) * 1000:.0f} ms after the first "
             f"submit; per job {med(p.in_worker_ms)} in the worker beyond its delay, "
             f"{med(p.gaps_ms)} between jobs (p90 {percentile(p.gaps_ms, 0.9):.2f} ms)",
-            "            moto floor: the worker's GetItem + 2 UpdateItem of one job take "
+            "            moto floor: the worker's GetItem + claim (TransactWriteItems) + "
+            "UpdateItem of one job take "
             f"{med([s * 1000 for s in p.moto_floor_s])} straight from here, on an idle cloud",
             "  memory at the peak: "
             + ", ".join(f"{name} {value:.0f} MB" for name, value in m.parts(m.peak).items())
@@ -1046,23 +1113,33 @@ def run(args: argparse.Namespace) -> Report:
         log(f"local cloud at {cloud.url}, moto at {cloud.aws_url}; log {CLOUD_LOG}")
         wait_settled(cloud)
         with MemorySampler(cloud) as sampler:
-            with httpx.Client(base_url=cloud.url, timeout=30) as client:
+            account = sign_up(cloud.url)
+            log(f"signed in as user {account.user_id}")
+            with httpx.Client(base_url=cloud.url, timeout=30, headers=account.headers) as client:
                 task_id = submit(client, "reverse", "abc")
                 await_task(client, task_id)
-            with uvicorn_server(cloud.aws_url, f"/tasks/{task_id}") as direct_url:
+            probe = f"/tasks/{task_id}"
+            with uvicorn_server(cloud.aws_url, probe, account.headers) as direct_url:
                 log(f"uvicorn at {direct_url}; log {UVICORN_LOG}")
                 log(f"gateway: {args.warmup} + {args.requests} requests per target")
                 gateway = measure_gateway(
-                    cloud, direct_url, task_id, args.requests, args.warmup, TARGET_GATEWAY_RATIO
+                    cloud,
+                    direct_url,
+                    account,
+                    task_id,
+                    args.requests,
+                    args.warmup,
+                    TARGET_GATEWAY_RATIO,
                 )
             log(f"pipeline: {args.tasks} tasks, {args.concurrency} submitter(s)")
             pipeline, start, end = measure_pipeline(
-                cloud.url, args.tasks, args.concurrency, TARGET_PIPELINE_MS
+                cloud.url, account, args.tasks, args.concurrency, TARGET_PIPELINE_MS
             )
             log(f"pickup: {args.pickups} tasks on an idle queue")
-            pickup = measure_pickup(cloud.url, args.pickups, args.seed, TARGET_PICKUP_MS)
+            pickup = measure_pickup(cloud.url, account, args.pickups, args.seed, TARGET_PICKUP_MS)
             log(f"moto floor: {FLOOR_JOBS} jobs' worker-side DynamoDB calls, straight to moto")
-            pipeline = dataclasses.replace(pipeline, moto_floor_s=moto_lane_floor(cloud.aws_url))
+            floor = moto_lane_floor(cloud.aws_url, account.user_id)
+            pipeline = dataclasses.replace(pipeline, moto_floor_s=floor)
         peak, overall = sampler.peak(start, end), sampler.peak()
         if peak is None or overall is None:
             raise BenchError("no memory sample was taken during the pipeline load")

@@ -7,17 +7,24 @@ import itertools
 from datetime import datetime
 
 from ordo.errors import StaleTransition
-from ordo.jobs import Job, JobStatus
+from ordo.jobs import Job, JobStatus, PendingQuotaExceeded
 
 
 class InMemoryJobTable:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
+        self.pending: dict[str, int] = {}
 
-    def create(self, job: Job) -> None:
+    def create(self, job: Job, max_pending: int) -> None:
         if job.job_id in self.jobs:
             raise StaleTransition(job.job_id)
+        if self.pending.get(job.owner, 0) >= max_pending:
+            raise PendingQuotaExceeded(max_pending)
+        self.pending[job.owner] = self.pending.get(job.owner, 0) + 1
         self.jobs[job.job_id] = job.model_copy(update={"queue_seq": None})
+
+    def pending_count(self, owner: str) -> int:
+        return self.pending.get(owner, 0)
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
@@ -37,6 +44,7 @@ class InMemoryJobTable:
     def claim(self, job: Job, now: datetime) -> Job:
         claimable = {job.status} & {JobStatus.PENDING, JobStatus.PROCESSING}
         current = self._expect(job.job_id, claimable, job.attempt)
+        self._leave_pending(current)
         return self._put(
             current,
             status=JobStatus.PROCESSING,
@@ -58,7 +66,12 @@ class InMemoryJobTable:
 
     def abandon(self, job_id: str, error: str, now: datetime) -> Job:
         current = self._expect(job_id, {JobStatus.PENDING, JobStatus.PROCESSING}, None)
+        self._leave_pending(current)
         return self._put(current, status=JobStatus.FAILED, finished_at=now, error=error)
+
+    def _leave_pending(self, job: Job) -> None:
+        if job.status is JobStatus.PENDING:
+            self.pending[job.owner] -= 1
 
     def _expect(self, job_id: str, statuses: set[JobStatus], attempt: int | None) -> Job:
         current = self.jobs.get(job_id)

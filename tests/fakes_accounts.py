@@ -1,12 +1,14 @@
-"""In-memory fakes of the accounts ports (issue 4, in progress)."""
+"""In-memory fakes of the accounts ports. ``tests/integration/test_accounts_storage.py`` holds
+the DynamoDB adapters to the same rules."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
-from ordo.accounts import EmailTaken, User, UsernameTaken
+from ordo.accounts import EmailTaken, Role, User, UsernameTaken, new_user_id
 from ordo.errors import Conflict
 from ordo.security import Claims
+from ordo.storage.accounts import FIRST_LOCK, FREE_FAILURES, MAX_LOCK, WINDOW
 
 
 class InMemoryUserTable:
@@ -63,21 +65,40 @@ class InMemoryRefreshTokens:
 
 
 class InMemoryLoginGuard:
+    """``DynamoLoginGuard``'s rules: a window of failures that expires, and a doubling lock."""
+
     def __init__(self) -> None:
-        self.failures: dict[str, int] = {}
-        self.locked_until: dict[str, datetime] = {}
+        self.records: dict[str, tuple[int, datetime, datetime | None]] = {}
 
     def retry_after(self, username: str, now: datetime) -> int:
-        until = self.locked_until.get(username.lower())
-        return max(0, int((until - now).total_seconds())) if until else 0
+        _, expires, locked_until = self.records.get(username.lower(), (0, now, None))
+        if expires <= now or locked_until is None:
+            return 0
+        return max(0, int((locked_until - now).total_seconds()))
 
     def failed(self, username: str, now: datetime) -> None:
         key = username.lower()
-        self.failures[key] = self.failures.get(key, 0) + 1
-        if self.failures[key] >= 5:
-            lock = min(timedelta(seconds=30) * 2 ** (self.failures[key] - 5), timedelta(minutes=15))
-            self.locked_until[key] = now + lock
+        failures, expires, locked_until = self.records.get(key, (0, now, None))
+        if expires <= now:
+            failures, locked_until = 0, None
+        failures += 1
+        if failures >= FREE_FAILURES:
+            locked_until = now + min(FIRST_LOCK * 2 ** (failures - FREE_FAILURES), MAX_LOCK)
+        self.records[key] = (failures, now + WINDOW, locked_until)
 
     def succeeded(self, username: str) -> None:
-        self.failures.pop(username.lower(), None)
-        self.locked_until.pop(username.lower(), None)
+        self.records.pop(username.lower(), None)
+
+
+def make_user(name: str, role: Role = Role.USER, *, now: datetime | None = None) -> User:
+    """A stored user, without the cost of hashing a real password."""
+    at = now or datetime(2026, 11, 21, tzinfo=UTC)
+    return User(
+        id=new_user_id(),
+        email=f"{name}@example.com",
+        username=name,
+        password_hash="$argon2id$not-a-real-hash",
+        role=role,
+        created_at=at,
+        updated_at=at,
+    )

@@ -23,15 +23,16 @@ from infra.local.stack import Function, Stack
 
 
 def reset_ordo_caches() -> None:
-    """What a new Lambda container starts with: no settings read, no clients made."""
+    """What a new Lambda container starts with: no settings read, no clients, no secret."""
     from ordo import aws, settings, wiring
 
     settings.settings.cache_clear()
-    aws.dynamodb.cache_clear()
-    aws.sqs.cache_clear()
-    wiring.job_table.cache_clear()
-    wiring.job_queue.cache_clear()
-    wiring.lane.cache_clear()
+    for module in (aws, wiring):
+        for value in vars(module).values():
+            if getattr(value, "__module__", None) == module.__name__ and hasattr(
+                value, "cache_clear"
+            ):
+                value.cache_clear()
 
 
 def load_handler_module(function: Function) -> ModuleType:
@@ -55,11 +56,30 @@ class Response:
 
 
 @dataclass
+class Account:
+    id: str
+    username: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+
+class _Unset:
+    pass
+
+
+AS_CURRENT_USER = _Unset()
+PASSWORD = "Corr3ct-horse"  # a test account's password
+
+
+@dataclass
 class Cloud:
     stack: Stack
     functions: dict[str, Function] = field(init=False)
     _modules: dict[str, ModuleType] = field(default_factory=dict, init=False)
     _in_flight: list[dict[str, Any]] = field(default_factory=list, init=False)
+    # The access token ``request`` sends unless told otherwise (``token=None``: anonymous).
+    token: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.functions = self.stack.functions()
@@ -93,11 +113,15 @@ class Cloud:
         body: str | bytes | None = None,
         headers: dict[str, str] | None = None,
         query: str = "",
+        token: str | _Unset | None = AS_CURRENT_USER,
     ) -> Response:
         found = match(self.routes, method, path)
         if found is None:
             return Response(404, {}, {"message": "Not Found"})
+        bearer = self.token if isinstance(token, _Unset) else token
         all_headers = {"host": "api.local"} | (headers or {})
+        if bearer:
+            all_headers.setdefault("authorization", f"Bearer {bearer}")
         if json_body is not None:
             body = json.dumps(json_body)
             all_headers.setdefault("content-type", "application/json")
@@ -114,6 +138,37 @@ class Cloud:
         text = raw.get("body") or ""
         return Response(
             raw["statusCode"], raw.get("headers", {}), json.loads(text) if text else None
+        )
+
+    # --- accounts ------------------------------------------------------------------------
+
+    def sign_up(self, username: str, *, admin: bool = False, password: str = PASSWORD) -> Account:
+        """A new account, signed in. An admin is made as ``python -m ordo.admin`` makes one."""
+        email = f"{username}@example.com"
+        if admin:
+            from ordo.accounts import RegisterRequest, ensure_admin
+            from ordo.clock import utcnow
+            from ordo.wiring import user_table
+
+            request = RegisterRequest(email=email, username=username, password=password)
+            ensure_admin(user_table(), request, utcnow())
+        else:
+            body = {"email": email, "username": username, "password": password}
+            registered = self.request("POST", "/auth/register", body, token=None)
+            assert registered.status == 201, registered.body
+        return self.sign_in(username, password)
+
+    def sign_in(self, username: str, password: str = PASSWORD) -> Account:
+        body = {"username": username, "password": password}
+        response = self.request("POST", "/auth/login/json", body, token=None)
+        assert response.status == 200, response.body
+        me = self.request("GET", "/auth/me", token=response.body["access_token"])
+        return Account(
+            id=me.body["id"],
+            username=username,
+            password=password,
+            access_token=response.body["access_token"],
+            refresh_token=response.body["refresh_token"],
         )
 
     # --- SQS event source mapping ----------------------------------------------------------

@@ -11,12 +11,32 @@ import pytest
 from infra.local.stack import TEMPLATE, Stack
 from ordo.tasks import TASKS
 
-API_FUNCTIONS = ("SubmitFunction", "StatusFunction", "ResultFunction")
+API_FUNCTIONS = (
+    "SubmitFunction",
+    "StatusFunction",
+    "ResultFunction",
+    "AuthFunction",
+    "UsersFunction",
+)
 FUNCTIONS = (*API_FUNCTIONS, "WorkerFunction")
 ROUTES = {
     "SubmitFunction": [("POST", "/tasks")],
     "StatusFunction": [("GET", "/tasks/{task_id}")],
     "ResultFunction": [("GET", "/tasks/{task_id}/result")],
+    "AuthFunction": [
+        ("GET", "/auth/me"),
+        ("POST", "/auth/login"),
+        ("POST", "/auth/login/json"),
+        ("POST", "/auth/refresh"),
+        ("POST", "/auth/register"),
+    ],
+    "UsersFunction": [
+        ("DELETE", "/users/{user_id}"),
+        ("GET", "/users"),
+        ("GET", "/users/{user_id}"),
+        ("PUT", "/users/{user_id}"),
+        ("PUT", "/users/{user_id}/role"),
+    ],
 }
 # Time the worker needs besides the tasks' own delays: cold start, DynamoDB and SQS calls.
 WORKER_HEADROOM_SECONDS = 10
@@ -26,26 +46,61 @@ TABLE_ARN = {"Fn::GetAtt": ["JobsTable", "Arn"]}
 QUEUE_ARN = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
 QUEUE_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/queue"}
-# Every (action, resource) a function's inline policies may grant: exactly these.
-GRANTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+USERS_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi1"}
+JWT_SECRET_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+    ":parameter${JwtSecretParameterName}"
+}
+ANY_ITEM = None
+# Every (action, resource) a function's policies grant, with the partition-key prefixes
+# (dynamodb:LeadingKeys) it is limited to: exactly these.
+Grant = tuple[str, Any, tuple[str, ...] | None]
+
+
+READ_SECRET = ("ssm:GetParameter", JWT_SECRET_ARN, ANY_ITEM)
+GRANTS: dict[str, list[Grant]] = {
     "SubmitFunction": [
-        ("dynamodb:PutItem", TABLE_ARN),
-        ("dynamodb:UpdateItem", TABLE_ARN),
-        ("sqs:SendMessage", QUEUE_ARN),
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
+        ("dynamodb:PutItem", TABLE_ARN, ("JOB#*",)),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
+        ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
+        READ_SECRET,
     ],
-    "StatusFunction": [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:Query", QUEUE_INDEX_ARN)],
-    "ResultFunction": [("dynamodb:GetItem", TABLE_ARN)],
+    "StatusFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
+        ("dynamodb:Query", QUEUE_INDEX_ARN, ANY_ITEM),
+        READ_SECRET,
+    ],
+    "ResultFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
+        READ_SECRET,
+    ],
     "WorkerFunction": [
-        ("dynamodb:GetItem", TABLE_ARN),
-        ("dynamodb:UpdateItem", TABLE_ARN),
-        ("sqs:SendMessage", DLQ_ARN),
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*",)),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
+        ("sqs:SendMessage", DLQ_ARN, ANY_ITEM),
+    ],
+    "AuthFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("USER#*", "USERNAME#*", "LOGIN#*")),
+        (
+            "dynamodb:PutItem",
+            TABLE_ARN,
+            ("USER#*", "USERNAME#*", "EMAIL#*", "REFRESH#*", "LOGIN#*"),
+        ),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("LOGIN#*",)),
+        ("dynamodb:DeleteItem", TABLE_ARN, ("REFRESH#*", "LOGIN#*")),
+        READ_SECRET,
+    ],
+    "UsersFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("USER#*",)),
+        ("dynamodb:PutItem", TABLE_ARN, ("USER#*", "USERNAME#*", "EMAIL#*")),
+        ("dynamodb:DeleteItem", TABLE_ARN, ("USERNAME#*", "EMAIL#*")),
+        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
+        READ_SECRET,
     ],
 }
-MANAGED_POLICIES = {
-    "SubmitFunction": {BASIC_EXECUTION},
-    "StatusFunction": {BASIC_EXECUTION},
-    "ResultFunction": {BASIC_EXECUTION},
-    "WorkerFunction": {BASIC_EXECUTION, SQS_EXECUTION},
+MANAGED_POLICIES = {lid: {BASIC_EXECUTION} for lid in API_FUNCTIONS} | {
+    "WorkerFunction": {BASIC_EXECUTION, SQS_EXECUTION}
 }
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY", re.I)
 SECRET_TEXT = [
@@ -114,7 +169,7 @@ def test_cfn_lint_reports_nothing() -> None:
 # --- functions -------------------------------------------------------------------------------
 
 
-def test_the_template_has_exactly_the_four_functions(stack: Stack) -> None:
+def test_the_template_has_exactly_these_functions(stack: Stack) -> None:
     assert sorted(stack.of_type("AWS::Lambda::Function")) == sorted(FUNCTIONS)
 
 
@@ -142,17 +197,15 @@ def test_the_api_is_an_http_api(stack: Stack) -> None:
     assert stack.of_type("AWS::ApiGateway::RestApi") == {}
 
 
-def test_the_api_routes_are_exactly_the_three_task_routes(stack: Stack) -> None:
+def test_the_api_routes_are_exactly_these(stack: Stack) -> None:
     (api,) = stack.of_type("AWS::ApiGatewayV2::Api").values()
     paths = api["Properties"]["Body"]["paths"]
     routes = {(method.upper(), path) for path, ops in paths.items() for method in ops}
 
-    assert routes == {
-        ("POST", "/tasks"),
-        ("GET", "/tasks/{task_id}"),
-        ("GET", "/tasks/{task_id}/result"),
+    assert routes == {route for function_routes in ROUTES.values() for route in function_routes}
+    by_function = {
+        lid: sorted(fn.http_routes) for lid, fn in stack.functions().items() if fn.http_routes
     }
-    by_function = {lid: fn.http_routes for lid, fn in stack.functions().items() if fn.http_routes}
     assert by_function == ROUTES
 
 
@@ -258,18 +311,26 @@ def test_the_only_iam_resources_are_the_functions_roles(stack: Stack) -> None:
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_role_grants_exactly_what_its_function_needs(stack: Stack, function: str) -> None:
     role = stack.resources[_role_of(stack, function)]
-    granted: set[tuple[str, str]] = set()
+    granted: dict[tuple[str, str], frozenset[str] | None] = {}
     for statement in _statements(role):
         assert statement["Effect"] == "Allow", statement
         assert "NotAction" not in statement, statement
         assert "NotResource" not in statement, statement
+        condition = statement.get("Condition", {})
+        assert set(condition) <= {"ForAllValues:StringLike"}, statement
+        keys = condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
         for action in _as_list(statement["Action"]):
             assert "*" not in action, f"{function}: wildcard action {action}"
             for resource in _as_list(statement["Resource"]):
                 assert resource != "*", f"{function}: {action} on every resource"
-                granted.add((action, stack.resolve(resource)))
+                key = (action, repr(stack.resolve(resource)))
+                assert key not in granted, f"{function}: {action} granted twice"
+                granted[key] = frozenset(keys) if keys is not None else None
 
-    expected = {(action, stack.resolve(resource)) for action, resource in GRANTS[function]}
+    expected = {
+        (action, repr(stack.resolve(resource))): frozenset(keys) if keys is not None else None
+        for action, resource, keys in GRANTS[function]
+    }
     assert granted == expected
     managed = {stack.resolve(arn) for arn in role["Properties"].get("ManagedPolicyArns", [])}
     assert managed == MANAGED_POLICIES[function]
@@ -289,7 +350,8 @@ def test_the_outputs_name_the_api_table_and_queue(stack: Stack) -> None:
 
 def test_no_secret_is_written_into_the_template(stack: Stack, sam: dict[str, Any]) -> None:
     for name, spec in sam["Parameters"].items():
-        if SECRET_NAME.search(name):
+        names_a_secret = name.endswith("ParameterName") and "AllowedPattern" in spec
+        if SECRET_NAME.search(name) and spec["Type"] != "Number" and not names_a_secret:
             assert spec.get("NoEcho") is True, f"parameter {name} must be NoEcho"
             assert "Default" not in spec, f"parameter {name} has a default value"
 
@@ -308,6 +370,18 @@ def test_no_secret_is_written_into_the_template(stack: Stack, sam: dict[str, Any
 
     text = TEMPLATE.read_text()
     assert [pattern.pattern for pattern in SECRET_TEXT if pattern.search(text)] == []
+
+
+def test_the_jwt_secret_is_only_named_and_only_api_functions_may_read_it(
+    stack: Stack, sam: dict[str, Any]
+) -> None:
+    parameter = sam["Parameters"]["JwtSecretParameterName"]
+    assert parameter["Default"].startswith("/")
+    globals_env = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert globals_env["ORDO_JWT_SECRET_PARAMETER"] == {"Ref": "JwtSecretParameterName"}
+    assert "ORDO_JWT_SECRET" not in globals_env
+    readers = {lid for lid in FUNCTIONS if any(g[0] == "ssm:GetParameter" for g in GRANTS[lid])}
+    assert readers == set(API_FUNCTIONS)
 
 
 # --- SnapStart -------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""GET /tasks/{task_id}/result: a completed task's result, as often as asked."""
+"""GET /tasks/{task_id}/result: a completed task's result, as often as asked (its owner or an
+admin)."""
 
 from typing import Annotated
 
 from fastapi import Depends
 from mangum import Mangum
 
-from ordo.http import api_app
+from ordo.http import CurrentUser, api_app
 from ordo.jobs import JobTable, TaskResult, get_result
 from ordo.wiring import job_table
 
@@ -17,8 +18,10 @@ app = api_app(title="result")
     response_model=TaskResult,
     responses={409: {"description": "The task is pending, processing or failed"}},
 )
-def task_result(task_id: str, table: Annotated[JobTable, Depends(job_table)]) -> TaskResult:
-    return get_result(table, task_id)
+def task_result(
+    task_id: str, user: CurrentUser, table: Annotated[JobTable, Depends(job_table)]
+) -> TaskResult:
+    return get_result(table, user, task_id)
 
 
 handler = Mangum(app, lifespan="off")

@@ -1,11 +1,11 @@
-"""GET /tasks/{task_id}: a task's state and its place in the lane."""
+"""GET /tasks/{task_id}: a task's state and its place in the lane (its owner or an admin)."""
 
 from typing import Annotated
 
 from fastapi import Depends
 from mangum import Mangum
 
-from ordo.http import api_app
+from ordo.http import CurrentUser, api_app
 from ordo.jobs import JobTable, TaskView, get_task
 from ordo.wiring import job_table
 
@@ -13,8 +13,10 @@ app = api_app(title="status")
 
 
 @app.get("/tasks/{task_id}", response_model=TaskView)
-def task_status(task_id: str, table: Annotated[JobTable, Depends(job_table)]) -> TaskView:
-    return get_task(table, task_id)
+def task_status(
+    task_id: str, user: CurrentUser, table: Annotated[JobTable, Depends(job_table)]
+) -> TaskView:
+    return get_task(table, user, task_id)
 
 
 handler = Mangum(app, lifespan="off")

@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         print("       set ORDO_PORT to use another port", file=sys.stderr)
         cloud.stop()
         return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        cloud.stop()
+        return 1
     print(cloud.banner(), flush=True)
     stopping.wait()
     print("\nstopping…", flush=True)

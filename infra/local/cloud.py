@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from infra.local.stack import TEMPLATE, Function, Stack
 log = logging.getLogger("ordo.local")
 
 REGION = "us-east-1"
+SECRET_PARAMETER = "JwtSecretParameterName"  # noqa: S105 - the parameter's name
 # Passed to every function, as Lambda's own environment would be.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
 
@@ -55,12 +57,17 @@ class LocalCloud:
     event_sources: list[Any] = field(default_factory=list, init=False)
     scheduler: Any = field(default=None, init=False)
     ttl: Any = field(default=None, init=False)
+    admin: LocalAdmin = field(default_factory=lambda: LocalAdmin.from_env(os.environ))
 
     @staticmethod
     def overrides_from(environ: Mapping[str, str]) -> dict[str, str]:
         """``ORDO_*`` variables of the starting shell override every function's template value."""
         ignored = {"ORDO_PORT", "ORDO_HOST", "ORDO_AWS_PORT", "ORDO_API_URL"}
-        return {k: v for k, v in environ.items() if k.startswith("ORDO_") and k not in ignored}
+        return {
+            k: v
+            for k, v in environ.items()
+            if k.startswith("ORDO_") and k not in ignored and not k.startswith("ORDO_ADMIN_")
+        }
 
     # --- start and stop ----------------------------------------------------------------
 
@@ -69,6 +76,9 @@ class LocalCloud:
         self._start_moto()
         dynamodb, sqs = self._client("dynamodb"), self._client("sqs")
         self.stack.provision(dynamodb, sqs)
+        if SECRET_PARAMETER in self.stack.parameters:  # ordo's own template, not a fixture
+            self._store_jwt_secret()
+            self.admin.ensure(dynamodb, self.stack.physical["JobsTable"]["Ref"])
         definitions = self.stack.functions()
         if self.watch:
             self._watcher = CodeWatcher([self.stack.base / "functions", self.stack.base / "layers"])
@@ -103,6 +113,16 @@ class LocalCloud:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.aws_url = f"http://{host}:{port}"
+
+    def _store_jwt_secret(self) -> None:
+        """As deployed: a SecureString the functions read once per cold start. A fresh one per
+        start, so tokens never outlive the local cloud. ``ORDO_JWT_SECRET`` overrides it."""
+        self._client("ssm").put_parameter(
+            Name=self.stack.parameters[SECRET_PARAMETER],
+            Type="SecureString",
+            Value=secrets.token_urlsafe(48),
+            Overwrite=True,
+        )
 
     def _client(self, service: str) -> Any:
         from botocore.session import get_session
@@ -212,6 +232,11 @@ class LocalCloud:
             return self._json({lid: host.pids() for lid, host in self.functions.hosts.items()})
         return 404, "application/json", b'{"message":"Not Found"}'
 
+    def _admin_line(self) -> list[str]:
+        if SECRET_PARAMETER not in self.stack.parameters:
+            return []
+        return [f"  Admin       {self.admin.username} / {self.admin.shown_password}"]
+
     @staticmethod
     def _json(value: Any) -> tuple[int, str, bytes]:
         return 200, "application/json", json.dumps(value).encode()
@@ -226,6 +251,7 @@ class LocalCloud:
             f"  Docs        {self.url}/docs",
             f"  AWS         {self.aws_url}",
             f"              (aws --endpoint-url {self.aws_url} dynamodb list-tables)",
+            *self._admin_line(),
             "  Functions",
         ]
         for lid, host in self.functions.hosts.items():
@@ -240,3 +266,47 @@ class LocalCloud:
             lines.append(f"    {lid:<18} {', '.join(triggers) or '-'}  ({fn.timeout}s{limit})")
         lines.append("  Ctrl+C stops everything.")
         return "\n".join(lines)
+
+
+@dataclass
+class LocalAdmin:
+    """The first admin: ``ORDO_ADMIN_USERNAME``/``ORDO_ADMIN_PASSWORD``, or a generated password
+    shown in the banner. Never a default password."""
+
+    username: str
+    email: str
+    password: str
+    generated: bool
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> LocalAdmin:
+        username = environ.get("ORDO_ADMIN_USERNAME", "admin")
+        password = environ.get("ORDO_ADMIN_PASSWORD", "")
+        return cls(
+            username=username,
+            email=environ.get("ORDO_ADMIN_EMAIL", f"{username}@example.com"),
+            password=password or f"{secrets.token_urlsafe(12)}-Aa1",
+            generated=not password,
+        )
+
+    @property
+    def shown_password(self) -> str:
+        return self.password if self.generated else "(password from ORDO_ADMIN_PASSWORD)"
+
+    def ensure(self, dynamodb: Any, table_name: str) -> None:
+        """Raises ``ValueError`` naming the problem if the account details break the rules."""
+        from pydantic import ValidationError
+
+        from ordo.accounts import RegisterRequest, ensure_admin
+        from ordo.clock import utcnow
+        from ordo.http import describe_validation_errors
+        from ordo.storage.accounts import DynamoUserTable
+
+        try:
+            request = RegisterRequest(
+                email=self.email, username=self.username, password=self.password
+            )
+        except ValidationError as exc:
+            problems = describe_validation_errors(exc.errors())
+            raise ValueError(f"ORDO_ADMIN_* is not a valid account: {problems}") from exc
+        ensure_admin(DynamoUserTable(dynamodb, table_name), request, utcnow())

@@ -2,6 +2,10 @@
 
 - SQS FIFO ``SequenceNumber``: AWS assigns a large number that only grows within a message
   group; moto draws 20 random digits. ordo orders queue positions by it, so it must grow.
+- DynamoDB isolation: moto checks a transaction's conditions and then writes, with nothing
+  stopping another thread in between, so two racing transactions can both pass (two users
+  claim one name; a quota admits one job too many). Every DynamoDB call is serialised here,
+  which gives the isolation DynamoDB guarantees.
 """
 
 from __future__ import annotations
@@ -33,4 +37,27 @@ def apply() -> None:
         return message
 
     SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    _serialise_dynamodb()
     _applied = True
+
+
+def _serialise_dynamodb() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in (
+        "put_item",
+        "get_item",
+        "update_item",
+        "delete_item",
+        "query",
+        "scan",
+        "transact_write_items",
+    ):
+        original = getattr(DynamoDBBackend, name)
+
+        def serialised(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        setattr(DynamoDBBackend, name, serialised)

@@ -1,13 +1,15 @@
 """End-to-end over HTTP: against the local cloud by default, or a deployed stack.
 
-With ``ORDO_API_URL`` set, the suite runs unchanged against that URL. Otherwise a session
-fixture starts the local cloud (``python -m infra.local``) on a free port with a small
-``ORDO_TIME_SCALE`` and stops it with SIGINT, as ctrl+c would.
+With ``ORDO_API_URL`` set, the suite runs unchanged against that URL (admin tests also need
+``ORDO_E2E_ADMIN_USERNAME``/``ORDO_E2E_ADMIN_PASSWORD``). Otherwise a session fixture starts the
+local cloud (``python -m infra.local``) on a free port with a small ``ORDO_TIME_SCALE`` and an
+admin of its own, and stops it with SIGINT, as ctrl+c would.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +25,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TIME_SCALE = "0.01"
+PASSWORD = "E2e-passw0rd"  # every account the tests register
+# What the API shows of a user, never more (no password hash, no deleted flag).
+USER_FIELDS = {"id", "email", "username", "role", "is_active", "created_at", "updated_at"}
 
 
 def free_port() -> int:
@@ -36,9 +41,28 @@ class Api:
     url: str
     local: bool
     log: Path | None = None
+    admin: tuple[str, str] | None = None  # username, password
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers)
+
+    def sign_up(self) -> tuple[str, str]:
+        """A new account; returns its username and access token."""
+        username = f"e2e-{secrets.token_hex(6)}"
+        with self.client() as anonymous:
+            body = {"email": f"{username}@example.com", "username": username, "password": PASSWORD}
+            registered = anonymous.post("/auth/register", json=body)
+            assert registered.status_code == 201, registered.text
+        return username, self.sign_in(username, PASSWORD)
+
+    def sign_in(self, username: str, password: str) -> str:
+        with self.client() as anonymous:
+            response = anonymous.post(
+                "/auth/login", data={"username": username, "password": password}
+            )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
 
     def wait_for(self, client: httpx.Client, task_id: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -54,11 +78,20 @@ class Api:
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     deployed = os.environ.get("ORDO_API_URL")
     if deployed:
-        yield Api(deployed.rstrip("/"), local=False)
+        username = os.environ.get("ORDO_E2E_ADMIN_USERNAME")
+        password = os.environ.get("ORDO_E2E_ADMIN_PASSWORD")
+        admin = (username, password) if username and password else None
+        yield Api(deployed.rstrip("/"), local=False, admin=admin)
         return
     port = free_port()
     log = tmp_path_factory.mktemp("local-cloud") / "local-cloud.log"
-    env = os.environ | {"ORDO_TIME_SCALE": TIME_SCALE, "PYTHONPATH": str(ROOT)}
+    admin = ("e2e-admin", f"{secrets.token_urlsafe(12)}-Aa1")
+    env = os.environ | {
+        "ORDO_TIME_SCALE": TIME_SCALE,
+        "PYTHONPATH": str(ROOT),
+        "ORDO_ADMIN_USERNAME": admin[0],
+        "ORDO_ADMIN_PASSWORD": admin[1],
+    }
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "infra.local", "--port", str(port), "--no-watch"],
@@ -70,7 +103,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process, log)
-        yield Api(url, local=True, log=log)
+        yield Api(url, local=True, log=log, admin=admin)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -96,7 +129,23 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 @pytest.fixture
 def client(api: Api) -> Iterator[httpx.Client]:
+    """Signed in as a new user of its own."""
+    _, token = api.sign_up()
+    with api.client(token) as session:
+        yield session
+
+
+@pytest.fixture
+def anonymous(api: Api) -> Iterator[httpx.Client]:
     with api.client() as session:
+        yield session
+
+
+@pytest.fixture
+def admin(api: Api) -> Iterator[httpx.Client]:
+    if api.admin is None:
+        pytest.skip("set ORDO_E2E_ADMIN_USERNAME and ORDO_E2E_ADMIN_PASSWORD")
+    with api.client(api.sign_in(*api.admin)) as session:
         yield session
 
 

@@ -57,9 +57,9 @@ def test_invalid_utf8_body_reaches_the_function_base64_and_is_rejected(
     ["/tasks/../../etc/passwd", "/tasks/..%2F..%2Fetc%2Fpasswd", "/tasks/%ff%fe", "/../tasks"],
 )
 def test_path_traversal_and_bad_escapes_are_404(api: Api, path: str) -> None:
-    answer = raw_request(
-        api, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    )
+    _, token = api.sign_up()
+    head = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+    answer = raw_request(api, f"{head}Connection: close\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 404")
 
 

@@ -1,5 +1,6 @@
 """Integration fixtures: moto in-process, every table and queue made from template.yaml."""
 
+import secrets
 from collections.abc import Iterator
 
 import boto3
@@ -8,15 +9,22 @@ from moto import mock_aws
 
 from infra.local import moto_fidelity
 from infra.local.stack import Stack
+from tests.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, start
 from tests.harness import Cloud, reset_ordo_caches
 
 
 @pytest.fixture
-def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+def anonymous_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """The stack on moto, with the JWT secret in SSM as a deployed stack has it."""
     moto_fidelity.apply()
     with mock_aws():
         stack = Stack.load(overrides={"TimeScale": "0"})
         stack.provision(boto3.client("dynamodb"), boto3.client("sqs"))
+        boto3.client("ssm").put_parameter(
+            Name=stack.parameters["JwtSecretParameterName"],
+            Type="SecureString",
+            Value=secrets.token_urlsafe(48),
+        )
         for function in stack.functions().values():
             for name, value in function.environment.items():
                 if not name.startswith("POWERTOOLS_"):
@@ -24,3 +32,30 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         reset_ordo_caches()
         yield Cloud(stack)
         reset_ordo_caches()
+
+
+@pytest.fixture
+def cloud(anonymous_cloud: Cloud) -> Cloud:
+    """The same, with requests sent as the signed-in user ``alice``."""
+    anonymous_cloud.token = anonymous_cloud.sign_up("alice").access_token
+    return anonymous_cloud
+
+
+# --- DynamoDB Local: AWS's own engine, for tests that need real DynamoDB concurrency -------
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    """One DynamoDB Local server for the session (it takes ~10 s to start).
+
+    Yields the server: ``.endpoint_url``, and ``.client()`` for a new client per thread. Tests
+    make their own table (``tests.dynamodb_local.create_table``) under a unique name.
+    """
+    try:
+        server = start()
+    except DynamoDBLocalUnavailable as missing:
+        pytest.skip(str(missing))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,4 +1,4 @@
-"""The accounts adapters on moto, with the table made from template.yaml (issue 4, in progress)."""
+"""The accounts adapters on moto, with the table made from template.yaml."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ from ordo.storage.accounts import DynamoLoginGuard, DynamoRefreshTokens, DynamoU
 from tests.harness import Cloud
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def cloud(anonymous_cloud: Cloud) -> Cloud:
+    """No one signed in: these tests count and name every user themselves."""
+    return anonymous_cloud
 
 
 def table_name(cloud: Cloud) -> str:

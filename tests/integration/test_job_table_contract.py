@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ordo.errors import StaleTransition
-from ordo.jobs import Job, JobStatus, JobTable, new_job_id
+from ordo.jobs import Job, JobStatus, JobTable, PendingQuotaExceeded, new_job_id
 from ordo.storage.dynamodb import DynamoJobTable
 from ordo.tasks import TaskType
 from tests.fakes import InMemoryJobTable
@@ -18,13 +18,18 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 def table(request: pytest.FixtureRequest) -> JobTable:
     if request.param == "memory":
         return InMemoryJobTable()
-    cloud: Cloud = request.getfixturevalue("cloud")
+    cloud: Cloud = request.getfixturevalue("anonymous_cloud")
     return DynamoJobTable(cloud.dynamodb, cloud.stack.physical["JobsTable"]["Ref"])
 
 
-def new_job(table: JobTable, data: str = "abc") -> Job:
-    job = Job(job_id=new_job_id(), task_type=TaskType.REVERSE, data=data, created_at=NOW)
-    table.create(job)
+OWNER = "a" * 32
+
+
+def new_job(table: JobTable, data: str = "abc", max_pending: int = 100) -> Job:
+    job = Job(
+        job_id=new_job_id(), owner=OWNER, task_type=TaskType.REVERSE, data=data, created_at=NOW
+    )
+    table.create(job, max_pending)
     return job
 
 
@@ -36,7 +41,7 @@ def test_create_then_get_round_trips_every_field(table: JobTable) -> None:
 def test_create_refuses_an_existing_id(table: JobTable) -> None:
     job = new_job(table)
     with pytest.raises(Exception):  # noqa: B017, PT011 - each adapter raises its own kind
-        table.create(job)
+        table.create(job, 100)
 
 
 def test_get_of_unknown_id_is_none(table: JobTable) -> None:
@@ -89,3 +94,22 @@ def test_abandon_pending_or_processing(table: JobTable) -> None:
     assert table.abandon(running.job_id, "crashed", NOW).error == "crashed"
     with pytest.raises(StaleTransition):
         table.abandon(new_job_id(), "unknown", NOW)
+
+
+def test_create_counts_pending_jobs_and_refuses_one_past_the_limit(table: JobTable) -> None:
+    jobs = [new_job(table, max_pending=2) for _ in range(2)]
+    with pytest.raises(PendingQuotaExceeded):
+        new_job(table, max_pending=2)
+    assert table.pending_count(OWNER) == 2
+    assert [table.get(job.job_id) is not None for job in jobs] == [True, True]
+
+
+def test_leaving_pending_frees_the_quota_once(table: JobTable) -> None:
+    claimed, abandoned, kept = (new_job(table) for _ in range(3))
+    first = table.claim(claimed, NOW)
+    table.note_failure(first, "attempt 1 failed")
+    retried = table.claim(table.get(claimed.job_id) or first, NOW)  # a retry: no change
+    table.abandon(abandoned.job_id, "never ran", NOW)
+    table.abandon(retried.job_id, "crashed", NOW)  # was processing: no change
+    assert table.pending_count(OWNER) == 1
+    assert table.get(kept.job_id) is not None

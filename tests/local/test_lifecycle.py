@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
         process = subprocess.Popen(
             [sys.executable, "-m", "infra.local", "--port", str(port), "--no-watch"],
             cwd=ROOT,
-            env=os.environ | {"PYTHONPATH": str(ROOT), "ORDO_TIME_SCALE": "0"},
+            env=_without_admin(os.environ) | {"PYTHONPATH": str(ROOT), "ORDO_TIME_SCALE": "0"},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -44,7 +45,16 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
 
     try:
         assert eventually(up, timeout=60), log.read_text()
-        assert httpx.post(f"{url}/tasks", json={"type": "reverse", "data": "x"}).status_code == 202
+        # No default password: the banner shows the one generated for this start.
+        shown = eventually(lambda: re.search(r"Admin +admin / (\S+)", log.read_text()))
+        assert shown, log.read_text()
+        login = {"username": "admin", "password": shown[1]}
+        with httpx.Client(base_url=url, timeout=30) as client:  # first calls start the functions
+            token = client.post("/auth/login/json", json=login).json()["access_token"]
+            task = {"type": "reverse", "data": "x"}
+            assert client.post("/tasks", json=task).status_code == 401
+            headers = {"authorization": f"Bearer {token}"}
+            assert client.post("/tasks", json=task, headers=headers).status_code == 202
         children = eventually(
             lambda: [
                 pid for pids in httpx.get(f"{url}/_local/functions").json().values() for pid in pids
@@ -60,6 +70,27 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in output_text
     assert f"API         {url}" in output_text
     assert not [pid for pid in children if alive(pid)]
+
+
+def _without_admin(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if not k.startswith("ORDO_ADMIN_")}
+
+
+def test_an_admin_password_that_breaks_the_rules_is_a_clear_error() -> None:
+    env = os.environ | {"PYTHONPATH": str(ROOT), "ORDO_ADMIN_PASSWORD": "password"}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.local", "--port", str(free_port()), "--no-watch"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "ORDO_ADMIN_* is not a valid account" in result.stderr
+    assert "upper-case" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

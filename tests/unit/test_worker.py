@@ -9,6 +9,7 @@ from ordo.worker import Delivery, JobFailed, Lane
 from tests.fakes import InMemoryJobQueue, InMemoryJobTable, RecordingDeadLetters
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+OWNER = "0" * 32
 
 
 class Boom(Exception):
@@ -23,7 +24,15 @@ def make_lane(**kwargs: object) -> tuple[Lane, InMemoryJobTable, RecordingDeadLe
 
 def submit(table: InMemoryJobTable, data: str = "abc") -> str:
     request = TaskRequest(type=TaskType.SWAP_PAIRS, data=data)
-    return submit_task(table, InMemoryJobQueue(), request, NOW, 0).task_id
+    return submit_task(
+        table,
+        InMemoryJobQueue(),
+        request,
+        owner=OWNER,
+        now=NOW,
+        retention_days=0,
+        max_pending=1000,
+    ).task_id
 
 
 def deliver(job_id: str, receive_count: int = 1) -> Delivery:

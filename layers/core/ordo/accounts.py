@@ -222,6 +222,28 @@ def register(users: UserTable, request: RegisterRequest, now: datetime) -> UserV
     return UserView.of(user)
 
 
+def ensure_admin(users: UserTable, request: RegisterRequest, now: datetime) -> tuple[User, bool]:
+    """Create this admin, or make the existing user of that name an active admin with this
+    password. Returns the user and whether it was created."""
+    existing = users.find_by_username(request.username)
+    password_hash = hash_password(request.password)
+    if existing is None:
+        admin = User(
+            id=new_user_id(),
+            email=request.email,
+            username=request.username,
+            password_hash=password_hash,
+            role=Role.ADMIN,
+            created_at=now,
+            updated_at=now,
+        )
+        users.create(admin)
+        return admin, True
+    restored = {"is_active": True, "deleted": False, "role": Role.ADMIN, "updated_at": now}
+    admin = existing.model_copy(update=restored | {"password_hash": password_hash})
+    return users.save(existing, admin), False
+
+
 def _pair(user: User, tokens: RefreshTokens, policy: TokenPolicy, now: datetime) -> TokenPair:
     access, _ = issue_token(
         user.id,
@@ -287,11 +309,20 @@ def authenticate(users: UserTable, token: str, policy: TokenPolicy, now: datetim
     return user
 
 
+_USER_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
 def _visible(users: UserTable, viewer: User, user_id: str) -> User:
-    user = users.get(user_id)
+    user = users.get(user_id) if _USER_ID.fullmatch(user_id) else None
     if user is None or not viewer.may_see(user.id):
         raise UserNotFound()
     return user
+
+
+def _not_self(viewer: User, user: User, action: str) -> None:
+    """An admin cannot lock themself out; another admin has to do it."""
+    if viewer.id == user.id:
+        raise Conflict(f"You cannot {action} your own account")
 
 
 def get_user(users: UserTable, viewer: User, user_id: str) -> UserView:
@@ -305,6 +336,8 @@ def update_user(
     fields = changes.model_dump(exclude_unset=True, exclude_none=True)
     if ({"role", "is_active"} & fields.keys()) and not viewer.is_admin:
         raise Forbidden("Only an admin may change role or is_active")
+    if fields.get("role", Role.ADMIN) is not Role.ADMIN or fields.get("is_active") is False:
+        _not_self(viewer, user, "demote or deactivate")
     if "password" in fields:
         fields["password_hash"] = hash_password(fields.pop("password"))
     updated = user.model_copy(update=fields | {"updated_at": now})
@@ -314,6 +347,8 @@ def update_user(
 def set_role(users: UserTable, viewer: User, user_id: str, role: Role, now: datetime) -> UserView:
     require_admin(viewer)
     user = _visible(users, viewer, user_id)
+    if role is not Role.ADMIN:
+        _not_self(viewer, user, "demote")
     return UserView.of(users.save(user, user.model_copy(update={"role": role, "updated_at": now})))
 
 
@@ -321,6 +356,7 @@ def delete_user(users: UserTable, viewer: User, user_id: str, now: datetime) -> 
     """Soft delete: the account can no longer sign in; its jobs stay."""
     require_admin(viewer)
     user = _visible(users, viewer, user_id)
+    _not_self(viewer, user, "delete")
     users.save(
         user, user.model_copy(update={"deleted": True, "is_active": False, "updated_at": now})
     )

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordBearer
 from starlette.exceptions import HTTPException
 
 from ordo import errors
+from ordo.accounts import User, authenticate
+from ordo.clock import utcnow
 from ordo.observability import logger
 
 # The one place domain errors become HTTP statuses. Lookup walks the class's MRO.
@@ -113,23 +116,17 @@ def api_app(title: str) -> FastAPI:
     return app
 
 
-def current_user() -> Any:
-    """A FastAPI dependency: the user behind the request's bearer access token, or a 401.
+_bearer = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 
-    ``user: Annotated[User, current_user()]`` in an endpoint's signature.
-    """
-    from fastapi import Depends
-    from fastapi.security import OAuth2PasswordBearer
 
-    from ordo.accounts import User, authenticate
-    from ordo.clock import utcnow
+def authenticated_user(token: Annotated[str | None, Depends(_bearer)]) -> User:
+    """The user behind the request's bearer access token, or a 401 for anything else."""
     from ordo.wiring import token_policy, user_table
 
-    bearer = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
+    if not token:
+        raise errors.Unauthorized("Not authenticated")
+    return authenticate(user_table(), token, token_policy(), utcnow())
 
-    def dependency(token: str | None = Depends(bearer)) -> User:
-        if not token:
-            raise errors.Unauthorized("Not authenticated")
-        return authenticate(user_table(), token, token_policy(), utcnow())
 
-    return Depends(dependency)
+# In an endpoint's signature: ``user: CurrentUser``. Every non-public route takes one.
+CurrentUser = Annotated[User, Depends(authenticated_user)]

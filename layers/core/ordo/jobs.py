@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ordo.errors import ResultNotReady, TaskNotFound, Unavailable
+from ordo.errors import ResultNotReady, TaskNotFound, TooManyRequests, Unavailable
 from ordo.tasks import TASKS, TaskType
 
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -47,6 +47,7 @@ class Job(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     job_id: str
+    owner: str = Field(description="The id of the user who submitted it.")
     kind: Literal["task"] = "task"
     task_type: TaskType
     data: str
@@ -61,11 +62,33 @@ class Job(BaseModel):
     expires_at: int | None = None
 
 
+class PendingQuotaExceeded(TooManyRequests):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You already have {limit} jobs waiting, the most allowed; "
+            "submit more once some have started"
+        )
+
+
+class Viewer(Protocol):
+    """Who is asking: a user sees their own jobs, an admin sees every job."""
+
+    def may_see(self, owner_id: str | None) -> bool: ...
+
+
 class JobTable(Protocol):
     """The storage port for jobs. Every transition is conditional and raises ``StaleTransition``
-    when the job is not in the expected state."""
+    when the job is not in the expected state.
 
-    def create(self, job: Job) -> None: ...
+    The table also keeps each owner's count of pending jobs, changed in the same atomic write
+    as the job: ``create`` adds one, leaving ``pending`` (``claim`` or ``abandon``) takes one.
+    """
+
+    def create(self, job: Job, max_pending: int) -> None:
+        """Raises ``PendingQuotaExceeded`` if the owner already has ``max_pending`` pending."""
+        ...
+
+    def pending_count(self, owner: str) -> int: ...
 
     def get(self, job_id: str) -> Job | None: ...
 
@@ -155,22 +178,30 @@ class TaskResult(BaseModel):
 
 
 def submit_task(
-    table: JobTable, queue: JobQueue, request: TaskRequest, now: datetime, retention_days: int
+    table: JobTable,
+    queue: JobQueue,
+    request: TaskRequest,
+    *,
+    owner: str,
+    now: datetime,
+    retention_days: int,
+    max_pending: int,
 ) -> TaskAccepted:
-    """Record the task as pending, then put it on the lane.
+    """Record the task as pending (within the owner's quota), then put it on the lane.
 
     The record is written first so the worker always finds it. If the enqueue fails the job is
-    marked failed (it will never run) and the caller gets ``Unavailable``.
+    marked failed (it will never run, and leaves the quota) and the caller gets ``Unavailable``.
     """
     expires_at = int((now + timedelta(days=retention_days)).timestamp()) if retention_days else None
     job = Job(
         job_id=new_job_id(),
+        owner=owner,
         task_type=request.type,
         data=request.data,
         created_at=now,
         expires_at=expires_at,
     )
-    table.create(job)
+    table.create(job, max_pending)
     try:
         seq = queue.send(job.job_id)
     except Exception as exc:
@@ -182,15 +213,16 @@ def submit_task(
     )
 
 
-def _find(table: JobTable, task_id: str) -> Job:
+def _find(table: JobTable, viewer: Viewer, task_id: str) -> Job:
+    """Someone else's job is as absent as a missing one: 404, never 403."""
     job = table.get(task_id) if is_job_id(task_id) else None
-    if job is None:
+    if job is None or not viewer.may_see(job.owner):
         raise TaskNotFound()
     return job
 
 
-def get_task(table: JobTable, task_id: str) -> TaskView:
-    job = _find(table, task_id)
+def get_task(table: JobTable, viewer: Viewer, task_id: str) -> TaskView:
+    job = _find(table, viewer, task_id)
     return TaskView(
         task_id=job.job_id,
         type=job.task_type,
@@ -211,8 +243,8 @@ def _queue_position(table: JobTable, job: Job) -> int | None:
     return table.count_pending_before(job.queue_seq)
 
 
-def get_result(table: JobTable, task_id: str) -> TaskResult:
-    job = _find(table, task_id)
+def get_result(table: JobTable, viewer: Viewer, task_id: str) -> TaskResult:
+    job = _find(table, viewer, task_id)
     if job.status is JobStatus.FAILED:
         raise ResultNotReady("Task failed", status=job.status.value, error=job.error)
     if job.status is not JobStatus.COMPLETED or job.result is None:

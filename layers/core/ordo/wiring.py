@@ -14,7 +14,7 @@ from ordo.jobs import JobQueue, JobTable
 from ordo.settings import settings
 
 if TYPE_CHECKING:
-    from ordo.accounts import TokenPolicy, UserTable
+    from ordo.accounts import LoginGuard, RefreshTokens, TokenPolicy, UserTable
     from ordo.worker import Lane
 
 
@@ -51,6 +51,20 @@ def user_table() -> UserTable:
     from ordo.storage.accounts import DynamoUserTable
 
     return DynamoUserTable(aws.dynamodb(), settings().table_name)
+
+
+@cache
+def refresh_tokens() -> RefreshTokens:
+    from ordo.storage.accounts import DynamoRefreshTokens
+
+    return DynamoRefreshTokens(aws.dynamodb(), settings().table_name)
+
+
+@cache
+def login_guard() -> LoginGuard:
+    from ordo.storage.accounts import DynamoLoginGuard
+
+    return DynamoLoginGuard(aws.dynamodb(), settings().table_name)
 
 
 @cache

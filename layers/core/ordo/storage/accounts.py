@@ -16,8 +16,6 @@ not existing, so uniqueness holds under concurrent registration.
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +25,8 @@ from ordo.accounts import EmailTaken, User, UsernameTaken
 from ordo.errors import Conflict
 from ordo.security import Claims
 from ordo.storage.attributes import from_item, to_item
+from ordo.storage.cursors import decode_cursor, encode_cursor
+from ordo.storage.transactions import cancellation_codes, transact_write
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -66,11 +66,6 @@ def _user(item: dict[str, Any]) -> User:
     return User.model_validate(from_item(item))
 
 
-def _cancellation_codes(error: ClientError) -> list[str]:
-    reasons = error.response.get("CancellationReasons", [])
-    return [str(reason.get("Code", "None")) for reason in reasons]
-
-
 class DynamoUserTable:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -83,14 +78,14 @@ class DynamoUserTable:
         new = "attribute_not_exists(pk)"
         claim = {"user_id": {"S": user.id}}
         try:
-            items: Any = [
+            items = [
                 self._put(_user_item(user), new),
                 self._put(_username_key(user.username) | claim, new),
                 self._put(_email_key(user.email) | claim, new),
             ]
-            self._client.transact_write_items(TransactItems=items)
+            transact_write(self._client, items)
         except ClientError as error:
-            codes = _cancellation_codes(error)
+            codes = cancellation_codes(error)
             if len(codes) == 3 and codes[2] == "ConditionalCheckFailed":
                 raise EmailTaken() from error
             if len(codes) == 3 and codes[1] == "ConditionalCheckFailed":
@@ -133,9 +128,9 @@ class DynamoUserTable:
                 actions.append(self._put(key(new) | claim, "attribute_not_exists(pk)"))
                 actions.append({"Delete": {"TableName": self._table, "Key": key(old)}})
         try:
-            self._client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+            transact_write(self._client, actions)
         except ClientError as error:
-            codes = _cancellation_codes(error)
+            codes = cancellation_codes(error)
             if codes and codes[0] == "ConditionalCheckFailed":
                 raise Conflict("The user changed meanwhile; read it again") from error
             for index, key in enumerate(moved):
@@ -153,26 +148,11 @@ class DynamoUserTable:
             "Limit": limit,
         }
         if cursor:
-            query["ExclusiveStartKey"] = _decode_cursor(cursor)
+            keys = {"pk", "sk", "gsi1pk", "gsi1sk"}
+            query["ExclusiveStartKey"] = decode_cursor(cursor, keys, ("gsi1pk", "USERS"))
         response = self._client.query(**query)
         last = response.get("LastEvaluatedKey")
-        return [_user(item) for item in response["Items"]], _encode_cursor(last) if last else None
-
-
-def _encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> dict[str, Any]:
-    from ordo.errors import InvalidInput
-
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not valid") from exc
-    if not isinstance(key, dict) or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"}:
-        raise InvalidInput("cursor is not valid")
-    return key
+        return [_user(item) for item in response["Items"]], encode_cursor(last) if last else None
 
 
 class DynamoRefreshTokens:

@@ -1,0 +1,61 @@
+"""/users: the admin's view of every account, and each user's view of their own."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Response
+from mangum import Mangum
+
+from ordo import accounts
+from ordo.accounts import RoleUpdate, UserPage, UserTable, UserUpdate, UserView
+from ordo.clock import utcnow
+from ordo.http import CurrentUser, api_app
+from ordo.wiring import user_table
+
+app = api_app(title="users")
+
+Users = Annotated[UserTable, Depends(user_table)]
+
+_ADMIN_ONLY: dict[int | str, dict[str, Any]] = {403: {"description": "Admin role required"}}
+_HIDDEN: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such user, or not one the caller may see"}
+}
+
+
+@app.get("/users", response_model=UserPage, responses=_ADMIN_ONLY)
+def list_users(
+    user: CurrentUser,
+    users: Users,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> UserPage:
+    """Oldest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    return accounts.list_users(users, user, limit, cursor)
+
+
+@app.get("/users/{user_id}", response_model=UserView, responses=_HIDDEN)
+def get_user(user_id: str, user: CurrentUser, users: Users) -> UserView:
+    return accounts.get_user(users, user, user_id)
+
+
+@app.put(
+    "/users/{user_id}",
+    response_model=UserView,
+    responses=_HIDDEN | {403: {"description": "Only an admin may change role or is_active"}},
+)
+def update_user(user_id: str, changes: UserUpdate, user: CurrentUser, users: Users) -> UserView:
+    return accounts.update_user(users, user, user_id, changes, utcnow())
+
+
+@app.delete("/users/{user_id}", status_code=204, responses=_ADMIN_ONLY | _HIDDEN)
+def delete_user(user_id: str, user: CurrentUser, users: Users) -> Response:
+    """Soft delete: the account can no longer sign in or use its tokens; its jobs remain."""
+    accounts.delete_user(users, user, user_id, utcnow())
+    return Response(status_code=204)
+
+
+@app.put("/users/{user_id}/role", response_model=UserView, responses=_ADMIN_ONLY | _HIDDEN)
+def set_role(user_id: str, change: RoleUpdate, user: CurrentUser, users: Users) -> UserView:
+    return accounts.set_role(users, user, user_id, change.role, utcnow())
+
+
+handler = Mangum(app, lifespan="off")

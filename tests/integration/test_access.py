@@ -1,0 +1,369 @@
+"""Who may do what: the role x endpoint matrix, token attacks, the quota and sign-in throttling,
+through the real handlers and API Gateway events."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from ordo.security import TokenType, issue_token
+from tests.e2e.conftest import USER_FIELDS
+from tests.harness import PASSWORD, Account, Cloud, reset_ordo_caches
+
+ANONYMOUS = None
+
+
+@dataclass
+class People:
+    alice: Account
+    bob: Account
+    admin: Account
+    deleted: Account
+    task_id: str
+
+    def tokens(self) -> dict[str, str | None]:
+        return {
+            "anonymous": ANONYMOUS,
+            "user": self.alice.access_token,
+            "other user": self.bob.access_token,
+            "admin": self.admin.access_token,
+            "deleted user": self.deleted.access_token,
+        }
+
+
+@pytest.fixture
+def people(anonymous_cloud: Cloud) -> People:
+    cloud = anonymous_cloud
+    alice, bob = cloud.sign_up("alice"), cloud.sign_up("bob")
+    admin, deleted = cloud.sign_up("root", admin=True), cloud.sign_up("carol")
+    removed = cloud.request("DELETE", f"/users/{deleted.id}", token=admin.access_token)
+    assert removed.status == 204
+    task = cloud.request(
+        "POST", "/tasks", {"type": "reverse", "data": "abc"}, token=alice.access_token
+    )
+    assert task.status == 202
+    return People(alice, bob, admin, deleted, task.body["task_id"])
+
+
+# --- the matrix ----------------------------------------------------------------------------------
+
+# Callers in the order they ask: the admin last, as its call may change things (a delete).
+ROLES = ("anonymous", "user", "other user", "deleted user", "admin")
+# (method, path, body): the status each of ROLES gets. "user" is alice, who owns {task}.
+MATRIX: list[tuple[str, str, dict[str, object] | None, tuple[int, int, int, int, int]]] = [
+    ("POST", "/tasks", {"type": "swap_pairs", "data": "abcd"}, (401, 202, 202, 401, 202)),
+    ("GET", "/tasks/{task}", None, (401, 200, 404, 401, 200)),
+    ("GET", "/tasks/{task}/result", None, (401, 409, 404, 401, 409)),
+    ("GET", "/auth/me", None, (401, 200, 200, 401, 200)),
+    ("GET", "/users", None, (401, 403, 403, 401, 200)),
+    ("GET", "/users/{alice}", None, (401, 200, 404, 401, 200)),
+    ("PUT", "/users/{alice}", {"email": "alice.new@example.com"}, (401, 200, 404, 401, 200)),
+    # role and is_active are admin-only, even unchanged
+    ("PUT", "/users/{alice}", {"role": "user"}, (401, 403, 404, 401, 200)),
+    ("PUT", "/users/{alice}", {"is_active": True}, (401, 403, 404, 401, 200)),
+    ("PUT", "/users/{bob}/role", {"role": "user"}, (401, 403, 403, 401, 200)),
+    ("DELETE", "/users/{bob}", None, (401, 403, 403, 401, 204)),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    MATRIX,
+    ids=[f"{method} {path} {body or ''}".strip() for method, path, body, _ in MATRIX],
+)
+def test_who_gets_what(
+    anonymous_cloud: Cloud,
+    people: People,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
+    expected: tuple[int, ...],
+) -> None:
+    url = path.format(task=people.task_id, alice=people.alice.id, bob=people.bob.id)
+    tokens = people.tokens()
+    got = {
+        role: anonymous_cloud.request(method, url, body, token=tokens[role]).status
+        for role in ROLES
+    }
+    assert got == dict(zip(ROLES, expected, strict=True))
+
+
+def test_another_users_task_looks_exactly_like_a_missing_one(
+    anonymous_cloud: Cloud, people: People
+) -> None:
+    bob = people.bob.access_token
+    theirs = anonymous_cloud.request("GET", f"/tasks/{people.task_id}", token=bob)
+    missing = anonymous_cloud.request("GET", f"/tasks/{'0' * 32}", token=bob)
+    assert (theirs.status, theirs.body) == (404, {"detail": "Task not found"})
+    assert (missing.status, missing.body) == (theirs.status, theirs.body)
+
+
+def test_me_is_the_caller_without_secrets(anonymous_cloud: Cloud, people: People) -> None:
+    me = anonymous_cloud.request("GET", "/auth/me", token=people.alice.access_token).body
+    assert me["id"] == people.alice.id
+    assert "password_hash" not in me
+
+
+def test_the_user_list_pages_with_a_cursor(anonymous_cloud: Cloud, people: People) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = anonymous_cloud.request(
+            "GET", "/users", query=query, token=people.admin.access_token
+        )
+        assert page.status == 200
+        assert len(page.body["items"]) <= 2
+        seen += [user["username"] for user in page.body["items"]]
+        cursor = page.body["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == ["alice", "bob", "carol", "root"]
+    bad = anonymous_cloud.request(
+        "GET", "/users", query="cursor=nope", token=people.admin.access_token
+    )
+    assert bad.status == 422
+    assert bad.body["detail"] == "cursor is not valid"
+
+
+def test_a_deleted_users_jobs_remain_and_an_admin_still_reads_them(
+    anonymous_cloud: Cloud, people: People
+) -> None:
+    admin = people.admin.access_token
+    assert anonymous_cloud.request("DELETE", f"/users/{people.alice.id}", token=admin).status == 204
+    view = anonymous_cloud.request("GET", f"/tasks/{people.task_id}", token=admin)
+    assert view.status == 200
+    login = {"username": "alice", "password": PASSWORD}
+    assert anonymous_cloud.request("POST", "/auth/login/json", login, token=None).status == 401
+
+
+def test_an_admin_cannot_lock_themself_out(anonymous_cloud: Cloud, people: People) -> None:
+    me, token = people.admin.id, people.admin.access_token
+    for method, path, body in [
+        ("DELETE", f"/users/{me}", None),
+        ("PUT", f"/users/{me}/role", {"role": "user"}),
+        ("PUT", f"/users/{me}", {"is_active": False}),
+    ]:
+        response = anonymous_cloud.request(method, path, body, token=token)
+        assert response.status == 409, (method, path)
+        assert "your own account" in response.body["detail"]
+
+
+@pytest.mark.parametrize("user_id", ["nope", "0" * 32, "x" * 3000, "0" * 31 + "g"])
+def test_unknown_or_malformed_user_ids_are_404(
+    anonymous_cloud: Cloud, people: People, user_id: str
+) -> None:
+    response = anonymous_cloud.request("GET", f"/users/{user_id}", token=people.admin.access_token)
+    assert (response.status, response.body) == (404, {"detail": "User not found"})
+
+
+# --- registration and sign-in ------------------------------------------------------------------
+
+
+def test_register_returns_the_user_without_secrets(anonymous_cloud: Cloud) -> None:
+    body = {"email": "Dana@Example.com", "username": "dana", "password": PASSWORD}
+    response = anonymous_cloud.request("POST", "/auth/register", body, token=None)
+    assert response.status == 201
+    assert set(response.body) == USER_FIELDS
+    assert (response.body["role"], response.body["is_active"]) == ("user", True)
+    assert PASSWORD not in json.dumps(response.body)
+
+
+def test_a_duplicate_email_or_username_is_409_naming_which(anonymous_cloud: Cloud) -> None:
+    anonymous_cloud.sign_up("erin")
+    twin_name = {"email": "other@example.com", "username": "ERIN", "password": PASSWORD}
+    twin_mail = {"email": "erin@EXAMPLE.com", "username": "erin2", "password": PASSWORD}
+    by_name = anonymous_cloud.request("POST", "/auth/register", twin_name, token=None)
+    by_mail = anonymous_cloud.request("POST", "/auth/register", twin_mail, token=None)
+    assert (by_name.status, by_name.body["detail"]) == (409, "Username already taken")
+    assert (by_mail.status, by_mail.body["detail"]) == (409, "Email already registered")
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        ("Short1a", "at least 8"),
+        ("alllower1", "upper-case"),
+        ("ALLUPPER1", "lower-case"),
+        ("NoDigitsHere", "digit"),
+        ("Aa1" + "x" * 98, "at most 100"),
+    ],
+)
+def test_the_password_policy_is_enforced_at_registration(
+    anonymous_cloud: Cloud, password: str, problem: str
+) -> None:
+    body = {"email": "fay@example.com", "username": "fay", "password": password}
+    response = anonymous_cloud.request("POST", "/auth/register", body, token=None)
+    assert response.status == 422
+    assert problem in response.body["detail"]
+
+
+def test_wrong_password_unknown_user_and_inactive_user_get_the_same_401(
+    anonymous_cloud: Cloud,
+) -> None:
+    admin = anonymous_cloud.sign_up("root", admin=True)
+    gus = anonymous_cloud.sign_up("gus")
+    deactivated = anonymous_cloud.request(
+        "PUT", f"/users/{gus.id}", {"is_active": False}, token=admin.access_token
+    )
+    assert deactivated.status == 200
+    answers = [
+        anonymous_cloud.request("POST", "/auth/login/json", body, token=None)
+        for body in (
+            {"username": "root", "password": "Wrong-passw0rd"},
+            {"username": "nobody", "password": PASSWORD},
+            {"username": "gus", "password": PASSWORD},
+        )
+    ]
+    assert {(a.status, a.body["detail"]) for a in answers} == {
+        (401, "Incorrect username or password")
+    }
+
+
+def test_the_oauth2_form_signs_in(anonymous_cloud: Cloud) -> None:
+    anonymous_cloud.sign_up("hal")
+    response = anonymous_cloud.request(
+        "POST",
+        "/auth/login",
+        body=f"username=hal&password={PASSWORD}&grant_type=password",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        token=None,
+    )
+    assert response.status == 200
+    assert set(response.body) == {"access_token", "refresh_token", "token_type"}
+    assert response.body["token_type"] == "bearer"
+
+
+# --- token attacks -----------------------------------------------------------------------------
+
+
+def _secret(cloud: Cloud) -> str:
+    name = cloud.stack.parameters["JwtSecretParameterName"]
+    value = boto3.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    return str(value["Value"])
+
+
+def _b64(part: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+
+def _forge(token: str, header: dict[str, object] | None = None, **claims: object) -> str:
+    head, body, signature = token.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    new_head = _b64(header) if header else head
+    return f"{new_head}.{_b64(payload | claims)}.{signature}"
+
+
+def test_token_attacks_are_401(anonymous_cloud: Cloud) -> None:
+    cloud = anonymous_cloud
+    ivy = cloud.sign_up("ivy")
+    past = datetime.now(UTC) - timedelta(hours=1)
+    expired, _ = issue_token(
+        ivy.id,
+        "user",
+        TokenType.ACCESS,
+        now=past,
+        lifetime=timedelta(minutes=15),
+        secret=_secret(cloud),
+    )
+    wrong_key, _ = issue_token(
+        ivy.id,
+        "user",
+        TokenType.ACCESS,
+        now=datetime.now(UTC),
+        lifetime=timedelta(minutes=15),
+        secret="k" * 48,
+    )
+    attacks = {
+        "tampered claims": _forge(ivy.access_token, role="admin"),
+        "alg none": _forge(ivy.access_token, {"alg": "none", "typ": "JWT"}).rsplit(".", 1)[0] + ".",
+        "alg HS512": _forge(ivy.access_token, {"alg": "HS512", "typ": "JWT"}),
+        "signed with another key": wrong_key,
+        "expired": expired,
+        "refresh token as access token": ivy.refresh_token,
+        "garbage": "not-a-jwt",
+    }
+    for name, token in attacks.items():
+        response = cloud.request("GET", "/auth/me", token=token)
+        assert (response.status, response.body) == (
+            401,
+            {"detail": "Could not validate credentials"},
+        ), name
+        assert response.headers["www-authenticate"] == "Bearer", name
+
+
+def test_refresh_rotates_and_refuses_reuse_and_access_tokens(anonymous_cloud: Cloud) -> None:
+    jay = anonymous_cloud.sign_up("jay")
+
+    def refresh(token: str) -> int:
+        return anonymous_cloud.request(
+            "POST", "/auth/refresh", {"refresh_token": token}, token=None
+        ).status
+
+    rotated = anonymous_cloud.request(
+        "POST", "/auth/refresh", {"refresh_token": jay.refresh_token}, token=None
+    )
+    assert rotated.status == 200
+    assert rotated.body["refresh_token"] != jay.refresh_token
+    assert refresh(jay.refresh_token) == 401  # spent
+    assert refresh(jay.access_token) == 401  # wrong type
+    assert refresh(rotated.body["refresh_token"]) == 200
+
+
+def test_a_deleted_users_refresh_token_is_refused(anonymous_cloud: Cloud) -> None:
+    admin = anonymous_cloud.sign_up("root", admin=True)
+    kim = anonymous_cloud.sign_up("kim")
+    anonymous_cloud.request("DELETE", f"/users/{kim.id}", token=admin.access_token)
+    response = anonymous_cloud.request(
+        "POST", "/auth/refresh", {"refresh_token": kim.refresh_token}, token=None
+    )
+    assert response.status == 401
+
+
+# --- quota ---------------------------------------------------------------------------------------
+
+
+def test_the_pending_quota_at_its_boundary(
+    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDO_MAX_PENDING_PER_USER", "3")
+    reset_ordo_caches()
+    cloud = anonymous_cloud
+    lee, max_ = cloud.sign_up("lee"), cloud.sign_up("max")
+    body = {"type": "reverse", "data": "abc"}
+
+    accepted = [cloud.request("POST", "/tasks", body, token=lee.access_token) for _ in range(3)]
+    assert [r.status for r in accepted] == [202, 202, 202]
+    refused = cloud.request("POST", "/tasks", body, token=lee.access_token)
+    assert refused.status == 429
+    assert "3 jobs waiting" in refused.body["detail"]
+    assert cloud.queue_depth() == 3  # the refused job was never queued
+    assert cloud.request("POST", "/tasks", body, token=max_.access_token).status == 202
+
+    cloud.drain()
+    assert cloud.request("POST", "/tasks", body, token=lee.access_token).status == 202
+
+
+# --- sign-in throttling --------------------------------------------------------------------------
+
+
+def test_repeated_failures_slow_that_username_only(anonymous_cloud: Cloud) -> None:
+    cloud = anonymous_cloud
+    cloud.sign_up("mia")
+    cloud.sign_up("ned")
+    wrong = {"username": "mia", "password": "Wrong-passw0rd"}
+    failures = [cloud.request("POST", "/auth/login/json", wrong, token=None) for _ in range(5)]
+    assert [f.status for f in failures] == [401] * 5
+
+    right = {"username": "mia", "password": PASSWORD}
+    locked = cloud.request("POST", "/auth/login/json", right, token=None)
+    assert locked.status == 429
+    assert 0 < int(locked.headers["retry-after"]) <= 30
+    assert "try again later" in locked.body["detail"]
+    other = {"username": "ned", "password": PASSWORD}
+    assert cloud.request("POST", "/auth/login/json", other, token=None).status == 200

@@ -1,0 +1,219 @@
+"""Races on the DynamoDB adapters, against DynamoDB Local (AWS's own engine).
+
+moto's in-process DynamoDB is not thread-safe for concurrent ``TransactWriteItems``, so these
+run on the ``dynamodb_local`` server. Every thread has its own client, already connected, and
+all of them fire at once from a barrier. Clients never retry: what a thread sees is what
+DynamoDB answered, and anything but the domain error the adapter promises fails the test with
+the raw error code and cancellation reasons.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ordo.accounts import EmailTaken, User, UsernameTaken, new_user_id
+from ordo.errors import StaleTransition
+from ordo.jobs import Job, JobStatus, PendingQuotaExceeded, new_job_id
+from ordo.storage.accounts import DynamoUserTable
+from ordo.storage.dynamodb import DynamoJobTable
+from ordo.tasks import TaskType
+from tests.dynamodb_local import DynamoDBLocal, create_table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def table(dynamodb_local: DynamoDBLocal) -> Iterator[str]:
+    """A fresh JobsTable, made from template.yaml, under a name no other test uses."""
+    name = f"ordo-JobsTable-{secrets.token_hex(6)}"
+    client = dynamodb_local.client()
+    create_table(client, "JobsTable", name)
+    yield name
+    client.delete_table(TableName=name)
+
+
+# --- racing --------------------------------------------------------------------------------
+
+
+def race[T](
+    server: DynamoDBLocal, threads: int, action: Callable[[int, DynamoDBClient], T]
+) -> list[T | BaseException]:
+    """Run ``action(i, client)`` on ``threads`` threads released together; each outcome."""
+    clients = server.clients(threads)
+    for client in clients:  # connect now, so the race is not decided by TCP handshakes
+        client.list_tables(Limit=1)
+    barrier = threading.Barrier(threads)
+
+    def run(index: int) -> T | BaseException:
+        barrier.wait(timeout=30)
+        try:
+            return action(index, clients[index])
+        except Exception as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(run, range(threads)))
+
+
+def describe(outcome: object) -> str:
+    """An outcome, with a ClientError's code and cancellation reasons spelled out."""
+    if isinstance(outcome, ClientError):
+        error = outcome.response.get("Error", {})
+        reasons = [
+            f"{reason.get('Code')}: {reason.get('Message', '')}".rstrip(": ")
+            for reason in outcome.response.get("CancellationReasons", [])
+        ]
+        return (
+            f"ClientError {error.get('Code')} ({outcome.operation_name}): "
+            f"{error.get('Message')} CancellationReasons={reasons}"
+        )
+    if isinstance(outcome, BaseException):
+        return f"{type(outcome).__name__}: {outcome}"
+    return "ok"
+
+
+def tally(outcomes: list[Any]) -> Counter[str]:
+    return Counter(describe(outcome) for outcome in outcomes)
+
+
+def items(client: DynamoDBClient, table: str, prefix: str) -> list[dict[str, Any]]:
+    """Every item whose pk starts with ``prefix`` (a consistent scan)."""
+    found: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(
+        TableName=table,
+        ConsistentRead=True,
+        FilterExpression="begins_with(pk, :prefix)",
+        ExpressionAttributeValues={":prefix": {"S": prefix}},
+    ):
+        found.extend(page["Items"])
+    return found
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def user(username: str, email: str) -> User:
+    return User(
+        id=new_user_id(),
+        email=email,
+        username=username,
+        password_hash="$argon2id$not-a-real-hash",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_concurrent_registrations_of_one_username_admit_exactly_one(
+    dynamodb_local: DynamoDBLocal, table: str
+) -> None:
+    users = [user("alice", f"alice{i}@example.com") for i in range(16)]
+
+    outcomes = race(
+        dynamodb_local, 16, lambda i, client: DynamoUserTable(client, table).create(users[i])
+    )
+
+    winners = [users[i] for i, outcome in enumerate(outcomes) if outcome is None]
+    assert len(winners) == 1, tally(outcomes)
+    losers = [outcome for outcome in outcomes if outcome is not None]
+    assert all(isinstance(outcome, UsernameTaken) for outcome in losers), tally(outcomes)
+    check = dynamodb_local.client()
+    claims = items(check, table, "USERNAME#")
+    assert [(c["pk"]["S"], c["user_id"]["S"]) for c in claims] == [
+        ("USERNAME#alice", winners[0].id)
+    ]
+    assert [u["pk"]["S"] for u in items(check, table, "USER#")] == [f"USER#{winners[0].id}"]
+    # All or nothing: no loser left its email claim behind.
+    assert [e["pk"]["S"] for e in items(check, table, "EMAIL#")] == [f"EMAIL#{winners[0].email}"]
+    assert DynamoUserTable(check, table).find_by_username("alice") == winners[0]
+
+
+def test_concurrent_registrations_of_one_email_admit_exactly_one(
+    dynamodb_local: DynamoDBLocal, table: str
+) -> None:
+    users = [user(f"user{i}", "shared@example.com") for i in range(16)]
+
+    outcomes = race(
+        dynamodb_local, 16, lambda i, client: DynamoUserTable(client, table).create(users[i])
+    )
+
+    winners = [users[i] for i, outcome in enumerate(outcomes) if outcome is None]
+    assert len(winners) == 1, tally(outcomes)
+    losers = [outcome for outcome in outcomes if outcome is not None]
+    assert all(isinstance(outcome, EmailTaken) for outcome in losers), tally(outcomes)
+    check = dynamodb_local.client()
+    claims = items(check, table, "EMAIL#")
+    assert [(c["pk"]["S"], c["user_id"]["S"]) for c in claims] == [
+        ("EMAIL#shared@example.com", winners[0].id)
+    ]
+    assert [u["pk"]["S"] for u in items(check, table, "USER#")] == [f"USER#{winners[0].id}"]
+    assert [n["pk"]["S"] for n in items(check, table, "USERNAME#")] == [
+        f"USERNAME#{winners[0].username}"
+    ]
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+def job(owner: str) -> Job:
+    return Job(
+        job_id=new_job_id(),
+        owner=owner,
+        task_type=TaskType.REVERSE,
+        data="abc",
+        created_at=datetime.now(UTC),
+    )
+
+
+def test_concurrent_submissions_stop_at_the_pending_quota(
+    dynamodb_local: DynamoDBLocal, table: str
+) -> None:
+    owner = new_user_id()
+    jobs = [job(owner) for _ in range(20)]
+
+    outcomes = race(
+        dynamodb_local, 20, lambda i, client: DynamoJobTable(client, table).create(jobs[i], 5)
+    )
+
+    assert outcomes.count(None) == 5, tally(outcomes)
+    losers = [outcome for outcome in outcomes if outcome is not None]
+    assert all(isinstance(outcome, PendingQuotaExceeded) for outcome in losers), tally(outcomes)
+    check = dynamodb_local.client()
+    assert DynamoJobTable(check, table).pending_count(owner) == 5
+    stored = {item["pk"]["S"] for item in items(check, table, "JOB#")}
+    assert stored == {f"JOB#{jobs[i].job_id}" for i, o in enumerate(outcomes) if o is None}
+
+
+def test_concurrent_claims_of_one_job_admit_exactly_one(
+    dynamodb_local: DynamoDBLocal, table: str
+) -> None:
+    owner = new_user_id()
+    pending = job(owner)
+    setup = DynamoJobTable(dynamodb_local.client(), table)
+    setup.create(pending, 5)
+    assert setup.pending_count(owner) == 1
+
+    outcomes = race(
+        dynamodb_local, 8, lambda _, client: DynamoJobTable(client, table).claim(pending, NOW)
+    )
+
+    claimed = [outcome for outcome in outcomes if isinstance(outcome, Job)]
+    assert len(claimed) == 1, tally(outcomes)
+    losers = [outcome for outcome in outcomes if not isinstance(outcome, Job)]
+    assert all(isinstance(outcome, StaleTransition) for outcome in losers), tally(outcomes)
+    assert setup.pending_count(owner) == 0
+    stored = setup.get(pending.job_id)
+    assert stored is not None
+    assert (stored.status, stored.attempt, stored.queue_seq) == (JobStatus.PROCESSING, 1, None)
+    assert stored == claimed[0]
