@@ -17,8 +17,10 @@ API_FUNCTIONS = (
     "ResultFunction",
     "AuthFunction",
     "UsersFunction",
+    "CasesFunction",
 )
-FUNCTIONS = (*API_FUNCTIONS, "WorkerFunction")
+QUEUE_FUNCTIONS = ("WorkerFunction", "CaseTimerFunction")
+FUNCTIONS = (*API_FUNCTIONS, *QUEUE_FUNCTIONS)
 ROUTES = {
     "SubmitFunction": [("POST", "/tasks")],
     "StatusFunction": [("GET", "/tasks/{task_id}")],
@@ -37,6 +39,7 @@ ROUTES = {
         ("PUT", "/users/{user_id}"),
         ("PUT", "/users/{user_id}/role"),
     ],
+    "CasesFunction": [("GET", "/cases"), ("GET", "/cases/{case_id}"), ("POST", "/cases")],
 }
 # Time the worker needs besides the tasks' own delays: cold start, DynamoDB and SQS calls.
 WORKER_HEADROOM_SECONDS = 10
@@ -47,6 +50,8 @@ QUEUE_ARN = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
 QUEUE_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/queue"}
 USERS_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi1"}
+ALL_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi2"}
+CASE_TIMER_ARN = {"Fn::GetAtt": ["CaseTimerQueue", "Arn"]}
 JWT_SECRET_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
     ":parameter${JwtSecretParameterName}"
@@ -98,9 +103,21 @@ GRANTS: dict[str, list[Grant]] = {
         ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
         READ_SECRET,
     ],
+    "CasesFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("CASE#*", "USER#*")),
+        ("dynamodb:PutItem", TABLE_ARN, ("CASE#*",)),
+        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
+        ("dynamodb:Query", ALL_INDEX_ARN, ANY_ITEM),
+        ("sqs:SendMessage", CASE_TIMER_ARN, ANY_ITEM),
+        READ_SECRET,
+    ],
+    "CaseTimerFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("CASE#*",)),
+        ("dynamodb:PutItem", TABLE_ARN, ("CASE#*",)),
+    ],
 }
 MANAGED_POLICIES = {lid: {BASIC_EXECUTION} for lid in API_FUNCTIONS} | {
-    "WorkerFunction": {BASIC_EXECUTION, SQS_EXECUTION}
+    lid: {BASIC_EXECUTION, SQS_EXECUTION} for lid in QUEUE_FUNCTIONS
 }
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY", re.I)
 SECRET_TEXT = [
@@ -247,12 +264,31 @@ def test_the_queue_hides_messages_for_six_worker_timeouts(stack: Stack) -> None:
 
 def test_the_worker_runs_alone_and_reports_batch_item_failures(stack: Stack) -> None:
     worker = stack.functions()["WorkerFunction"]
-    (mapping,) = stack.of_type("AWS::Lambda::EventSourceMapping").values()
+    mapping = stack.resources["WorkerFunctionJobs"]
 
     assert worker.reserved_concurrency == 1
     assert worker.queue_logical_id == "JobsQueue"
     assert worker.report_batch_item_failures
     assert "ReportBatchItemFailures" in mapping["Properties"]["FunctionResponseTypes"]
+
+
+def test_the_case_timer_is_a_standard_queue_apart_from_the_lane(stack: Stack) -> None:
+    """Per-message DelaySeconds needs a standard queue; the lane's worker never sees it."""
+    timer = stack.functions()["CaseTimerFunction"]
+    queue = _props(stack, "CaseTimerQueue")
+
+    assert timer.queue_logical_id == "CaseTimerQueue"
+    assert timer.report_batch_item_failures
+    assert not queue.get("FifoQueue")
+    assert int(queue["VisibilityTimeout"]) >= 6 * timer.timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["CaseTimerDeadLetterQueue", "Arn"]
+    }
+    mappings = stack.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert sorted(m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == [
+        "CaseTimerQueue",
+        "JobsQueue",
+    ]
 
 
 def test_the_worker_timeout_fits_a_full_batch_of_the_slowest_task(
@@ -431,7 +467,7 @@ def test_every_invocation_goes_through_the_alias(stack: Stack) -> None:
         assert any(target in names for names in aliases.values()), lid
     for lid, res in stack.of_type("AWS::Lambda::EventSourceMapping").items():
         target = res["Properties"]["FunctionName"]["Ref"]
-        assert target in aliases["WorkerFunction"], lid
+        assert any(target in aliases[name] for name in QUEUE_FUNCTIONS), lid
     (api,) = stack.of_type("AWS::ApiGatewayV2::Api").values()
     for ops in api["Properties"]["Body"]["paths"].values():
         for op in ops.values():

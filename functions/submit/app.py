@@ -40,7 +40,8 @@ def submit(
     )
     response.headers["Location"] = f"/tasks/{accepted.task_id}"
     metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()  # here, not per invocation: a rejected request has no metric
     return accepted
 
 
-handler = metrics.log_metrics(Mangum(app, lifespan="off"))
+handler = Mangum(app, lifespan="off")

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     table_name: str = Field(default="ordo", min_length=3)
     queue_url: str = ""
     dlq_url: str = ""
+    case_timer_queue_url: str = ""
     time_scale: float = Field(default=1.0, ge=0.0, le=100.0)
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     job_retention_days: int = Field(default=30, ge=0)
@@ -37,6 +38,7 @@ class Settings(BaseModel):
             "table_name": "ORDO_TABLE_NAME",
             "queue_url": "ORDO_QUEUE_URL",
             "dlq_url": "ORDO_DLQ_URL",
+            "case_timer_queue_url": "ORDO_CASE_TIMER_QUEUE_URL",
             "time_scale": "ORDO_TIME_SCALE",
             "max_receive_count": "ORDO_MAX_RECEIVE_COUNT",
             "job_retention_days": "ORDO_JOB_RETENTION_DAYS",

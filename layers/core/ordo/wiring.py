@@ -15,6 +15,7 @@ from ordo.settings import settings
 
 if TYPE_CHECKING:
     from ordo.accounts import LoginGuard, RefreshTokens, TokenPolicy, UserTable
+    from ordo.cases import CaseTable, CaseTimer, Timeline
     from ordo.worker import Lane
 
 
@@ -86,3 +87,24 @@ def token_policy() -> TokenPolicy:
         access_lifetime=timedelta(minutes=config.access_token_minutes),
         refresh_lifetime=timedelta(days=config.refresh_token_days),
     )
+
+
+@cache
+def case_table() -> CaseTable:
+    from ordo.storage.cases import DynamoCaseTable
+
+    return DynamoCaseTable(aws.dynamodb(), settings().table_name)
+
+
+@cache
+def case_timer() -> CaseTimer:
+    from ordo.storage.cases import SqsCaseTimer
+
+    return SqsCaseTimer(aws.sqs(), settings().case_timer_queue_url)
+
+
+@cache
+def timeline() -> Timeline:
+    from ordo.cases import Timeline
+
+    return Timeline(time_scale=settings().time_scale)

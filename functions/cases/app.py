@@ -1,0 +1,81 @@
+"""/cases: create a case and read it back as its simulated review moves on."""
+
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, Query, Response
+from mangum import Mangum
+
+from ordo import cases, clock
+from ordo.cases import (
+    MAX_PAGE,
+    CaseCreated,
+    CasePage,
+    CaseRequest,
+    CaseStatus,
+    CaseTable,
+    CaseTimer,
+    CaseView,
+    Timeline,
+)
+from ordo.http import CurrentUser, api_app
+from ordo.observability import MetricUnit, logger, metrics
+from ordo.wiring import case_table, case_timer, timeline
+
+app = api_app(title="cases")
+
+Cases = Annotated[CaseTable, Depends(case_table)]
+Timing = Annotated[Timeline, Depends(timeline)]
+_HIDDEN: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such case, or not one the caller may see"}
+}
+
+
+@app.post("/cases", status_code=201, response_model=CaseCreated)
+def create_case(
+    *,
+    user: CurrentUser,
+    table: Cases,
+    timer: Annotated[CaseTimer, Depends(case_timer)],
+    timing: Timing,
+    response: Response,
+    request: Annotated[CaseRequest | None, Body()] = None,
+) -> CaseCreated:
+    """Returns at once; the case is `submitted`, then `processing` from 10 s, `complete` from
+    30 s (times multiplied by `ORDO_TIME_SCALE`)."""
+    now = clock.utcnow()
+    case = cases.create_case(
+        table, request or CaseRequest(), owner=user.id, now=now, timeline=timing
+    )
+    try:
+        cases.schedule_transitions(timer, case, now, timing)
+    except Exception:  # readers still move the case on; the timer only saves them the write
+        logger.exception("case timer unavailable", case_id=case.case_id)
+        metrics.add_metric(name="CaseTimerFailures", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="CasesCreated", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()  # only this route has metrics: no empty flush on reads
+    response.headers["Location"] = f"/cases/{case.case_id}"
+    return CaseCreated(case_id=case.case_id, status=case.status, created_at=case.created_at)
+
+
+@app.get("/cases", response_model=CasePage)
+def list_cases(
+    *,
+    user: CurrentUser,
+    table: Cases,
+    timing: Timing,
+    status: CaseStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> CasePage:
+    """The caller's cases (an admin's: everyone's), newest first."""
+    return cases.list_cases(
+        table, user, status=status, limit=limit, cursor=cursor, now=clock.utcnow(), timeline=timing
+    )
+
+
+@app.get("/cases/{case_id}", response_model=CaseView, responses=_HIDDEN)
+def get_case(case_id: str, user: CurrentUser, table: Cases, timing: Timing) -> CaseView:
+    return cases.get_case(table, user, case_id, clock.utcnow(), timing)
+
+
+handler = Mangum(app, lifespan="off")
