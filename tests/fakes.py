@@ -50,6 +50,7 @@ class InMemoryJobTable:
             status=JobStatus.PROCESSING,
             attempt=current.attempt + 1,
             started_at=now,
+            updated_at=now,
             error=None,
         )
 
@@ -57,8 +58,16 @@ class InMemoryJobTable:
         self, job: Job, status: JobStatus, now: datetime, result: str | None, error: str | None
     ) -> Job:
         current = self._expect(job.job_id, {JobStatus.PROCESSING}, job.attempt)
-        outcome = {"result": result} if result is not None else {"error": error}
-        return self._put(current, status=status, finished_at=now, **outcome)
+        outcome: dict[str, object] = {"result": result} if result is not None else {"error": error}
+        if status is JobStatus.COMPLETED:
+            outcome["progress"] = 100
+        return self._put(current, status=status, finished_at=now, updated_at=now, **outcome)
+
+    def set_progress(self, job: Job, progress: int, now: datetime) -> Job:
+        current = self._expect(job.job_id, {JobStatus.PROCESSING}, job.attempt)
+        if current.progress >= progress:
+            raise StaleTransition(job.job_id)
+        return self._put(current, progress=progress, updated_at=now)
 
     def note_failure(self, job: Job, error: str) -> Job:
         current = self._expect(job.job_id, {JobStatus.PROCESSING}, job.attempt)
@@ -67,7 +76,9 @@ class InMemoryJobTable:
     def abandon(self, job_id: str, error: str, now: datetime) -> Job:
         current = self._expect(job_id, {JobStatus.PENDING, JobStatus.PROCESSING}, None)
         self._leave_pending(current)
-        return self._put(current, status=JobStatus.FAILED, finished_at=now, error=error)
+        return self._put(
+            current, status=JobStatus.FAILED, finished_at=now, updated_at=now, error=error
+        )
 
     def _leave_pending(self, job: Job) -> None:
         if job.status is JobStatus.PENDING:

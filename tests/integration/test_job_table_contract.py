@@ -1,6 +1,6 @@
 """One contract, two implementations: the DynamoDB adapter on moto and the in-memory fake."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -113,3 +113,20 @@ def test_leaving_pending_frees_the_quota_once(table: JobTable) -> None:
     table.abandon(retried.job_id, "crashed", NOW)  # was processing: no change
     assert table.pending_count(OWNER) == 1
     assert table.get(kept.job_id) is not None
+
+
+def test_progress_only_grows_for_the_current_attempt(table: JobTable) -> None:
+    job = table.claim(new_job(table), NOW)
+    later = NOW + timedelta(seconds=1)
+    assert table.set_progress(job, 25, later).progress == 25
+    with pytest.raises(StaleTransition):
+        table.set_progress(job, 25, later)  # not higher
+    retry = table.claim(table.get(job.job_id) or job, later)
+    with pytest.raises(StaleTransition):
+        table.set_progress(job, 50, later)  # a stale attempt
+    table.set_progress(retry, 50, later)
+    done = table.finish(retry, JobStatus.COMPLETED, later, result="cba", error=None)
+    assert (done.progress, done.updated_at) == (100, later)
+    stored = table.get(job.job_id)
+    assert stored is not None
+    assert (stored.progress, stored.updated_at) == (100, later)

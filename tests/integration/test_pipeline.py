@@ -170,10 +170,10 @@ def test_crash_mid_job_runs_it_again_and_it_finishes_once(
     real_runner = lane.runner
     crashes = iter([Crash()])
 
-    def dying(job, scale, sleep):  # type: ignore[no-untyped-def]
+    def dying(job, scale, sleep, report):  # type: ignore[no-untyped-def]
         for crash in crashes:
             raise crash
-        return real_runner(job, scale, sleep)
+        return real_runner(job, scale, sleep, report)
 
     monkeypatch.setattr(lane, "runner", dying)
     with pytest.raises(Crash):
@@ -196,11 +196,11 @@ def test_partial_batch_failure_retries_the_failed_record_and_every_later_one(
     real_runner = lane.runner
     failures = {ids[1]: 1}
 
-    def flaky(job, scale, sleep):  # type: ignore[no-untyped-def]
+    def flaky(job, scale, sleep, report):  # type: ignore[no-untyped-def]
         if failures.get(job.job_id):
             failures[job.job_id] -= 1
             raise RuntimeError("throttled")
-        return real_runner(job, scale, sleep)
+        return real_runner(job, scale, sleep, report)
 
     monkeypatch.setattr(lane, "runner", flaky)
     failed = cloud.poll_once()
@@ -221,10 +221,10 @@ def test_job_failing_every_attempt_ends_failed_and_reaches_the_dlq_without_block
     lane = cloud.module("WorkerFunction").lane
     real_runner = lane.runner
 
-    def broken(job, scale, sleep):  # type: ignore[no-untyped-def]
+    def broken(job, scale, sleep, report):  # type: ignore[no-untyped-def]
         if job.job_id == poison:
             raise RuntimeError("always")
-        return real_runner(job, scale, sleep)
+        return real_runner(job, scale, sleep, report)
 
     monkeypatch.setattr(lane, "runner", broken)
     cloud.drain()

@@ -60,7 +60,7 @@ def test_sleeps_the_scaled_delay() -> None:
 def test_redelivery_of_a_completed_job_does_not_run_it_again() -> None:
     runs: list[str] = []
 
-    def runner(job: Job, scale: float, sleep: object) -> str:
+    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
         runs.append(job.job_id)
         return "once"
 
@@ -82,7 +82,7 @@ def test_job_left_processing_by_a_crash_runs_again_and_finishes_once() -> None:
 
 
 def test_transient_failure_raises_for_a_retry_and_keeps_the_job_processing() -> None:
-    def runner(job: Job, scale: float, sleep: object) -> str:
+    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
         raise Boom
 
     lane, table, dead = make_lane(runner=runner)
@@ -97,7 +97,7 @@ def test_transient_failure_raises_for_a_retry_and_keeps_the_job_processing() -> 
 def test_job_whose_attempts_raised_gets_a_real_final_attempt() -> None:
     attempts: list[int] = []
 
-    def runner(job: Job, scale: float, sleep: object) -> str:
+    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
         attempts.append(job.attempt)
         if len(attempts) < 3:
             raise Boom
@@ -116,7 +116,7 @@ def test_job_whose_attempts_raised_gets_a_real_final_attempt() -> None:
 
 
 def test_failure_on_the_final_attempt_fails_the_job_and_dead_letters_it() -> None:
-    def runner(job: Job, scale: float, sleep: object) -> str:
+    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
         raise Boom("secret internals")
 
     lane, table, dead = make_lane(runner=runner)
@@ -142,7 +142,7 @@ def test_job_that_crashed_every_time_is_given_up_on_the_final_delivery() -> None
 
 
 def test_input_that_cannot_succeed_fails_at_once_without_retry() -> None:
-    def runner(job: Job, scale: float, sleep: object) -> str:
+    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
         raise JobFailed("amount is not a number")
 
     lane, table, dead = make_lane(runner=runner)

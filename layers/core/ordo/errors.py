@@ -23,6 +23,11 @@ class TaskNotFound(NotFound):
         super().__init__("Task not found")
 
 
+class JobNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("Job not found")
+
+
 class Conflict(OrdoError):
     """The request is valid but the thing's current state does not allow it."""
 
@@ -33,6 +38,10 @@ class ResultNotReady(Conflict):
 
 class InvalidInput(OrdoError):
     """Input that passed the schema but breaks a domain rule."""
+
+
+class PayloadTooLarge(OrdoError):
+    """The input is well formed but over a documented size limit."""
 
 
 class Unavailable(OrdoError):

@@ -26,6 +26,7 @@ STATUS_OF: dict[type[errors.OrdoError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
     errors.InvalidInput: 422,
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,

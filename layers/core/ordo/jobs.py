@@ -7,15 +7,24 @@ can neither run a finished job again nor move a job backwards.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ordo.errors import ResultNotReady, TaskNotFound, TooManyRequests, Unavailable
+from ordo.documents import DocumentType, UploadRequest
+from ordo.errors import (
+    InvalidInput,
+    JobNotFound,
+    ResultNotReady,
+    TaskNotFound,
+    TooManyRequests,
+    Unavailable,
+)
 from ordo.tasks import TASKS, TaskType
 
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -41,18 +50,26 @@ def is_job_id(value: str) -> bool:
     return JOB_ID_PATTERN.fullmatch(value) is not None
 
 
+class JobKind(StrEnum):
+    TASK = "task"
+    DOCUMENT = "document"
+
+
 class Job(BaseModel):
-    """The stored state of one job."""
+    """The stored state of one job: a text task or a document, on the same lane."""
 
     model_config = ConfigDict(frozen=True)
 
     job_id: str
     owner: str = Field(description="The id of the user who submitted it.")
-    kind: Literal["task"] = "task"
-    task_type: TaskType
-    data: str
+    kind: JobKind = JobKind.TASK
+    task_type: TaskType | None = None
+    document_type: DocumentType | None = None
+    data: str = Field(description="The input: a task's text, or a document's canonical JSON.")
     status: JobStatus = JobStatus.PENDING
+    progress: int = Field(default=0, ge=0, le=100)
     created_at: datetime
+    updated_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     result: str | None = None
@@ -60,6 +77,14 @@ class Job(BaseModel):
     attempt: int = 0
     queue_seq: int | None = None
     expires_at: int | None = None
+
+    @model_validator(mode="after")
+    def _typed(self) -> Job:
+        if (self.kind is JobKind.TASK) != (self.task_type is not None):
+            raise ValueError("a task has a task_type, and only a task")
+        if (self.kind is JobKind.DOCUMENT) != (self.document_type is not None):
+            raise ValueError("a document has a document_type, and only a document")
+        return self
 
 
 class PendingQuotaExceeded(TooManyRequests):
@@ -95,6 +120,10 @@ class JobTable(Protocol):
     def set_queue_seq(self, job_id: str, seq: int) -> None: ...
 
     def count_pending_before(self, seq: int) -> int: ...
+
+    def set_progress(self, job: Job, progress: int, now: datetime) -> Job:
+        """Record progress of ``job`` (processing at exactly this attempt); it only grows."""
+        ...
 
     def claim(self, job: Job, now: datetime) -> Job:
         """``job`` (pending, or processing from a crashed attempt) -> processing, attempt + 1."""
@@ -174,7 +203,121 @@ class TaskResult(BaseModel):
     result: str
 
 
+class DocumentAccepted(BaseModel):
+    job_id: str
+    message: Literal["Document received. Processing started."] = (
+        "Document received. Processing started."
+    )
+    timestamp: datetime
+
+
+class ProcessRequest(BaseModel):
+    """``POST /process`` body: which job, and the document type the caller expects it to be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(max_length=100)
+    document: DocumentType
+
+
+class JobStatusView(BaseModel):
+    """``/status/{job_id}``: any job, text tasks included."""
+
+    job_id: str
+    status: JobStatus
+    progress: int = Field(ge=0, le=100, description="Reaches 100 only when completed.")
+    result: str | dict[str, Any] | None = Field(
+        description="A task's text, or a document's extracted fields; null until completed."
+    )
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job) -> JobStatusView:
+        completed = job.status is JobStatus.COMPLETED
+        result: str | dict[str, Any] | None = None
+        if completed and job.result is not None:
+            document = job.kind is JobKind.DOCUMENT
+            result = json.loads(job.result) if document else job.result
+        moments = [job.created_at, job.updated_at, job.started_at, job.finished_at]
+        return cls(
+            job_id=job.job_id,
+            status=job.status,
+            progress=100 if completed else min(job.progress, 99),
+            result=result,
+            error=job.error if job.status is JobStatus.FAILED else None,
+            created_at=job.created_at,
+            updated_at=max(moment for moment in moments if moment is not None),
+        )
+
+
 # --- use cases --------------------------------------------------------------------------
+
+
+def _expiry(now: datetime, retention_days: int) -> int | None:
+    return int((now + timedelta(days=retention_days)).timestamp()) if retention_days else None
+
+
+def _accept(table: JobTable, queue: JobQueue, job: Job, now: datetime, max_pending: int) -> None:
+    """Record the job as pending (within the owner's quota), then put it on the lane.
+
+    The record is written first so the worker always finds it. If the enqueue fails the job is
+    marked failed (it will never run, and leaves the quota) and the caller gets ``Unavailable``.
+    """
+    table.create(job, max_pending)
+    try:
+        seq = queue.send(job.job_id)
+    except Exception as exc:
+        table.abandon(job.job_id, "could not be queued; please submit again", now)
+        raise Unavailable("The job queue is unavailable; please retry") from exc
+    table.set_queue_seq(job.job_id, seq)
+
+
+def submit_document(
+    table: JobTable,
+    queue: JobQueue,
+    request: UploadRequest,
+    *,
+    owner: str,
+    now: datetime,
+    retention_days: int,
+    max_pending: int,
+) -> DocumentAccepted:
+    """Accept an invoice or a contract onto the lane; ``PayloadTooLarge`` past the limit."""
+    job = Job(
+        job_id=new_job_id(),
+        owner=owner,
+        kind=JobKind.DOCUMENT,
+        document_type=request.type,
+        data=request.check_size(),
+        created_at=now,
+        updated_at=now,
+        expires_at=_expiry(now, retention_days),
+    )
+    _accept(table, queue, job, now, max_pending)
+    return DocumentAccepted(job_id=job.job_id, timestamp=now)
+
+
+def get_job_status(table: JobTable, viewer: Viewer, job_id: str) -> JobStatusView:
+    return JobStatusView.of(_find_job(table, viewer, job_id))
+
+
+def check_document(table: JobTable, viewer: Viewer, request: ProcessRequest) -> JobStatusView:
+    """``/status`` for a document job, after checking it is the type the caller expects."""
+    job = _find_job(table, viewer, request.job_id)
+    actual = job.document_type or f"{job.kind} ({job.task_type})"
+    if job.document_type is not request.document:
+        raise InvalidInput(f"job {job.job_id} is a {actual}, not a {request.document}")
+    return JobStatusView.of(job)
+
+
+def _find_job(table: JobTable, viewer: Viewer, job_id: str) -> Job:
+    """Someone else's job is as absent as a missing one: 404, never 403."""
+    job = table.get(job_id) if is_job_id(job_id) else None
+    if job is None or not viewer.may_see(job.owner):
+        raise JobNotFound()
+    return job
 
 
 def submit_task(
@@ -187,45 +330,33 @@ def submit_task(
     retention_days: int,
     max_pending: int,
 ) -> TaskAccepted:
-    """Record the task as pending (within the owner's quota), then put it on the lane.
-
-    The record is written first so the worker always finds it. If the enqueue fails the job is
-    marked failed (it will never run, and leaves the quota) and the caller gets ``Unavailable``.
-    """
-    expires_at = int((now + timedelta(days=retention_days)).timestamp()) if retention_days else None
+    """Accept a text task onto the lane (see ``_accept``)."""
     job = Job(
         job_id=new_job_id(),
         owner=owner,
         task_type=request.type,
         data=request.data,
         created_at=now,
-        expires_at=expires_at,
+        updated_at=now,
+        expires_at=_expiry(now, retention_days),
     )
-    table.create(job, max_pending)
-    try:
-        seq = queue.send(job.job_id)
-    except Exception as exc:
-        table.abandon(job.job_id, "could not be queued; please submit again", now)
-        raise Unavailable("The job queue is unavailable; please retry") from exc
-    table.set_queue_seq(job.job_id, seq)
-    return TaskAccepted(
-        task_id=job.job_id, type=job.task_type, status=job.status, created_at=job.created_at
-    )
+    _accept(table, queue, job, now, max_pending)
+    return TaskAccepted(task_id=job.job_id, type=request.type, status=job.status, created_at=now)
 
 
-def _find(table: JobTable, viewer: Viewer, task_id: str) -> Job:
-    """Someone else's job is as absent as a missing one: 404, never 403."""
+def _find(table: JobTable, viewer: Viewer, task_id: str) -> tuple[Job, TaskType]:
+    """A text task the viewer may see (as ``_find_job``), with its type."""
     job = table.get(task_id) if is_job_id(task_id) else None
-    if job is None or not viewer.may_see(job.owner):
+    if job is None or not viewer.may_see(job.owner) or job.task_type is None:
         raise TaskNotFound()
-    return job
+    return job, job.task_type
 
 
 def get_task(table: JobTable, viewer: Viewer, task_id: str) -> TaskView:
-    job = _find(table, viewer, task_id)
+    job, task_type = _find(table, viewer, task_id)
     return TaskView(
         task_id=job.job_id,
-        type=job.task_type,
+        type=task_type,
         status=job.status,
         created_at=job.created_at,
         started_at=job.started_at,
@@ -244,11 +375,11 @@ def _queue_position(table: JobTable, job: Job) -> int | None:
 
 
 def get_result(table: JobTable, viewer: Viewer, task_id: str) -> TaskResult:
-    job = _find(table, viewer, task_id)
+    job, task_type = _find(table, viewer, task_id)
     if job.status is JobStatus.FAILED:
         raise ResultNotReady("Task failed", status=job.status.value, error=job.error)
     if job.status is not JobStatus.COMPLETED or job.result is None:
         raise ResultNotReady(f"Task is {job.status.value}; no result yet", status=job.status.value)
     return TaskResult(
-        task_id=job.job_id, type=job.task_type, status=JobStatus.COMPLETED, result=job.result
+        task_id=job.job_id, type=task_type, status=JobStatus.COMPLETED, result=job.result
     )

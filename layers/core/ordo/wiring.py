@@ -6,6 +6,7 @@ Handlers depend on these through FastAPI's ``Depends``, so tests can swap in fak
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -108,3 +109,14 @@ def timeline() -> Timeline:
     from ordo.cases import Timeline
 
     return Timeline(time_scale=settings().time_scale)
+
+
+def dependency_probes() -> dict[str, Callable[[], object]]:
+    """What ``/health?deep=true`` reaches: the table and the job lane."""
+    config = settings()
+    return {
+        "table": lambda: aws.dynamodb().describe_table(TableName=config.table_name),
+        "queue": lambda: aws.sqs().get_queue_attributes(
+            QueueUrl=config.queue_url, AttributeNames=["QueueArn"]
+        ),
+    }

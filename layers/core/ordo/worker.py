@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from ordo.clock import Clock, Sleeper, scaled_sleep, utcnow
+from ordo.documents import InvalidDocument, process_document
 from ordo.errors import StaleTransition
 from ordo.jobs import Job, JobStatus, JobTable
 from ordo.observability import MetricUnit, logger, metrics
@@ -51,7 +52,17 @@ class Delivery:
         )
 
 
-def run_task(job: Job, time_scale: float, sleep: Sleeper) -> str:
+Reporter = Callable[[int], None]
+
+
+def run_job(job: Job, time_scale: float, sleep: Sleeper, report: Reporter) -> str:
+    """Run a text task or process a document; ``report`` records progress (0-100) on the way."""
+    if job.document_type is not None:
+        try:
+            return process_document(job.document_type, job.data, time_scale, sleep, report)
+        except InvalidDocument as exc:
+            raise JobFailed(str(exc)) from exc
+    assert job.task_type is not None  # Job's validator: every job is a task or a document
     spec = TASKS[job.task_type]
     scaled_sleep(spec.delay_seconds, time_scale, sleep)
     return spec.run(job.data)
@@ -67,7 +78,7 @@ class Lane:
     time_scale: float = 1.0
     clock: Clock = utcnow
     sleep: Sleeper = time.sleep
-    runner: Callable[[Job, float, Sleeper], str] = run_task
+    runner: Callable[[Job, float, Sleeper, Reporter], str] = run_job
 
     def handle(self, delivery: Delivery) -> None:
         """Run the job a message points at. Raises to ask SQS for a retry."""
@@ -99,7 +110,7 @@ class Lane:
             wait = (job.started_at - job.created_at).total_seconds()
             metrics.add_metric(name="QueueWaitSeconds", unit=MetricUnit.Seconds, value=wait)
         try:
-            result = self.runner(job, self.time_scale, self.sleep)
+            result = self.runner(job, self.time_scale, self.sleep, self._reporter(job))
         except JobFailed as exc:
             self._finish(job, JobStatus.FAILED, error=str(exc))
             return
@@ -112,6 +123,15 @@ class Lane:
             self._forward(delivery, f"failed on its final attempt: {type(exc).__name__}")
             return
         self._finish(job, JobStatus.COMPLETED, result=result)
+
+    def _reporter(self, job: Job) -> Reporter:
+        def report(progress: int) -> None:
+            try:
+                self.table.set_progress(job, progress, self.clock())
+            except StaleTransition:  # moved on meanwhile; finishing will find out too
+                logger.warning("progress not recorded", progress=progress)
+
+        return report
 
     def _finish(
         self, job: Job, status: JobStatus, result: str | None = None, error: str | None = None

@@ -143,7 +143,8 @@ class DynamoJobTable:
 
     def claim(self, job: Job, now: datetime) -> Job:
         update = (
-            "SET #status = :processing, #attempt = :next, #started_at = :now REMOVE #lane, #error"
+            "SET #status = :processing, #attempt = :next, #started_at = :now, #updated_at = :now"
+            " REMOVE #lane, #error"
         )
         condition = "#status = :expected AND #attempt = :attempt"
         values = {
@@ -163,6 +164,7 @@ class DynamoJobTable:
                 "status": JobStatus.PROCESSING,
                 "attempt": job.attempt + 1,
                 "started_at": now,
+                "updated_at": now,
                 "error": None,
                 "queue_seq": None,
             }
@@ -202,9 +204,11 @@ class DynamoJobTable:
     ) -> Job:
         outcome = {":result": result} if result is not None else {":error": error}
         field = "result" if result is not None else "error"
+        done = ", #progress = :hundred" if status is JobStatus.COMPLETED else ""
         return self._update(
             job.job_id,
-            f"SET #status = :status, #finished_at = :now, #{field} = :{field}",
+            f"SET #status = :status, #finished_at = :now, #updated_at = :now, #{field} = :{field}"
+            + done,
             "#status = :processing AND #attempt = :attempt",
             {
                 ":status": status.value,
@@ -212,7 +216,21 @@ class DynamoJobTable:
                 ":processing": JobStatus.PROCESSING.value,
                 ":attempt": job.attempt,
             }
-            | outcome,
+            | outcome
+            | ({":hundred": 100} if done else {}),
+        )
+
+    def set_progress(self, job: Job, progress: int, now: datetime) -> Job:
+        return self._update(
+            job.job_id,
+            "SET #progress = :progress, #updated_at = :now",
+            "#status = :processing AND #attempt = :attempt AND #progress < :progress",
+            {
+                ":progress": progress,
+                ":now": now.isoformat(),
+                ":processing": JobStatus.PROCESSING.value,
+                ":attempt": job.attempt,
+            },
         )
 
     def note_failure(self, job: Job, error: str) -> Job:
@@ -224,7 +242,10 @@ class DynamoJobTable:
         )
 
     def abandon(self, job_id: str, error: str, now: datetime) -> Job:
-        update = "SET #status = :failed, #finished_at = :now, #error = :error REMOVE #lane"
+        update = (
+            "SET #status = :failed, #finished_at = :now, #updated_at = :now, #error = :error"
+            " REMOVE #lane"
+        )
         for _ in range(3):  # the status may move between the read and the write; read again
             job = self.get(job_id)
             if job is None or job.status.is_final:
@@ -245,6 +266,7 @@ class DynamoJobTable:
                 update={
                     "status": JobStatus.FAILED,
                     "finished_at": now,
+                    "updated_at": now,
                     "error": error,
                     "queue_seq": None,
                 }

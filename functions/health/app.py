@@ -1,0 +1,37 @@
+"""GET /health: public. ``?deep=true`` also reaches the table and the queue (503 if one fails)."""
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.responses import JSONResponse
+from mangum import Mangum
+
+from ordo import health
+from ordo.clock import utcnow
+from ordo.http import api_app
+from ordo.wiring import dependency_probes
+
+app = api_app(title="health")
+
+
+@app.get(
+    "/health",
+    response_model=health.Health,
+    response_model_exclude_none=True,
+    responses={503: {"model": health.Health, "description": "A dependency is unreachable"}},
+)
+def get_health(
+    probes: Annotated[dict[str, health.Probe], Depends(dependency_probes)], deep: bool = False
+) -> JSONResponse:
+    report = (
+        health.check(probes, utcnow())
+        if deep
+        else health.Health(status="healthy", timestamp=utcnow())
+    )
+    return JSONResponse(
+        report.model_dump(mode="json", exclude_none=True),
+        status_code=200 if report.healthy else 503,
+    )
+
+
+handler = Mangum(app, lifespan="off")
