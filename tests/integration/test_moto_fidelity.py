@@ -5,6 +5,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import pytest
+
 from ordo.errors import OrdoError
 from ordo.jobs import Job, PendingQuotaExceeded, new_job_id
 from ordo.storage.dynamodb import DynamoJobTable
@@ -43,3 +45,52 @@ def test_racing_submissions_never_pass_the_quota(anonymous_cloud: Cloud) -> None
 
     assert sorted(outcomes) == ["accepted"] * 5 + ["refused"] * 15
     assert table.pending_count(OWNER) == 5
+
+
+def test_a_cancelled_transaction_leaves_nothing_behind(anonymous_cloud: Cloud) -> None:
+    """All or nothing: a registration whose email is taken writes neither the user nor the
+    username claim, though moto writes each action before it checks the next."""
+    from ordo.accounts import EmailTaken
+    from ordo.storage.accounts import DynamoUserTable
+    from tests.fakes_accounts import make_user
+
+    table_name = anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    users = DynamoUserTable(anonymous_cloud.dynamodb, table_name)
+    first = make_user("first")
+    users.create(first)
+    twin = make_user("second").model_copy(update={"email": first.email})
+    with pytest.raises(EmailTaken):
+        users.create(twin)
+
+    items = anonymous_cloud.dynamodb.scan(TableName=table_name)["Items"]
+    keys = sorted(item["pk"]["S"] for item in items)
+    assert keys == sorted([f"USER#{first.id}", "USERNAME#first", f"EMAIL#{first.email}"])
+    assert users.get(first.id) == first
+
+
+def test_a_put_before_a_failed_condition_is_undone(
+    anonymous_cloud: Cloud,
+) -> None:
+    table = DynamoJobTable(
+        anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    )
+    job = Job(
+        job_id=new_job_id(),
+        owner=OWNER,
+        task_type=TaskType.REVERSE,
+        data="a",
+        created_at=datetime.now(UTC),
+    )
+    table.create(job, 1)
+    stale = Job(
+        job_id=new_job_id(),
+        owner=OWNER,
+        task_type=TaskType.REVERSE,
+        data="b",
+        created_at=datetime.now(UTC),
+    )
+    # The quota update is the second action: the job put before it must not stay.
+    with pytest.raises(PendingQuotaExceeded):
+        table.create(stale, 1)
+    assert table.get(stale.job_id) is None
+    assert table.pending_count(OWNER) == 1
