@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from infra.local.stack import TEMPLATE, Stack
+from ordo.settings import Settings
 from ordo.tasks import TASKS
 
 API_FUNCTIONS = (
@@ -20,6 +21,7 @@ API_FUNCTIONS = (
     "CasesFunction",
     "DocumentsFunction",
     "HealthFunction",
+    "FetchFunction",
 )
 QUEUE_FUNCTIONS = ("WorkerFunction", "CaseTimerFunction")
 FUNCTIONS = (*API_FUNCTIONS, *QUEUE_FUNCTIONS)
@@ -44,6 +46,7 @@ ROUTES = {
     "CasesFunction": [("GET", "/cases"), ("GET", "/cases/{case_id}"), ("POST", "/cases")],
     "DocumentsFunction": [("GET", "/status/{job_id}"), ("POST", "/process"), ("POST", "/upload")],
     "HealthFunction": [("GET", "/health")],
+    "FetchFunction": [("GET", "/data"), ("GET", "/fetch/status/{job_id}"), ("POST", "/fetch")],
 }
 # Time the worker needs besides the tasks' own delays: cold start, DynamoDB and SQS calls.
 WORKER_HEADROOM_SECONDS = 10
@@ -85,8 +88,12 @@ GRANTS: dict[str, list[Grant]] = {
         READ_SECRET,
     ],
     "WorkerFunction": [
-        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*",)),
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "LOCK#*", "FETCH#*")),
         ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
+        ("dynamodb:PutItem", TABLE_ARN, ("LOCK#*", "FETCH#*")),
+        ("dynamodb:DeleteItem", TABLE_ARN, ("LOCK#*",)),
+        ("dynamodb:BatchGetItem", TABLE_ARN, ("POST#*",)),
+        ("dynamodb:BatchWriteItem", TABLE_ARN, ("POST#*",)),
         ("sqs:SendMessage", DLQ_ARN, ANY_ITEM),
     ],
     "AuthFunction": [
@@ -129,6 +136,18 @@ GRANTS: dict[str, list[Grant]] = {
     "HealthFunction": [
         ("dynamodb:DescribeTable", TABLE_ARN, ANY_ITEM),
         ("sqs:GetQueueAttributes", QUEUE_ARN, ANY_ITEM),
+    ],
+    "FetchFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*", "LOCK#*", "FETCH#*")),
+        ("dynamodb:PutItem", TABLE_ARN, ("JOB#*", "LOCK#*", "FETCH#*")),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
+        ("dynamodb:DeleteItem", TABLE_ARN, ("LOCK#*",)),
+        ("dynamodb:BatchGetItem", TABLE_ARN, ("POST#*",)),
+        ("dynamodb:BatchWriteItem", TABLE_ARN, ("POST#*",)),
+        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
+        ("dynamodb:Query", ALL_INDEX_ARN, ANY_ITEM),
+        ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
+        READ_SECRET,
     ],
 }
 MANAGED_POLICIES = {lid: {BASIC_EXECUTION} for lid in API_FUNCTIONS} | {
@@ -433,6 +452,25 @@ def test_the_jwt_secret_is_only_named_and_only_api_functions_may_read_it(
     assert "ORDO_JWT_SECRET" not in globals_env
     readers = {lid for lid in FUNCTIONS if any(g[0] == "ssm:GetParameter" for g in GRANTS[lid])}
     assert readers == set(API_FUNCTIONS) - {"HealthFunction"}  # public: it checks no token
+
+
+def test_the_fetch_schedule_comes_from_parameters(stack: Stack, sam: dict[str, Any]) -> None:
+    parameters = sam["Parameters"]
+    assert parameters["FetchSchedule"]["Default"] == "rate(15 minutes)"
+    assert parameters["FetchScheduleEnabled"]["Default"] == "true"
+    (rule,) = stack.of_type("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "FetchSchedule"}
+    assert rule["Properties"]["State"] == {"Fn::If": ["FetchScheduleOn", "ENABLED", "DISABLED"]}
+    off = Stack.load(overrides={"FetchScheduleEnabled": "false"})
+    (rule,) = off.of_type("AWS::Events::Rule").values()
+    assert off.resolve(rule["Properties"]["State"]) == "DISABLED"
+
+
+def test_a_sync_fetch_fits_api_gateways_30_seconds(stack: Stack) -> None:
+    fetch = stack.functions()["FetchFunction"]
+    defaults = Settings()
+    worst = defaults.fetch_attempts * (defaults.fetch_connect_timeout + defaults.fetch_read_timeout)
+    assert worst + 2 < fetch.timeout < 30
 
 
 # --- SnapStart -------------------------------------------------------------------------------

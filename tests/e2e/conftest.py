@@ -8,15 +8,18 @@ admin of its own, and stops it with SIGINT, as ctrl+c would.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TIME_SCALE = "0.01"
 PASSWORD = "E2e-passw0rd"  # every account the tests register
+# What the e2e source serves the local cloud's aggregator.
+SOURCE_POSTS = [
+    {"userId": 1 + n % 2, "id": n, "title": f"post {n}", "body": f"body {n}"} for n in range(1, 8)
+]
+
+
+class _Posts(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps(SOURCE_POSTS).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
 # What the API shows of a user, never more (no password hash, no deleted flag).
 USER_FIELDS = {"id", "email", "username", "role", "is_active", "created_at", "updated_at"}
 
@@ -86,11 +108,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     port = free_port()
     log = tmp_path_factory.mktemp("local-cloud") / "local-cloud.log"
     admin = ("e2e-admin", f"{secrets.token_urlsafe(12)}-Aa1")
+    source = ThreadingHTTPServer(("127.0.0.1", 0), _Posts)  # a real server for the aggregator
+    threading.Thread(target=source.serve_forever, daemon=True).start()
     env = os.environ | {
         "ORDO_TIME_SCALE": TIME_SCALE,
         "PYTHONPATH": str(ROOT),
         "ORDO_ADMIN_USERNAME": admin[0],
         "ORDO_ADMIN_PASSWORD": admin[1],
+        "ORDO_FETCH_SOURCE_URL": f"http://127.0.0.1:{source.server_address[1]}/posts",
     }
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -105,6 +130,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         _wait_until_up(url, process, log)
         yield Api(url, local=True, log=log, admin=admin)
     finally:
+        source.shutdown()
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=15)

@@ -44,6 +44,10 @@ class PayloadTooLarge(OrdoError):
     """The input is well formed but over a documented size limit."""
 
 
+class UpstreamFailed(OrdoError):
+    """An external service ordo depends on gave no usable answer."""
+
+
 class Unavailable(OrdoError):
     """A dependency (table, queue) could not be reached; the request may be retried."""
 

@@ -29,6 +29,7 @@ STATUS_OF: dict[type[errors.OrdoError], int] = {
     errors.PayloadTooLarge: 413,
     errors.InvalidInput: 422,
     errors.TooManyRequests: 429,
+    errors.UpstreamFailed: 502,
     errors.Unavailable: 503,
 }
 

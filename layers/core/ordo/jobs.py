@@ -53,6 +53,7 @@ def is_job_id(value: str) -> bool:
 class JobKind(StrEnum):
     TASK = "task"
     DOCUMENT = "document"
+    FETCH = "fetch"
 
 
 class Job(BaseModel):
@@ -255,11 +256,11 @@ class JobStatusView(BaseModel):
 # --- use cases --------------------------------------------------------------------------
 
 
-def _expiry(now: datetime, retention_days: int) -> int | None:
+def expiry(now: datetime, retention_days: int) -> int | None:
     return int((now + timedelta(days=retention_days)).timestamp()) if retention_days else None
 
 
-def _accept(table: JobTable, queue: JobQueue, job: Job, now: datetime, max_pending: int) -> None:
+def accept(table: JobTable, queue: JobQueue, job: Job, now: datetime, max_pending: int) -> None:
     """Record the job as pending (within the owner's quota), then put it on the lane.
 
     The record is written first so the worker always finds it. If the enqueue fails the job is
@@ -293,26 +294,26 @@ def submit_document(
         data=request.check_size(),
         created_at=now,
         updated_at=now,
-        expires_at=_expiry(now, retention_days),
+        expires_at=expiry(now, retention_days),
     )
-    _accept(table, queue, job, now, max_pending)
+    accept(table, queue, job, now, max_pending)
     return DocumentAccepted(job_id=job.job_id, timestamp=now)
 
 
 def get_job_status(table: JobTable, viewer: Viewer, job_id: str) -> JobStatusView:
-    return JobStatusView.of(_find_job(table, viewer, job_id))
+    return JobStatusView.of(find_job(table, viewer, job_id))
 
 
 def check_document(table: JobTable, viewer: Viewer, request: ProcessRequest) -> JobStatusView:
     """``/status`` for a document job, after checking it is the type the caller expects."""
-    job = _find_job(table, viewer, request.job_id)
+    job = find_job(table, viewer, request.job_id)
     actual = job.document_type or f"{job.kind} ({job.task_type})"
     if job.document_type is not request.document:
         raise InvalidInput(f"job {job.job_id} is a {actual}, not a {request.document}")
     return JobStatusView.of(job)
 
 
-def _find_job(table: JobTable, viewer: Viewer, job_id: str) -> Job:
+def find_job(table: JobTable, viewer: Viewer, job_id: str) -> Job:
     """Someone else's job is as absent as a missing one: 404, never 403."""
     job = table.get(job_id) if is_job_id(job_id) else None
     if job is None or not viewer.may_see(job.owner):
@@ -330,7 +331,7 @@ def submit_task(
     retention_days: int,
     max_pending: int,
 ) -> TaskAccepted:
-    """Accept a text task onto the lane (see ``_accept``)."""
+    """Accept a text task onto the lane (see ``accept``)."""
     job = Job(
         job_id=new_job_id(),
         owner=owner,
@@ -338,14 +339,14 @@ def submit_task(
         data=request.data,
         created_at=now,
         updated_at=now,
-        expires_at=_expiry(now, retention_days),
+        expires_at=expiry(now, retention_days),
     )
-    _accept(table, queue, job, now, max_pending)
+    accept(table, queue, job, now, max_pending)
     return TaskAccepted(task_id=job.job_id, type=request.type, status=job.status, created_at=now)
 
 
 def _find(table: JobTable, viewer: Viewer, task_id: str) -> tuple[Job, TaskType]:
-    """A text task the viewer may see (as ``_find_job``), with its type."""
+    """A text task the viewer may see (as ``find_job``), with its type."""
     job = table.get(task_id) if is_job_id(task_id) else None
     if job is None or not viewer.may_see(job.owner) or job.task_type is None:
         raise TaskNotFound()

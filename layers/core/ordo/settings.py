@@ -31,6 +31,12 @@ class Settings(BaseModel):
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=7, ge=1, le=90)
     max_pending_per_user: int = Field(default=100, ge=1)
+    fetch_source_url: str = "https://jsonplaceholder.typicode.com/posts"
+    fetch_cache_seconds: int = Field(default=60, ge=0)
+    fetch_connect_timeout: float = Field(default=2.0, gt=0, le=10)
+    fetch_read_timeout: float = Field(default=5.0, gt=0, le=20)
+    fetch_attempts: int = Field(default=3, ge=1, le=5)
+    fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -47,6 +53,12 @@ class Settings(BaseModel):
             "access_token_minutes": "ORDO_ACCESS_TOKEN_MINUTES",
             "refresh_token_days": "ORDO_REFRESH_TOKEN_DAYS",
             "max_pending_per_user": "ORDO_MAX_PENDING_PER_USER",
+            "fetch_source_url": "ORDO_FETCH_SOURCE_URL",
+            "fetch_cache_seconds": "ORDO_FETCH_CACHE_SECONDS",
+            "fetch_connect_timeout": "ORDO_FETCH_CONNECT_TIMEOUT",
+            "fetch_read_timeout": "ORDO_FETCH_READ_TIMEOUT",
+            "fetch_attempts": "ORDO_FETCH_ATTEMPTS",
+            "fetch_max_bytes": "ORDO_FETCH_MAX_BYTES",
         }
         return cls.model_validate({field: env[var] for field, var in names.items() if var in env})
 

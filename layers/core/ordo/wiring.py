@@ -16,6 +16,7 @@ from ordo.settings import settings
 
 if TYPE_CHECKING:
     from ordo.accounts import LoginGuard, RefreshTokens, TokenPolicy, UserTable
+    from ordo.aggregation import Aggregator, PostStore
     from ordo.cases import CaseTable, CaseTimer, Timeline
     from ordo.worker import Lane
 
@@ -36,8 +37,12 @@ def job_queue() -> JobQueue:
 
 @cache
 def lane() -> Lane:
+    from functools import partial
+
+    from ordo.aggregation import fetch_now
+    from ordo.clock import utcnow
     from ordo.queue import SqsDeadLetters
-    from ordo.worker import Lane
+    from ordo.worker import Lane, run_job
 
     config = settings()
     return Lane(
@@ -45,6 +50,7 @@ def lane() -> Lane:
         dead_letters=SqsDeadLetters(aws.sqs(), config.dlq_url),
         max_receive_count=config.max_receive_count,
         time_scale=config.time_scale,
+        runner=partial(run_job, fetch=lambda holder: fetch_now(aggregator(), holder, utcnow())),
     )
 
 
@@ -120,3 +126,33 @@ def dependency_probes() -> dict[str, Callable[[], object]]:
             QueueUrl=config.queue_url, AttributeNames=["QueueArn"]
         ),
     }
+
+
+@cache
+def post_store() -> PostStore:
+    from ordo.storage.aggregation import DynamoPostStore
+
+    return DynamoPostStore(aws.dynamodb(), settings().table_name)
+
+
+@cache
+def aggregator() -> Aggregator:
+    from ordo.aggregation import Aggregator
+    from ordo.source import HttpSource
+    from ordo.storage.aggregation import DynamoFetchLock, DynamoFetchLog
+
+    config = settings()
+    source = HttpSource(
+        config.fetch_source_url,
+        connect_timeout=config.fetch_connect_timeout,
+        read_timeout=config.fetch_read_timeout,
+        max_bytes=config.fetch_max_bytes,
+        attempts=config.fetch_attempts,
+    )
+    table = config.table_name
+    return Aggregator(
+        source=source,
+        store=post_store(),
+        lock=DynamoFetchLock(aws.dynamodb(), table),
+        log=DynamoFetchLog(aws.dynamodb(), table),
+    )

@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from ordo.aggregation import FetchCounts, FetchLocked, SourceFailed
 from ordo.clock import Clock, Sleeper, scaled_sleep, utcnow
 from ordo.documents import InvalidDocument, process_document
 from ordo.errors import StaleTransition
-from ordo.jobs import Job, JobStatus, JobTable
+from ordo.jobs import Job, JobKind, JobStatus, JobTable
 from ordo.observability import MetricUnit, logger, metrics
 from ordo.queue import JobMessage
 from ordo.tasks import TASKS
@@ -53,10 +54,22 @@ class Delivery:
 
 
 Reporter = Callable[[int], None]
+Fetcher = Callable[[str], FetchCounts]
 
 
-def run_job(job: Job, time_scale: float, sleep: Sleeper, report: Reporter) -> str:
-    """Run a text task or process a document; ``report`` records progress (0-100) on the way."""
+def run_job(
+    job: Job, time_scale: float, sleep: Sleeper, report: Reporter, fetch: Fetcher | None = None
+) -> str:
+    """Run a text task, process a document or fetch the source; ``report`` records progress."""
+    if job.kind is JobKind.FETCH:
+        if fetch is None:
+            raise JobFailed("fetching is not configured in this worker")
+        try:
+            return fetch(job.job_id).model_dump_json()
+        except FetchLocked as exc:
+            raise JobFailed(exc.detail) from exc
+        except SourceFailed as exc:
+            raise JobFailed(exc.detail) from exc
     if job.document_type is not None:
         try:
             return process_document(job.document_type, job.data, time_scale, sleep, report)

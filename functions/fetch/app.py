@@ -1,0 +1,113 @@
+"""/fetch and /data: aggregate an external API on demand (at once or as a job), on a schedule
+(EventBridge), and serve the stored posts back."""
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Query, Response
+from mangum import Mangum
+
+from ordo import aggregation
+from ordo.accounts import require_admin
+from ordo.aggregation import (
+    MAX_PAGE,
+    Aggregator,
+    FetchJobView,
+    FetchLocked,
+    FetchQueued,
+    FetchReport,
+    PostPage,
+    PostStore,
+    SourceFailed,
+)
+from ordo.clock import utcnow
+from ordo.http import CurrentUser, api_app
+from ordo.jobs import JobQueue, JobTable
+from ordo.observability import MetricUnit, logger, metrics
+from ordo.settings import settings
+from ordo.wiring import aggregator, job_queue, job_table, post_store
+
+app = api_app(title="fetch")
+
+
+@app.post(
+    "/fetch",
+    response_model=FetchReport | FetchQueued,
+    responses={
+        202: {"model": FetchQueued, "description": "mode=task: queued on the lane"},
+        403: {"description": "mode=sync needs an admin"},
+        409: {"description": "Another fetch holds the lock"},
+        502: {"description": "The source failed; the stored data is unchanged"},
+    },
+)
+def fetch(
+    *,
+    user: CurrentUser,
+    response: Response,
+    fetcher: Annotated[Aggregator, Depends(aggregator)],
+    table: Annotated[JobTable, Depends(job_table)],
+    queue: Annotated[JobQueue, Depends(job_queue)],
+    mode: Literal["sync", "task"] = "sync",
+) -> FetchReport | FetchQueued:
+    """`sync` (admins) fetches now, or answers `cached` after a recent fetch; `task` queues a
+    fetch job on the lane (202)."""
+    config = settings()
+    if mode == "task":
+        response.status_code = 202
+        return aggregation.submit_fetch(
+            table,
+            queue,
+            owner=user.id,
+            now=utcnow(),
+            retention_days=config.job_retention_days,
+            max_pending=config.max_pending_per_user,
+        )
+    require_admin(user)
+    holder = f"sync-{secrets.token_hex(8)}"
+    return aggregation.fetch_sync(fetcher, holder, utcnow(), config.fetch_cache_seconds)
+
+
+@app.get("/fetch/status/{job_id}", response_model=FetchJobView)
+def fetch_status(
+    job_id: str, user: CurrentUser, table: Annotated[JobTable, Depends(job_table)]
+) -> FetchJobView:
+    return aggregation.get_fetch_job(table, user, job_id)
+
+
+@app.get("/data", response_model=PostPage)
+def data(
+    store: Annotated[PostStore, Depends(post_store)],
+    user_id: Annotated[int | None, Query(ge=1, le=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> PostPage:
+    """Public. Ordered by id; `user_id` filters through an index."""
+    return aggregation.list_posts(store, user_id, limit, cursor)
+
+
+_http = Mangum(app, lifespan="off")
+
+
+def scheduled(event: dict[str, Any]) -> dict[str, Any]:
+    """EventBridge's "Scheduled Event": fetch under the lock, or skip if another fetch runs.
+    Never raises: an asynchronous retry would only fetch again later, as the schedule does."""
+    holder = f"schedule-{event.get('id', secrets.token_hex(8))}"
+    try:
+        counts = aggregation.fetch_now(aggregator(), holder, utcnow())
+    except FetchLocked:
+        logger.info("scheduled fetch skipped: another fetch holds the lock")
+        return {"status": "locked"}
+    except SourceFailed as exc:
+        logger.error("scheduled fetch failed", error=exc.detail)
+        metrics.add_metric(name="FetchFailures", unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+        return {"status": "failed", "error": exc.detail}
+    logger.info("scheduled fetch done", **counts.model_dump())
+    return {"status": "ok", **counts.model_dump()}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("detail-type") == "Scheduled Event":
+        return scheduled(event)
+    result: dict[str, Any] = _http(event, context)
+    return result

@@ -1,0 +1,51 @@
+"""Aggregation over HTTP: on demand, as a job, and on the schedule the local cloud fires."""
+
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import SOURCE_POSTS, Api
+
+
+def wait_for_data(client: httpx.Client, count: int, timeout: float = 30) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items: list[dict[str, object]] = client.get("/data", params={"limit": 100}).json()["items"]
+        if len(items) >= count:
+            return items
+        time.sleep(0.1)
+    raise AssertionError(f"/data did not reach {count} items")
+
+
+@pytest.mark.usefixtures("local_only")
+def test_the_schedule_fires_when_the_local_clock_is_advanced(
+    api: Api, anonymous: httpx.Client
+) -> None:
+    before = anonymous.get("/data", params={"limit": 100}).json()["items"]
+    if before:
+        pytest.skip("another test fetched already; the schedule would add nothing to see")
+    anonymous.post("/_local/clock/advance", params={"seconds": 15 * 60})
+    items = wait_for_data(anonymous, len(SOURCE_POSTS))
+    assert [item["id"] for item in items] == [post["id"] for post in SOURCE_POSTS]
+
+
+def test_a_fetch_job_and_a_sync_fetch(api: Api, client: httpx.Client, admin: httpx.Client) -> None:
+    queued = client.post("/fetch", params={"mode": "task"})
+    assert queued.status_code == 202
+    job_id = queued.json()["job_id"]
+    deadline = time.monotonic() + 30
+    while (view := client.get(f"/fetch/status/{job_id}").json())["status"] in (
+        "pending",
+        "processing",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert view["status"] == "completed", view
+    assert view["fetched"] == len(SOURCE_POSTS) if api.local else view["fetched"] >= 0
+    answer = admin.post("/fetch", params={"mode": "sync"})
+    assert answer.status_code in (200, 409)
+    assert answer.json()["status"] in ("ok", "cached", "locked")
+    by_user = client.get("/data", params={"user_id": 2}).json()["items"]
+    assert by_user
+    assert all(item["user_id"] == 2 for item in by_user)

@@ -1,0 +1,264 @@
+"""Aggregation through the real handlers on moto, against a real HTTP server on loopback
+(pytest-httpserver): retries, timeouts, bad answers, the lock, the cache and /data."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests.harness import Account, Cloud, reset_ordo_caches
+
+POSTS = [
+    {"userId": 1 + n % 3, "id": n, "title": f"title {n}", "body": f"body {n}"} for n in range(1, 11)
+]
+
+
+@pytest.fixture
+def source(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
+    monkeypatch.setenv("ORDO_FETCH_SOURCE_URL", httpserver.url_for("/posts"))
+    monkeypatch.setenv("ORDO_FETCH_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("ORDO_FETCH_CONNECT_TIMEOUT", "0.5")
+    monkeypatch.setenv("ORDO_FETCH_MAX_BYTES", "4096")
+    reset_ordo_caches()
+    return httpserver
+
+
+@pytest.fixture
+def admin(cloud: Cloud) -> Account:
+    return cloud.sign_up("root", admin=True)
+
+
+def sync(cloud: Cloud, admin: Account) -> Any:
+    return cloud.request("POST", "/fetch", query="mode=sync", token=admin.access_token)
+
+
+def requests_made(server: HTTPServer) -> int:
+    return len(server.log)
+
+
+def test_a_sync_fetch_stores_the_posts(cloud: Cloud, source: HTTPServer, admin: Account) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    response = sync(cloud, admin)
+    assert response.status == 200, response.body
+    assert response.body == {
+        "message": "Data fetched successfully",
+        "status": "ok",
+        "fetched": 10,
+        "created": 10,
+        "updated": 0,
+        "skipped": 0,
+    }
+    page = cloud.request("GET", "/data", query="limit=100", token=None)
+    assert [item["id"] for item in page.body["items"]] == list(range(1, 11))
+    assert page.body["items"][0] == {"id": 1, "user_id": 2, "title": "title 1", "body": "body 1"}
+
+
+def test_the_same_data_twice_changes_nothing(
+    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDO_FETCH_CACHE_SECONDS", "0")
+    reset_ordo_caches()
+    source.expect_request("/posts").respond_with_json(POSTS)
+    sync(cloud, admin)
+    again = sync(cloud, admin).body
+    assert (again["status"], again["created"], again["updated"]) == ("ok", 0, 0)
+
+
+def test_within_the_cache_window_the_source_is_not_called(
+    cloud: Cloud, source: HTTPServer, admin: Account
+) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    sync(cloud, admin)
+    cached = sync(cloud, admin)
+    assert (cached.status, cached.body["status"]) == (200, "cached")
+    assert requests_made(source) == 1
+
+
+def test_a_500_is_retried(cloud: Cloud, source: HTTPServer, admin: Account) -> None:
+    source.expect_ordered_request("/posts").respond_with_data("down", status=500)
+    source.expect_ordered_request("/posts").respond_with_json(POSTS)
+    response = sync(cloud, admin)
+    assert (response.status, response.body["created"]) == (200, 10)
+    assert requests_made(source) == 2
+
+
+def test_a_404_is_not_retried(cloud: Cloud, source: HTTPServer, admin: Account) -> None:
+    source.expect_request("/posts").respond_with_data("gone", status=404)
+    response = sync(cloud, admin)
+    assert response.status == 502
+    assert "answered 404; not retried" in response.body["detail"]
+    assert requests_made(source) == 1
+
+
+def test_a_source_that_times_out_every_time_fails_and_keeps_the_data(
+    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDO_FETCH_CACHE_SECONDS", "0")
+    reset_ordo_caches()
+    source.expect_ordered_request("/posts").respond_with_json(POSTS)
+
+    def slow(_: Request) -> Response:
+        time.sleep(1.0)  # past the 0.5 s read timeout
+        return Response("[]", content_type="application/json")
+
+    source.expect_request("/posts").respond_with_handler(slow)
+    sync(cloud, admin)
+    response = sync(cloud, admin)
+    assert response.status == 502
+    assert "timed out" in response.body["detail"]
+    assert len(cloud.request("GET", "/data", query="limit=100", token=None).body["items"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"posts": []}), "a JSON dict, not a list"),
+        (json.dumps([{"userId": 1, "id": 1, "title": "x" * 500, "body": "y" * 4000}]), "over 4096"),
+    ],
+)
+def test_a_bad_answer_fails_readably(
+    cloud: Cloud, source: HTTPServer, admin: Account, body: str, problem: str
+) -> None:
+    source.expect_request("/posts").respond_with_data(body, content_type="application/json")
+    response = sync(cloud, admin)
+    assert response.status == 502
+    assert problem in response.body["detail"]
+
+
+def test_partially_invalid_items_are_skipped(
+    cloud: Cloud, source: HTTPServer, admin: Account
+) -> None:
+    items = [*POSTS[:3], {"id": "x"}, {"userId": 1, "id": 99}, 42]
+    source.expect_request("/posts").respond_with_json(items)
+    body = sync(cloud, admin).body
+    assert (body["fetched"], body["created"], body["skipped"]) == (6, 3, 3)
+
+
+def test_a_task_fetch_runs_on_the_lane(cloud: Cloud, source: HTTPServer) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    queued = cloud.request("POST", "/fetch", query="mode=task")
+    assert queued.status == 202
+    assert queued.body["message"] == "Fetch job queued in background"
+    job_id = queued.body["job_id"]
+    pending = cloud.request("GET", f"/fetch/status/{job_id}").body
+    assert set(pending) == {
+        "job_id",
+        "status",
+        "created_at",
+        "updated_at",
+        "error",
+        "fetched",
+        "created",
+        "updated",
+        "skipped",
+    }
+    assert pending["status"] == "pending"
+    cloud.drain()
+    done = cloud.request("GET", f"/fetch/status/{job_id}").body
+    assert (done["status"], done["fetched"], done["created"], done["error"]) == (
+        "completed",
+        10,
+        10,
+        None,
+    )
+
+
+def test_a_failing_source_fails_the_fetch_job_readably(cloud: Cloud, source: HTTPServer) -> None:
+    source.expect_request("/posts").respond_with_data("down", status=503)
+    job_id = cloud.request("POST", "/fetch", query="mode=task").body["job_id"]
+    cloud.drain()
+    done = cloud.request("GET", f"/fetch/status/{job_id}").body
+    assert done["status"] == "failed"
+    assert done["error"] == "the source failed 3 times; last: the source answered 503"
+    assert cloud.dead_letters() == []
+
+
+def test_a_sync_and_a_task_fetch_never_overlap(
+    cloud: Cloud, source: HTTPServer, admin: Account
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def held(_: Request) -> Response:
+        entered.set()
+        release.wait(timeout=10)
+        return Response(json.dumps(POSTS), content_type="application/json")
+
+    source.expect_request("/posts").respond_with_handler(held)
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(sync=sync(cloud, admin)))
+    thread.start()
+    try:
+        assert entered.wait(timeout=10)  # the sync fetch holds the lock now
+        job_id = cloud.request("POST", "/fetch", query="mode=task").body["job_id"]
+        cloud.drain()
+        task = cloud.request("GET", f"/fetch/status/{job_id}").body
+        assert (task["status"], task["error"]) == (
+            "failed",
+            "Another fetch is in progress; try again shortly",
+        )
+        second = sync(cloud, admin)
+        assert (second.status, second.body["status"]) == (409, "locked")
+    finally:
+        release.set()
+        thread.join(timeout=10)
+    assert outcome["sync"].body["status"] == "ok"
+
+
+def test_a_stale_lock_does_not_block_fetching(
+    cloud: Cloud, source: HTTPServer, admin: Account
+) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    cloud.dynamodb.put_item(
+        TableName=cloud.stack.physical["JobsTable"]["Ref"],
+        Item={
+            "pk": {"S": "LOCK#fetch"},
+            "sk": {"S": "LOCK"},
+            "holder": {"S": "crashed"},
+            "expires_at": {"N": str(int(time.time()) - 1)},
+        },
+    )
+    assert sync(cloud, admin).body["status"] == "ok"
+
+
+def test_who_may_fetch_and_read(cloud: Cloud, source: HTTPServer) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    assert cloud.request("POST", "/fetch", query="mode=sync").status == 403  # alice is a user
+    assert cloud.request("POST", "/fetch", query="mode=task", token=None).status == 401
+    unknown = cloud.request("POST", "/fetch", query="mode=later")
+    assert unknown.status == 422
+    assert "mode" in unknown.body["detail"]
+    assert cloud.request("GET", "/data", token=None).status == 200
+    missing = cloud.request("GET", f"/fetch/status/{'0' * 32}")
+    assert (missing.status, missing.body) == (404, {"detail": "Job not found"})
+
+
+def test_data_pages_by_id_and_filters_by_user(
+    cloud: Cloud, source: HTTPServer, admin: Account
+) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    sync(cloud, admin)
+    ids: list[int] = []
+    cursor = None
+    while True:
+        query = "user_id=2&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = cloud.request("GET", "/data", query=query, token=None).body
+        ids += [item["id"] for item in page["items"]]
+        assert all(item["user_id"] == 2 for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert ids == [1, 4, 7, 10]
+    for query in ("limit=101", "limit=0", "user_id=0", "cursor=junk"):
+        assert cloud.request("GET", "/data", query=query, token=None).status == 422, query
+    other_users_cursor = cloud.request("GET", "/data", query="limit=1", token=None).body[
+        "next_cursor"
+    ]
+    bad = cloud.request("GET", "/data", query=f"user_id=2&cursor={other_users_cursor}", token=None)
+    assert bad.status == 422

@@ -1,0 +1,153 @@
+"""Aggregation without AWS or a network: validation, the lock, the cache window, the worker."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.session import get_session
+from botocore.stub import Stubber
+
+from ordo.aggregation import (
+    Aggregator,
+    FetchLocked,
+    FetchStatus,
+    Post,
+    SourceFailed,
+    fetch_now,
+    fetch_sync,
+    validate,
+)
+from ordo.errors import Unavailable
+from ordo.jobs import Job, JobKind
+from ordo.storage.aggregation import DynamoPostStore, post_key
+from ordo.worker import JobFailed, run_job
+from tests.fakes_aggregation import (
+    InMemoryFetchLock,
+    InMemoryFetchLog,
+    InMemoryPostStore,
+    ListSource,
+)
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def post(n: int, user: int = 1, title: str = "t") -> dict[str, Any]:
+    return {"userId": user, "id": n, "title": f"{title}{n}", "body": "b"}
+
+
+def make(source: ListSource) -> Aggregator:
+    return Aggregator(source, InMemoryPostStore(), InMemoryFetchLock(), InMemoryFetchLog())
+
+
+def test_invalid_items_are_skipped_and_the_rest_kept() -> None:
+    items = [
+        post(1),
+        {"userId": "1", "id": 2, "title": "x", "body": "y"},  # a string id: strict
+        {"userId": 1, "id": 3, "title": "x"},  # no body
+        {"userId": 1, "id": True, "title": "x", "body": "y"},  # a bool is not an id
+        {"userId": 1, "id": 0, "title": "x", "body": "y"},
+        "not an object",
+        None,
+        post(4) | {"extra": "ignored"},
+        post(1, title="again"),  # a repeated id: the last wins
+    ]
+    posts, skipped = validate(items)
+    assert skipped == 6
+    assert [(p.id, p.title) for p in posts] == [(1, "again1"), (4, "t4")]
+
+
+def test_a_fetch_stores_counts_and_repeats_change_nothing() -> None:
+    aggregator = make(ListSource([post(1), post(2, user=2)]))
+    first = fetch_now(aggregator, "a", NOW)
+    assert (first.fetched, first.created, first.updated, first.skipped) == (2, 2, 0, 0)
+    again = fetch_now(aggregator, "a", NOW)
+    assert (again.created, again.updated) == (0, 0)
+
+
+def test_a_changed_post_counts_as_updated() -> None:
+    source = ListSource([post(1)])
+    aggregator = make(source)
+    fetch_now(aggregator, "a", NOW)
+    source.items = [post(1, title="new")]
+    assert fetch_now(aggregator, "a", NOW).updated == 1
+
+
+def test_the_lock_refuses_a_second_fetch_until_released_or_expired() -> None:
+    aggregator = make(ListSource([post(1)]))
+    assert aggregator.lock.acquire("someone", NOW, timedelta(seconds=90))
+    with pytest.raises(FetchLocked):
+        fetch_now(aggregator, "me", NOW)
+    later = NOW + timedelta(seconds=91)  # a crashed holder's lock expires
+    assert fetch_now(aggregator, "me", later).created == 1
+
+
+def test_a_failing_source_keeps_the_data_and_frees_the_lock() -> None:
+    source = ListSource([post(1)])
+    aggregator = make(source)
+    fetch_now(aggregator, "a", NOW)
+    source.error = "the source answered 503"
+    with pytest.raises(SourceFailed):
+        fetch_now(aggregator, "a", NOW)
+    assert list(aggregator.store.page(None, 10, None).items) == [
+        Post(id=1, user_id=1, title="t1", body="b")
+    ]
+    assert aggregator.lock.acquire("next", NOW, timedelta(seconds=1))
+
+
+@pytest.mark.parametrize(
+    ("after", "status", "calls"),
+    [(59.999, FetchStatus.CACHED, 1), (60, FetchStatus.OK, 2)],
+)
+def test_the_cache_window(after: float, status: FetchStatus, calls: int) -> None:
+    source = ListSource([post(1)])
+    aggregator = make(source)
+    assert fetch_sync(aggregator, "a", NOW, cache_seconds=60).status is FetchStatus.OK
+    report = fetch_sync(aggregator, "a", NOW + timedelta(seconds=after), cache_seconds=60)
+    assert (report.status, source.calls) == (status, calls)
+
+
+def test_the_worker_runs_a_fetch_job_and_fails_it_readably() -> None:
+    job = Job(job_id="f" * 32, owner="o" * 32, kind=JobKind.FETCH, data="", created_at=NOW)
+    aggregator = make(ListSource([post(1)]))
+
+    def fetch(holder: str) -> Any:
+        return fetch_now(aggregator, holder, NOW)
+
+    result = run_job(job, 0, lambda _: None, lambda _: None, fetch=fetch)
+    assert '"created":1' in result
+    aggregator.lock.acquire("other", NOW, timedelta(seconds=90))
+    with pytest.raises(JobFailed, match="Another fetch is in progress"):
+        run_job(job, 0, lambda _: None, lambda _: None, fetch=fetch)
+    broken = make(ListSource(error="the source answered 500"))
+    with pytest.raises(JobFailed, match="answered 500"):
+        run_job(job, 0, lambda _: None, lambda _: None, fetch=lambda h: fetch_now(broken, h, NOW))
+
+
+# --- the DynamoDB store's batch retries, against botocore's Stubber -----------------------------
+
+
+def stubbed_store() -> tuple[DynamoPostStore, Stubber]:
+    client: Any = get_session().create_client("dynamodb", region_name="us-east-1")
+    return DynamoPostStore(client, "t", sleep=lambda _: None), Stubber(client)
+
+
+def test_unprocessed_items_are_written_again() -> None:
+    store, stub = stubbed_store()
+    posts = [Post(id=n, user_id=1, title="t", body="b") for n in (1, 2)]
+    stub.add_response("batch_get_item", {"Responses": {"t": []}, "UnprocessedKeys": {}})
+    leftover = {"t": [{"PutRequest": {"Item": post_key(2) | {"id": {"N": "2"}}}}]}
+    stub.add_response("batch_write_item", {"UnprocessedItems": leftover})
+    stub.add_response("batch_write_item", {"UnprocessedItems": {}})
+    with stub:
+        assert store.upsert(posts) == (2, 0)
+    stub.assert_no_pending_responses()
+
+
+def test_items_that_stay_unprocessed_become_unavailable() -> None:
+    store, stub = stubbed_store()
+    stub.add_response("batch_get_item", {"Responses": {"t": []}, "UnprocessedKeys": {}})
+    leftover = {"t": [{"PutRequest": {"Item": post_key(1) | {"id": {"N": "1"}}}}]}
+    for _ in range(6):
+        stub.add_response("batch_write_item", {"UnprocessedItems": leftover})
+    with stub, pytest.raises(Unavailable):
+        store.upsert([Post(id=1, user_id=1, title="t", body="b")])
