@@ -49,7 +49,7 @@ openapi: $(STAMP)  ## Rewrite infra/openapi.json, the merged OpenAPI of every AP
 lint: $(STAMP)  ## ruff, mypy and cfn-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/core functions infra tests bench
+	$(VENV)/bin/mypy layers/core functions infra tests bench client
 	$(VENV)/bin/cfn-lint template.yaml
 
 .PHONY: build

@@ -81,6 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         try:
             self._handle()
+        except (BrokenPipeError, ConnectionResetError):
+            # The client hung up before the answer (a timeout on its side): nobody to tell.
+            log.info("client went away before the answer: %s %s", self.command, self.path)
+            self.close_connection = True
         except Exception:
             log.exception("gateway error")
             self._send_json(500, {"message": "Internal Server Error"})

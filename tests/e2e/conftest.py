@@ -35,8 +35,12 @@ SOURCE_POSTS = [
 ]
 
 
+SOURCE_HITS: list[float] = []  # when the source was asked, for tests that wait on it
+
+
 class _Posts(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        SOURCE_HITS.append(time.time())
         body = json.dumps(SOURCE_POSTS).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -113,3 +113,34 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "ORDO_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ordo_local_starts_the_same_local_cloud_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    ordo = Path(sys.executable).with_name("ordo")
+    port = free_port()
+    log = tmp_path / "ordo-local.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(ordo), "local", "--port", str(port), "--no-watch"],
+            cwd=tmp_path,  # anywhere: the client finds its checkout
+            env=_without_admin(os.environ) | {"ORDO_TIME_SCALE": "0"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert eventually(lambda: _answers(f"{url}/health"), timeout=60), log.read_text()
+        os.killpg(process.pid, signal.SIGINT)  # ctrl+c reaches the whole foreground group
+        assert process.wait(timeout=15) in (0, 130)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "Traceback" not in log.read_text()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

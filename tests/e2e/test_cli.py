@@ -1,0 +1,275 @@
+"""The installed ``ordo`` executable, run as a subprocess against the local cloud."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests.e2e.conftest import PASSWORD, Api, free_port
+
+ORDO = Path(sys.executable).with_name("ordo")
+pytestmark = pytest.mark.usefixtures("local_only")
+
+
+class Cli:
+    def __init__(self, api: Api, home: Path) -> None:
+        self.env = os.environ | {"ORDO_API_URL": api.url, "XDG_CONFIG_HOME": str(home)}
+        self.home = home
+
+    def __call__(
+        self, *args: str, stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ORDO), *args],
+            input=stdin,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(ORDO), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+@pytest.fixture
+def cli(api: Api, tmp_path: Path) -> Cli:
+    """Signed in as a new user, with its credentials in a config directory of its own."""
+    assert ORDO.exists(), "the ordo console script is not installed (pip install -e .)"
+    runner = Cli(api, tmp_path)
+    username, _ = api.sign_up()
+    signed_in = runner("login", "--username", username, "--password-stdin", stdin=PASSWORD + "\n")
+    assert signed_in.returncode == 0, signed_in.stderr
+    assert f"signed in as {username}" in signed_in.stdout
+    return runner
+
+
+def busy_lane(api: Api, count: int = 60) -> None:
+    """Queue enough slow tasks that the next one waits a few seconds."""
+    _, token = api.sign_up()
+    with api.client(token) as client:
+        for _ in range(count):
+            client.post("/tasks", json={"type": "repeat_by_position", "data": "abc"})
+
+
+def test_the_credentials_file_is_private(cli: Cli) -> None:
+    credentials = cli.home / "ordo" / "credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert cli("whoami").returncode == 0
+    assert cli("logout").stdout.strip() == "signed out"
+    assert cli("whoami").returncode == 1
+
+
+def test_submit_status_and_result(api: Api, cli: Cli) -> None:
+    submitted = cli("submit", "2", "abcdef")
+    assert submitted.returncode == 0, submitted.stderr
+    task_id = submitted.stdout.strip()
+    assert len(task_id) == 32
+    deadline = time.monotonic() + 30
+    while (state := cli("status", task_id).stdout.strip()) != "completed":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+    assert cli("result", task_id).stdout.strip() == "badcfe"
+
+
+def test_json_output_is_one_document(cli: Cli) -> None:
+    submitted = json.loads(cli("submit", "reverse", "abc", "--json").stdout)
+    assert set(submitted) == {"task_id", "type", "status", "created_at"}
+    ran = cli("--json", "run", "1", "hello")
+    assert ran.returncode == 0
+    assert json.loads(ran.stdout) == {
+        "task_id": json.loads(ran.stdout)["task_id"],
+        "type": "reverse",
+        "status": "completed",
+        "result": "olleh",
+    }
+    status = json.loads(cli("status", submitted["task_id"], "--json").stdout)
+    assert status["task_id"] == submitted["task_id"]
+
+
+def test_run_waits_and_prints_the_result(cli: Cli) -> None:
+    ran = cli("run", "repeat_by_position", "abc")
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.strip().splitlines()
+    assert lines[0].startswith("task ")
+    assert lines[-1] == "abbccc"
+    assert "\r" not in ran.stdout  # piped: plain lines, no live display
+
+
+def test_errors_are_one_line_with_the_right_exit_code(cli: Cli) -> None:
+    unknown = cli("status", "0" * 32)
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "ordo: Task not found")
+    too_long = cli("submit", "repeat_by_position", "x" * 301)
+    assert too_long.returncode == 1
+    assert "at most 300" in too_long.stderr
+    bad_type = cli("submit", "shout", "x")
+    assert bad_type.returncode == 2
+    assert "not a task type" in bad_type.stderr
+    for result in (unknown, too_long, bad_type):
+        assert "Traceback" not in result.stderr
+
+
+def test_a_server_that_is_down(cli: Cli) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    down = cli("status", "0" * 32, "--api-url", url)
+    assert down.returncode == 2
+    assert down.stderr.strip() == (
+        f"ordo: cannot reach the ordo API at {url}; is it running? "
+        "Start one with `ordo local`, or pass --api-url"
+    )
+
+
+def test_run_gives_up_after_its_timeout(api: Api, cli: Cli) -> None:
+    busy_lane(api)
+    ran = cli("run", "reverse", "abc", "--timeout", "0.3")
+    assert ran.returncode == 124
+    assert "gave up waiting after 0.3s" in ran.stderr
+
+
+def test_ctrl_c_stops_the_wait_and_the_task_carries_on(api: Api, cli: Cli) -> None:
+    busy_lane(api)
+    process = cli.start("run", "swap_pairs", "abcd")
+    assert process.stdout is not None
+    first = process.stdout.readline()  # "task <id>": the wait has begun
+    task_id = first.split()[1]
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 130
+    assert f"stopped waiting; task {task_id} carries on" in err
+    assert f"ordo status {task_id}" in err
+    assert "Traceback" not in err + out
+    deadline = time.monotonic() + 60
+    while (state := cli("status", task_id).stdout.strip()) != "completed":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert cli("result", task_id).stdout.strip() == "badc"
+
+
+def test_a_failed_job_and_documents(cli: Cli, tmp_path: Path) -> None:
+    document = tmp_path / "invoice.json"
+    document.write_text(json.dumps({"content": {"amount": "lots"}}))
+    uploaded = cli("upload", str(document), "--type", "invoice")
+    assert uploaded.returncode == 0, uploaded.stderr
+    job_id = uploaded.stdout.strip()
+    deadline = time.monotonic() + 30
+    while not (shown := cli("job", job_id, "--json")).stdout or json.loads(shown.stdout)[
+        "status"
+    ] not in ("completed", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert json.loads(shown.stdout)["error"] == "amount must be a number, not 'lots'"
+    piped = cli("upload", "-", "--type", "contract", stdin=json.dumps({"parties": ["A"]}))
+    assert piped.returncode == 0
+
+
+def test_cases_fetch_and_data(cli: Cli) -> None:
+    case_id = cli("cases", "create", "--procedure", "Knee MRI", "--cpt", "73721").stdout.strip()
+    watched = cli("cases", "watch", case_id)
+    assert watched.returncode == 0
+    assert "complete" in watched.stdout.splitlines()
+    listed = json.loads(cli("cases", "list", "--json").stdout)
+    assert [item["case_id"] for item in listed["items"]] == [case_id]
+    queued = cli("fetch")
+    assert queued.returncode == 0
+    assert "queued" in queued.stdout
+    assert cli("fetch", "--sync").returncode == 1  # admins only
+    assert cli("data", "--user-id", "1", "--json").returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_the_live_status_line_updates_in_a_real_terminal(api: Api, cli: Cli) -> None:
+    busy_lane(api, count=80)
+    session = f"ordo-{os.getpid()}"
+    env_prefix = " ".join(
+        f"{k}={v}" for k, v in cli.env.items() if k in ("ORDO_API_URL", "XDG_CONFIG_HOME")
+    )
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "120",
+            "-y",
+            "10",
+            f"env {env_prefix} {ORDO} run reverse live; sleep 30",
+        ],
+        check=True,
+    )
+    try:
+        screens: list[str] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pane = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            line = next(
+                (row for row in pane.splitlines() if "ahead" in row or "processing" in row), ""
+            )
+            if line and (not screens or line != screens[-1]):
+                screens.append(line)
+            if "evil" in pane:
+                break
+            time.sleep(0.1)
+        assert len(screens) >= 2, screens  # the status line changed in place
+        assert all("·" in line and line.rstrip().endswith("s") for line in screens)
+        assert "evil" in pane
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def test_a_failed_task_and_a_failing_server(
+    api: Api, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """A stand-in API on loopback, for answers the real one gives rarely: a failed task, a 500."""
+    cli = Cli(api, tmp_path)
+    task = {
+        "task_id": "f" * 32,
+        "type": "reverse",
+        "status": "pending",
+        "created_at": "2026-11-21T12:00:00Z",
+    }
+    httpserver.expect_request("/tasks", method="POST").respond_with_json(task, status=202)
+    failed = task | {
+        "status": "failed",
+        "queue_position": None,
+        "error": "boom",
+        "started_at": None,
+        "finished_at": None,
+    }
+    httpserver.expect_request(f"/tasks/{'f' * 32}").respond_with_json(failed)
+    ran = cli("run", "1", "abc", "--api-url", httpserver.url_for("/"))
+    assert (ran.returncode, ran.stderr.strip()) == (1, f"task {'f' * 32} failed: boom")
+
+    httpserver.clear()
+    httpserver.expect_request(f"/tasks/{'e' * 32}").respond_with_json(
+        {"message": "Internal Server Error"}, status=500
+    )
+    broken = cli("status", "e" * 32, "--api-url", httpserver.url_for("/"))
+    assert (broken.returncode, broken.stderr.strip()) == (
+        1,
+        "ordo: the server failed (500): Internal Server Error",
+    )
