@@ -61,9 +61,10 @@ test: lint build  ## Lint, build, then run every test
 	$(VENV)/bin/pytest
 
 .PHONY: bench
-bench: $(STAMP) build  ## Cold start against the boto3 floor, and the local cloud's overheads
+bench: $(STAMP) build  ## Cold start, the local cloud's overheads, the catalog's read path
 	$(PY) -m bench.coldstart
 	$(PY) -m bench.localcloud
+	$(PY) -m bench.catalog
 
 .PHONY: deploy
 deploy: build  ## sam deploy (guided the first time)

@@ -22,6 +22,7 @@ API_FUNCTIONS = (
     "DocumentsFunction",
     "HealthFunction",
     "FetchFunction",
+    "ProductsFunction",
 )
 QUEUE_FUNCTIONS = ("WorkerFunction", "CaseTimerFunction")
 FUNCTIONS = (*API_FUNCTIONS, *QUEUE_FUNCTIONS)
@@ -47,6 +48,14 @@ ROUTES = {
     "DocumentsFunction": [("GET", "/status/{job_id}"), ("POST", "/process"), ("POST", "/upload")],
     "HealthFunction": [("GET", "/health")],
     "FetchFunction": [("GET", "/data"), ("GET", "/fetch/status/{job_id}"), ("POST", "/fetch")],
+    "ProductsFunction": [
+        ("DELETE", "/products/{product_id}"),
+        ("GET", "/products"),
+        ("GET", "/products/search"),
+        ("GET", "/products/{product_id}"),
+        ("POST", "/products"),
+        ("PUT", "/products/{product_id}"),
+    ],
 }
 # Time the worker needs besides the tasks' own delays: cold start, DynamoDB and SQS calls.
 WORKER_HEADROOM_SECONDS = 10
@@ -147,6 +156,14 @@ GRANTS: dict[str, list[Grant]] = {
         ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
         ("dynamodb:Query", ALL_INDEX_ARN, ANY_ITEM),
         ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
+        READ_SECRET,
+    ],
+    "ProductsFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("CATALOG", "USER#*")),
+        ("dynamodb:Query", TABLE_ARN, ("CATALOG", "USER#*")),
+        ("dynamodb:PutItem", TABLE_ARN, ("CATALOG", "SKU#*")),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("CATALOG",)),
+        ("dynamodb:DeleteItem", TABLE_ARN, ("SKU#*",)),
         READ_SECRET,
     ],
 }

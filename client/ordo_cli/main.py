@@ -241,6 +241,32 @@ def data(api: Api, out: Output, args: argparse.Namespace) -> int:
     return 0
 
 
+def products(api: Api, out: Output, args: argparse.Namespace) -> int:
+    if args.action == "get":
+        if not args.query:
+            raise CliError("ordo products get needs a product id")
+        product = api.call("GET", f"/products/{args.query}", auth=False)
+        out.show(f"{product['name']}  {product['price']}  stock {product['stock']}", product)
+        return 0
+    params: dict[str, Any] = {"page": args.page, "page_size": args.page_size}
+    for name in ("category", "sort_by", "sort_order", "min_price", "max_price"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.action == "search":
+        if not args.query:
+            raise CliError("ordo products search needs a query")
+        params["q"] = args.query
+        page = api.call("GET", "/products/search", auth=False, params=params)
+    else:
+        if args.query:
+            params["name"] = args.query
+        page = api.call("GET", "/products", auth=False, params=params)
+    lines = [f"{p['id']}  {p['price']:>10}  {p['stock']:>5}  {p['name']}" for p in page["items"]]
+    footer = f"page {page['page']} of {page['total_pages']} ({page['total']} products)"
+    out.show("\n".join([*lines, footer]), page)
+    return 0
+
+
 def login(api: Api, out: Output, args: argparse.Namespace) -> int:
     username = args.username or input("username: ")
     if args.password_stdin:
@@ -362,6 +388,16 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--user-id", type=int)
     sub.add_argument("--limit", type=int, default=20)
     sub.add_argument("--cursor")
+    sub = add("products", products, "list, search or read the catalog", "ordo products search blue")
+    sub.add_argument("action", choices=["list", "search", "get"])
+    sub.add_argument("query", nargs="?", help="list: a name filter; search: the text; get: the id")
+    sub.add_argument("--category")
+    sub.add_argument("--min-price", dest="min_price")
+    sub.add_argument("--max-price", dest="max_price")
+    sub.add_argument("--sort-by", dest="sort_by", choices=["name", "price", "created_at", "stock"])
+    sub.add_argument("--sort-order", dest="sort_order", choices=["asc", "desc"])
+    sub.add_argument("--page", type=int, default=1)
+    sub.add_argument("--page-size", dest="page_size", type=int, default=10)
     sub = add(
         "login",
         login,

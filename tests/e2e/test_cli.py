@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -273,3 +275,44 @@ def test_a_failed_task_and_a_failing_server(
         1,
         "ordo: the server failed (500): Internal Server Error",
     )
+
+
+def test_products_list_search_and_get(cli: Cli, admin: httpx.Client) -> None:
+    tag = secrets.token_hex(4)
+    created = []
+    for n, price in enumerate(("2.50", "10.00", "19.99")):
+        response = admin.post(
+            "/products",
+            json={
+                "name": f"Gadget {tag} {n}",
+                "price": price,
+                "stock": n,
+                "sku": f"{tag}-{n}",
+                "category": f"cat-{tag}",
+            },
+        )
+        assert response.status_code == 201, response.text
+        created.append(response.json())
+    listed = json.loads(
+        cli(
+            "products",
+            "list",
+            "--category",
+            f"cat-{tag}",
+            "--sort-by",
+            "price",
+            "--sort-order",
+            "asc",
+            "--json",
+        ).stdout
+    )
+    assert [item["price"] for item in listed["items"]] == [2.5, 10.0, 19.99]
+    assert listed["total"] == 3
+    found = cli("products", "search", f"gadget {tag} 2")
+    assert found.returncode == 0
+    assert f"Gadget {tag} 2" in found.stdout
+    assert "page 1 of 1 (1 products)" in found.stdout
+    shown = json.loads(cli("products", "get", created[0]["id"], "--json").stdout)
+    assert (shown["sku"], shown["price"]) == (f"{tag}-0", 2.5)
+    missing = cli("products", "get", "0" * 32)
+    assert (missing.returncode, missing.stderr.strip()) == (1, "ordo: Product not found")

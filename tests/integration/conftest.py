@@ -8,8 +8,8 @@ import pytest
 from moto import mock_aws
 
 from infra.local import moto_fidelity
+from infra.local.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, start
 from infra.local.stack import Stack
-from tests.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, start
 from tests.harness import Cloud, reset_ordo_caches
 
 
@@ -49,7 +49,7 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
     """One DynamoDB Local server for the session (it takes ~10 s to start).
 
     Yields the server: ``.endpoint_url``, and ``.client()`` for a new client per thread. Tests
-    make their own table (``tests.dynamodb_local.create_table``) under a unique name.
+    make their own table (``infra.local.dynamodb_local.create_table``) under a unique name.
     """
     try:
         server = start()

@@ -15,18 +15,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from infra.local.dynamodb_local import DynamoDBLocal, create_table
 from ordo.accounts import EmailTaken, User, UsernameTaken, new_user_id
 from ordo.errors import StaleTransition
 from ordo.jobs import Job, JobStatus, PendingQuotaExceeded, new_job_id
 from ordo.storage.accounts import DynamoUserTable
 from ordo.storage.dynamodb import DynamoJobTable
 from ordo.tasks import TaskType
-from tests.dynamodb_local import DynamoDBLocal, create_table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -217,3 +218,40 @@ def test_concurrent_claims_of_one_job_admit_exactly_one(
     assert stored is not None
     assert (stored.status, stored.attempt, stored.queue_seq) == (JobStatus.PROCESSING, 1, None)
     assert stored == claimed[0]
+
+
+# --- products --------------------------------------------------------------------------------
+
+
+def test_concurrent_products_with_one_sku_admit_exactly_one(
+    dynamodb_local: DynamoDBLocal, table: str
+) -> None:
+    from ordo.catalog import Product, SkuTaken
+    from ordo.storage.catalog import DynamoProductTable
+
+    products = [
+        Product(
+            id=f"{i:032x}",
+            name=f"racer {i}",
+            description="",
+            price=Decimal("1.00"),
+            stock=1,
+            category="",
+            sku="RACE-1" if i % 2 else "race-1",  # one SKU, whatever its case
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        for i in range(12)
+    ]
+
+    outcomes = race(
+        dynamodb_local, 12, lambda i, client: DynamoProductTable(client, table).create(products[i])
+    )
+
+    winners = [outcome for outcome in outcomes if outcome is None]
+    assert len(winners) == 1, tally(outcomes)
+    assert all(o is None or isinstance(o, SkuTaken) for o in outcomes), tally(outcomes)
+    store = DynamoProductTable(dynamodb_local.client(), table)
+    version, live = store.load()
+    assert len(live) == 1
+    assert version == 1  # only the one write that went through bumped it

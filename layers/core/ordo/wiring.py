@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ordo.accounts import LoginGuard, RefreshTokens, TokenPolicy, UserTable
     from ordo.aggregation import Aggregator, PostStore
     from ordo.cases import CaseTable, CaseTimer, Timeline
+    from ordo.catalog import ProductTable
     from ordo.worker import Lane
 
 
@@ -156,3 +157,10 @@ def aggregator() -> Aggregator:
         lock=DynamoFetchLock(aws.dynamodb(), table),
         log=DynamoFetchLog(aws.dynamodb(), table),
     )
+
+
+@cache
+def product_table() -> ProductTable:
+    from ordo.storage.catalog import DynamoProductTable
+
+    return DynamoProductTable(aws.dynamodb(), settings().table_name)

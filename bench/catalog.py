@@ -1,0 +1,219 @@
+"""The product catalog's read path with 10,000 products: latency, DynamoDB calls, memory.
+
+In-process: the real ``functions/products`` handler (Mangum + FastAPI) gets real API Gateway v2
+events. DynamoDB is DynamoDB Local (AWS's own engine, on loopback), with the table made from
+template.yaml: moto's response serializer alone takes about a second to return 2,000 items,
+which would measure moto rather than ordo.
+
+    python -m bench.catalog [--products N] [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_P50_MS = 5.0
+TARGET_READS = 1
+TARGET_INDEX_MB = 30.0
+
+
+def _environment() -> None:
+    os.environ |= {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",  # DynamoDB Local accepts any key
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+    }
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def _seed(client: Any, table: str, count: int) -> list[str]:
+    from ordo.catalog import Product
+    from ordo.storage.catalog import VERSION_KEY, _item
+
+    rng = random.Random(7)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = []
+    batch: list[dict[str, Any]] = []
+    for n in range(count):
+        product = Product(
+            id=f"{n:032x}",
+            name=f"{rng.choice(['Blue', 'Red', 'Green', 'Steel'])} widget {n}",
+            description=f"widget number {n}, made for {rng.choice(['home', 'garden', 'office'])}",
+            price=Decimal(rng.randrange(100, 100_000)) / 100,
+            stock=rng.randrange(0, 50),
+            category=f"cat{n % 20}",
+            sku=f"SKU-{n:06d}",
+            created_at=start + timedelta(minutes=n),
+            updated_at=start + timedelta(minutes=n),
+        )
+        ids.append(product.id)
+        batch.append({"PutRequest": {"Item": _item(product)}})
+        if len(batch) == 25:
+            client.batch_write_item(RequestItems={table: batch})
+            batch = []
+    if batch:
+        client.batch_write_item(RequestItems={table: batch})
+    client.put_item(TableName=table, Item=VERSION_KEY | {"version": {"N": "1"}})
+    return ids
+
+
+def _load_handler(function: Any) -> Any:
+    spec = importlib.util.spec_from_file_location("bench_products", function.code_uri / "app.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_products"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.catalog", description=__doc__)
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args(argv)
+    _environment()
+    sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
+
+    from infra.local import dynamodb_local
+    from infra.local.context import LambdaContext
+    from infra.local.events import http_event
+    from infra.local.stack import Stack
+
+    server = dynamodb_local.start()
+    try:
+        os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
+        from ordo import aws
+        from ordo.catalog import CatalogIndex, ProductUpdate, update_product
+        from ordo.wiring import product_table
+
+        stack = Stack.load(overrides={"TimeScale": "0"})
+        function = stack.functions()["ProductsFunction"]
+        os.environ |= {k: v for k, v in function.environment.items() if k.startswith("ORDO_")}
+        table = os.environ["ORDO_TABLE_NAME"]
+        dynamodb_local.create_table(server.client(), "JobsTable", table)
+        started = time.perf_counter()
+        ids = _seed(server.client(), table, args.products)
+        print(f"seeded {args.products} products in {time.perf_counter() - started:.1f} s")
+
+        module = _load_handler(function)
+        context = LambdaContext("ProductsFunction", function.timeout, function.memory)
+        calls: list[str] = []
+        aws.dynamodb().meta.events.register(
+            "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+        )
+
+        def get(
+            path: str, route: str, query: str = "", params: dict[str, str] | None = None
+        ) -> int:
+            event = http_event(
+                "GET",
+                path,
+                route=route,
+                path_parameters=params or {},
+                query=query,
+                headers={"host": "api.local"},
+            )
+            status: int = module.handler(event, context)["statusCode"]
+            return status
+
+        rng = random.Random(11)
+        cases: dict[str, Callable[[], int]] = {
+            "list (filters + sort)": lambda: get(
+                "/products",
+                "/products",
+                "category=cat3&min_price=10&max_price=500&in_stock_only=true"
+                f"&sort_by=price&sort_order=asc&page={rng.randint(1, 3)}&page_size=20",
+            ),
+            "search": lambda: get(
+                "/products/search", "/products/search", f"q=widget%20{rng.randint(1, 999)}"
+            ),
+            "detail": lambda: get(
+                f"/products/{(pid := rng.choice(ids))}",
+                "/products/{product_id}",
+                params={"product_id": pid},
+            ),
+        }
+        assert get("/products", "/products") == 200  # the first request loads the index
+        rows = []
+        for name, call in cases.items():
+            for _ in range(20):
+                call()
+            samples, reads = [], []
+            for _ in range(args.requests):
+                calls.clear()
+                begin = time.perf_counter()
+                assert call() == 200
+                samples.append((time.perf_counter() - begin) * 1000)
+                reads.append(len(calls))
+            p50, p99 = _percentiles(samples)
+            rows.append((name, p50, p99, max(reads)))
+
+        floor = []
+        for _ in range(args.requests):  # what the one read costs on its own
+            begin = time.perf_counter()
+            product_table().version()
+            floor.append((time.perf_counter() - begin) * 1000)
+        floor_p50, floor_p99 = _percentiles(floor)
+
+        tracemalloc.start()
+        fresh = CatalogIndex()
+        fresh.refresh(product_table())
+        index_mb = tracemalloc.get_traced_memory()[0] / 1e6
+        tracemalloc.stop()
+
+        reloads = []
+        for n in range(5):
+            index = module.index
+            update_product(
+                product_table(), index, ids[n], ProductUpdate(stock=n + 100), datetime.now(UTC)
+            )
+            begin = time.perf_counter()
+            assert get("/products", "/products", "page_size=5") == 200
+            reloads.append((time.perf_counter() - begin) * 1000)
+    finally:
+        server.stop()
+
+    print(f"\nProduct catalog: {args.products} products, {args.requests} warm requests each")
+    print(f"{'request':<24} {'p50':>9} {'p99':>9} {'DynamoDB calls':>15}  target")
+    ok = True
+    for name, p50, p99, most_reads in rows:
+        met = most_reads <= TARGET_READS and (name == "detail" or p50 <= TARGET_P50_MS)
+        ok &= met
+        verdict = "PASS" if met else "FAIL"
+        print(f"{name:<24} {p50:>7.2f}ms {p99:>7.2f}ms {most_reads:>15}  {verdict}")
+    print(
+        f"{'index in memory':<24} {index_mb:>7.1f}MB {'':>9} {'':>15}  "
+        f"{'PASS' if index_mb <= TARGET_INDEX_MB else 'FAIL'} (<= {TARGET_INDEX_MB:g} MB)"
+    )
+    print(f"{'  floor: version GetItem':<24} {floor_p50:>7.2f}ms {floor_p99:>7.2f}ms {1:>15}  info")
+    reload_ms = statistics.median(reloads)
+    print(f"{'reload after a write':<24} {reload_ms:>7.1f}ms  (median of 5: a consistent Query)")
+    ok &= index_mb <= TARGET_INDEX_MB
+    print(f"SUMMARY {'PASS' if ok else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

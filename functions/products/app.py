@@ -1,0 +1,89 @@
+"""/products: admins write; anyone lists, filters, sorts, searches and reads.
+
+Reads come from ``index``, this container's copy of the catalog, refreshed when the catalog's
+version moves (one GetItem per request while it does not).
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from mangum import Mangum
+from pydantic import BaseModel
+
+from ordo import catalog
+from ordo.accounts import require_admin
+from ordo.catalog import (
+    CatalogIndex,
+    Listing,
+    Product,
+    ProductCreate,
+    ProductPage,
+    ProductTable,
+    ProductUpdate,
+)
+from ordo.clock import utcnow
+from ordo.http import CurrentUser, api_app
+from ordo.wiring import product_table
+
+app = api_app(title="products")
+index = CatalogIndex()
+
+Products = Annotated[ProductTable, Depends(product_table)]
+_ADMIN: dict[int | str, dict[str, Any]] = {403: {"description": "Admin role required"}}
+_CACHED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (If-None-Match)"}}
+
+
+def _cached(request: Request, etag: str, body: BaseModel) -> Response:
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body.model_dump(mode="json"), headers=headers)
+
+
+@app.post("/products", status_code=201, response_model=Product, responses=_ADMIN)
+def create(request: ProductCreate, user: CurrentUser, table: Products) -> Product:
+    require_admin(user)
+    return catalog.create_product(table, request, utcnow())
+
+
+@app.get("/products", response_model=ProductPage, responses=_CACHED)
+def list_products(
+    listing: Annotated[Listing, Query()], request: Request, table: Products
+) -> Response:
+    index.refresh(table)
+    return _cached(request, index.etag("list", listing), index.select(listing))
+
+
+class SearchQuery(Listing):
+    q: str = Query(min_length=1, max_length=100)
+
+
+@app.get("/products/search", response_model=ProductPage, responses=_CACHED)
+def search(query: Annotated[SearchQuery, Query()], request: Request, table: Products) -> Response:
+    """Name, description or SKU containing `q`, case-insensitively; filters apply too."""
+    index.refresh(table)
+    return _cached(request, index.etag("search", query), index.select(query, query.q))
+
+
+@app.get("/products/{product_id}", response_model=Product, responses=_CACHED)
+def get_product(product_id: str, request: Request, table: Products) -> Response:
+    index.refresh(table)
+    product = index.get(product_id)
+    return _cached(request, index.etag("detail", product.id, product.updated_at), product)
+
+
+@app.put("/products/{product_id}", response_model=Product, responses=_ADMIN)
+def update(product_id: str, changes: ProductUpdate, user: CurrentUser, table: Products) -> Product:
+    require_admin(user)
+    return catalog.update_product(table, index, product_id, changes, utcnow())
+
+
+@app.delete("/products/{product_id}", status_code=204, responses=_ADMIN)
+def delete(product_id: str, user: CurrentUser, table: Products) -> Response:
+    require_admin(user)
+    catalog.delete_product(table, index, product_id, utcnow())
+    return Response(status_code=204)
+
+
+handler = Mangum(app, lifespan="off")
