@@ -18,7 +18,7 @@ from ordo.cases import (
     Timeline,
 )
 from ordo.http import CurrentUser, api_app
-from ordo.observability import MetricUnit, logger, metrics
+from ordo.observability import metrics
 from ordo.wiring import case_table, case_timer, timeline
 
 app = api_app(title="cases")
@@ -42,16 +42,14 @@ def create_case(
 ) -> CaseCreated:
     """Returns at once; the case is `submitted`, then `processing` from 10 s, `complete` from
     30 s (times multiplied by `ORDO_TIME_SCALE`)."""
-    now = clock.utcnow()
-    case = cases.create_case(
-        table, request or CaseRequest(), owner=user.id, now=now, timeline=timing
+    case = cases.open_case(
+        table,
+        timer,
+        request or CaseRequest(),
+        owner=user.id,
+        now=clock.utcnow(),
+        timeline=timing,
     )
-    try:
-        cases.schedule_transitions(timer, case, now, timing)
-    except Exception:  # readers still move the case on; the timer only saves them the write
-        logger.exception("case timer unavailable", case_id=case.case_id)
-        metrics.add_metric(name="CaseTimerFailures", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="CasesCreated", unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()  # only this route has metrics: no empty flush on reads
     response.headers["Location"] = f"/cases/{case.case_id}"
     return CaseCreated(case_id=case.case_id, status=case.status, created_at=case.created_at)

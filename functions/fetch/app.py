@@ -13,17 +13,15 @@ from ordo.aggregation import (
     MAX_PAGE,
     Aggregator,
     FetchJobView,
-    FetchLocked,
     FetchQueued,
     FetchReport,
     PostPage,
     PostStore,
-    SourceFailed,
 )
 from ordo.clock import utcnow
 from ordo.http import CurrentUser, api_app
 from ordo.jobs import JobQueue, JobTable
-from ordo.observability import MetricUnit, logger, metrics
+from ordo.observability import MetricUnit, metrics
 from ordo.settings import settings
 from ordo.wiring import aggregator, job_queue, job_table, post_store
 
@@ -89,21 +87,13 @@ _http = Mangum(app, lifespan="off")
 
 
 def scheduled(event: dict[str, Any]) -> dict[str, Any]:
-    """EventBridge's "Scheduled Event": fetch under the lock, or skip if another fetch runs.
-    Never raises: an asynchronous retry would only fetch again later, as the schedule does."""
+    """EventBridge's "Scheduled Event"."""
     holder = f"schedule-{event.get('id', secrets.token_hex(8))}"
-    try:
-        counts = aggregation.fetch_now(aggregator(), holder, utcnow())
-    except FetchLocked:
-        logger.info("scheduled fetch skipped: another fetch holds the lock")
-        return {"status": "locked"}
-    except SourceFailed as exc:
-        logger.error("scheduled fetch failed", error=exc.detail)
+    outcome = aggregation.fetch_on_schedule(aggregator(), holder, utcnow())
+    if outcome["status"] == "failed":
         metrics.add_metric(name="FetchFailures", unit=MetricUnit.Count, value=1)
         metrics.flush_metrics()
-        return {"status": "failed", "error": exc.detail}
-    logger.info("scheduled fetch done", **counts.model_dump())
-    return {"status": "ok", **counts.model_dump()}
+    return outcome
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

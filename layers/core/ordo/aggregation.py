@@ -200,6 +200,21 @@ def fetch_sync(
     )
 
 
+def fetch_on_schedule(aggregator: Aggregator, holder: str, now: datetime) -> dict[str, Any]:
+    """The schedule's fetch: skipped while another holds the lock, and never raising, since an
+    asynchronous retry would only fetch again later, as the schedule does anyway."""
+    try:
+        counts = fetch_now(aggregator, holder, now)
+    except FetchLocked:
+        log.info("scheduled fetch skipped: another fetch holds the lock")
+        return {"status": "locked"}
+    except SourceFailed as exc:
+        log.error("scheduled fetch failed: %s", exc.detail)
+        return {"status": "failed", "error": exc.detail}
+    log.info("scheduled fetch done: %s", counts.model_dump())
+    return {"status": "ok", **counts.model_dump()}
+
+
 def list_posts(store: PostStore, user_id: int | None, limit: int, cursor: str | None) -> PostPage:
     return store.page(user_id, limit, cursor)
 
@@ -233,12 +248,11 @@ def get_fetch_job(table: JobTable, viewer: Viewer, job_id: str) -> FetchJobView:
         raise JobNotFound()
     done = job.status is JobStatus.COMPLETED and job.result
     counts = FetchCounts.model_validate_json(job.result) if done and job.result else None
-    moments = [job.created_at, job.updated_at, job.started_at, job.finished_at]
     return FetchJobView(
         job_id=job.job_id,
         status=job.status.value,
         created_at=job.created_at,
-        updated_at=max(moment for moment in moments if moment is not None),
+        updated_at=job.last_changed,
         error=job.error if job.status is JobStatus.FAILED else None,
         fetched=counts.fetched if counts else None,
         created=counts.created if counts else None,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ordo.errors import NotFound, StaleTransition
 from ordo.jobs import Viewer
+from ordo.observability import MetricUnit, logger, metrics
 from ordo.review import Step, simulate_review
 
 CASE_ID_PATTERN = re.compile(r"^case_[0-9a-f]{32}$")
@@ -237,6 +238,27 @@ def create_case(
         updated_at=created,
     )
     table.create(case)
+    return case
+
+
+def open_case(
+    table: CaseTable,
+    timer: CaseTimer,
+    request: CaseRequest,
+    *,
+    owner: str,
+    now: datetime,
+    timeline: Timeline,
+) -> Case:
+    """Store the case, then ask the timer for its transitions. If the timer is unreachable the
+    case still stands: readers move it on, the timer only saves them the write."""
+    case = create_case(table, request, owner=owner, now=now, timeline=timeline)
+    try:
+        schedule_transitions(timer, case, now, timeline)
+    except Exception:
+        logger.exception("case timer unavailable", case_id=case.case_id)
+        metrics.add_metric(name="CaseTimerFailures", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="CasesCreated", unit=MetricUnit.Count, value=1)
     return case
 
 

@@ -79,6 +79,11 @@ class Job(BaseModel):
     queue_seq: int | None = None
     expires_at: int | None = None
 
+    @property
+    def last_changed(self) -> datetime:
+        moments = [self.created_at, self.updated_at, self.started_at, self.finished_at]
+        return max(moment for moment in moments if moment is not None)
+
     @model_validator(mode="after")
     def _typed(self) -> Job:
         if (self.kind is JobKind.TASK) != (self.task_type is not None):
@@ -241,7 +246,6 @@ class JobStatusView(BaseModel):
         if completed and job.result is not None:
             document = job.kind is JobKind.DOCUMENT
             result = json.loads(job.result) if document else job.result
-        moments = [job.created_at, job.updated_at, job.started_at, job.finished_at]
         return cls(
             job_id=job.job_id,
             status=job.status,
@@ -249,7 +253,7 @@ class JobStatusView(BaseModel):
             result=result,
             error=job.error if job.status is JobStatus.FAILED else None,
             created_at=job.created_at,
-            updated_at=max(moment for moment in moments if moment is not None),
+            updated_at=job.last_changed,
         )
 
 

@@ -26,7 +26,7 @@ from ordo.errors import Conflict
 from ordo.security import Claims
 from ordo.storage.attributes import from_item, to_item
 from ordo.storage.cursors import decode_cursor, encode_cursor
-from ordo.storage.transactions import cancellation_codes, transact_write
+from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -175,7 +175,7 @@ class DynamoRefreshTokens:
                 ConditionExpression="attribute_exists(pk)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -218,7 +218,7 @@ class DynamoLoginGuard:
             )
             failures = int(response["Attributes"]["failures"]["N"])
         except ClientError as error:  # ...or start a new one (TTL may not have removed the old)
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not is_condition_failure(error):
                 raise
             self._client.put_item(
                 TableName=self._table,

@@ -27,6 +27,7 @@ from ordo.aggregation import FetchCounts, Post, PostPage
 from ordo.errors import Unavailable
 from ordo.storage.attributes import from_item, to_item
 from ordo.storage.cursors import decode_cursor, encode_cursor
+from ordo.storage.transactions import is_condition_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -157,7 +158,7 @@ class DynamoFetchLock:
                 ExpressionAttributeValues={":now": {"N": str(epoch)}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -171,7 +172,7 @@ class DynamoFetchLock:
                 ExpressionAttributeValues={":holder": {"S": holder}},
             )
         except ClientError as error:  # expired and taken over meanwhile: not ours to delete
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not is_condition_failure(error):
                 raise
 
 

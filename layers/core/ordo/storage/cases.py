@@ -24,6 +24,7 @@ from ordo.cases import Case, to_millis
 from ordo.errors import StaleTransition
 from ordo.storage.attributes import from_item, to_item
 from ordo.storage.cursors import decode_cursor, encode_cursor
+from ordo.storage.transactions import is_condition_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -78,7 +79,7 @@ class DynamoCaseTable:
                 ExpressionAttributeValues={":before": {"S": before.status.value}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_condition_failure(error):
                 raise StaleTransition(before.case_id) from error
             raise
 

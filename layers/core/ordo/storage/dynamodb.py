@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from ordo.errors import StaleTransition
 from ordo.jobs import Job, JobStatus, PendingQuotaExceeded
 from ordo.storage.attributes import from_item, to_item
-from ordo.storage.transactions import cancellation_codes, transact_write
+from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,10 +51,6 @@ def _job(item: dict[str, Any]) -> Job:
     plain = from_item(item)
     plain["queue_seq"] = plain.pop("seq", None)
     return Job.model_validate(plain)
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _cancelled_by_condition(error: ClientError) -> list[bool]:
@@ -285,7 +281,7 @@ class DynamoJobTable:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise StaleTransition(job_id) from error
             raise
         return _job(response["Attributes"])

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 ATTEMPTS = 5
 
 
+def is_condition_failure(error: ClientError) -> bool:
+    """A single-item write refused by its ``ConditionExpression``."""
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 def cancellation_codes(error: ClientError) -> list[str]:
     """Per action of a cancelled transaction: ``None``, ``ConditionalCheckFailed``, ..."""
     reasons = error.response.get("CancellationReasons", [])
