@@ -32,6 +32,10 @@ from infra.local.stack import ROOT, Function
 log = logging.getLogger("ordo.local")
 
 
+class HostClosedError(RuntimeError):
+    """The local cloud is stopping; no new function process may start."""
+
+
 @dataclass(eq=False)
 class _Process:
     popen: subprocess.Popen[bytes]
@@ -62,6 +66,7 @@ class FunctionHost:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.BoundedSemaphore = field(init=False)
     _busy: set[_Process] = field(default_factory=set)
+    _closed: bool = False
 
     def __post_init__(self) -> None:
         limit = self.function.reserved_concurrency or self.default_concurrency
@@ -114,10 +119,15 @@ class FunctionHost:
                     self._busy.add(process)
                     return process
                 process.kill()
+            if self._closed:
+                raise HostClosedError(self.name)
         process = self._spawn()
         with self._lock:
-            self._busy.add(process)
-        return process
+            if not self._closed:
+                self._busy.add(process)
+                return process
+        process.kill()  # closed while it started: nothing may outlive the local cloud
+        raise HostClosedError(self.name)
 
     def _give_back(self, process: _Process, healthy: bool) -> None:
         with self._lock:
@@ -136,6 +146,8 @@ class FunctionHost:
             process = self._take_process()
             healthy = self._await_ready(process, deadline=time.monotonic() + 30)
             self._give_back(process, healthy)
+        except HostClosedError:
+            pass
         finally:
             self._slots.release()
 
@@ -159,7 +171,10 @@ class FunctionHost:
     def _invoke(self, event: dict[str, Any], request: dict[str, Any]) -> Invocation:
         started = time.monotonic()
         timeout = float(self.function.timeout)
-        process = self._take_process()
+        try:
+            process = self._take_process()
+        except HostClosedError:
+            return Invocation(Outcome.ERROR, error="Runtime.ExitError")
         deadline = started + timeout
         healthy = False
         try:
@@ -213,6 +228,7 @@ class FunctionHost:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             processes = [*self._idle, *self._busy]
             self._idle.clear()
             self._busy.clear()

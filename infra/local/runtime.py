@@ -45,10 +45,14 @@ def _openapi(module: Any) -> Any:
 
 
 def serve(code_dir: str, handler: str, function_name: str, reply_fd: int) -> None:
+    with os.fdopen(reply_fd, "wb") as replies:
+        _serve(code_dir, handler, function_name, replies)
+
+
+def _serve(code_dir: str, handler: str, function_name: str, replies: IO[bytes]) -> None:
+    requests = sys.stdin.buffer
     sys.path.insert(0, code_dir)
     module_name, attribute = handler.rsplit(".", 1)
-    replies = os.fdopen(reply_fd, "wb")
-    requests = sys.stdin.buffer
     try:
         module = importlib.import_module(module_name)
         entry = getattr(module, attribute)
@@ -91,7 +95,8 @@ def main() -> None:
     parser.add_argument("--function-name", required=True)
     parser.add_argument("--reply-fd", type=int, required=True)
     args = parser.parse_args()
-    with suppress(KeyboardInterrupt):  # the local cloud stops its children itself
+    # The local cloud stops its children itself; a closed reply pipe means it is gone.
+    with suppress(KeyboardInterrupt, BrokenPipeError):
         serve(args.code_dir, args.handler, args.function_name, args.reply_fd)
 
 
