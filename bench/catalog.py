@@ -120,9 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         module = _load_handler(function)
         context = LambdaContext("ProductsFunction", function.timeout, function.memory)
         calls: list[str] = []
-        aws.dynamodb().meta.events.register(
-            "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+        in_dynamodb: list[float] = []  # seconds spent in DynamoDB calls, this request
+        events = aws.dynamodb().meta.events
+        events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        events.register(
+            "before-call.dynamodb", lambda **_: in_dynamodb.append(-time.perf_counter())
         )
+        events.register("after-call.dynamodb", lambda **_: in_dynamodb.append(time.perf_counter()))
 
         def get(
             path: str, route: str, query: str = "", params: dict[str, str] | None = None
@@ -146,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                 "category=cat3&min_price=10&max_price=500&in_stock_only=true"
                 f"&sort_by=price&sort_order=asc&page={rng.randint(1, 3)}&page_size=20",
             ),
+            "list (price, all 10k)": lambda: get(
+                "/products",
+                "/products",
+                f"min_price=10&max_price=500&in_stock_only=true&page={rng.randint(1, 3)}",
+            ),
             "search": lambda: get(
                 "/products/search", "/products/search", f"q=widget%20{rng.randint(1, 999)}"
             ),
@@ -160,15 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         for name, call in cases.items():
             for _ in range(20):
                 call()
-            samples, reads = [], []
+            samples, own, reads = [], [], []
             for _ in range(args.requests):
                 calls.clear()
+                in_dynamodb.clear()
                 begin = time.perf_counter()
                 assert call() == 200
-                samples.append((time.perf_counter() - begin) * 1000)
+                elapsed = (time.perf_counter() - begin) * 1000
+                samples.append(elapsed)
+                own.append(elapsed - sum(in_dynamodb) * 1000)
                 reads.append(len(calls))
             p50, p99 = _percentiles(samples)
-            rows.append((name, p50, p99, max(reads)))
+            rows.append((name, p50, p99, max(reads), statistics.median(own)))
 
         floor = []
         for _ in range(args.requests):  # what the one read costs on its own
@@ -196,13 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
 
     print(f"\nProduct catalog: {args.products} products, {args.requests} warm requests each")
-    print(f"{'request':<24} {'p50':>9} {'p99':>9} {'DynamoDB calls':>15}  target")
+    print(f"{'request':<24} {'p50':>9} {'p99':>9} {'DynamoDB calls':>15} {'p50 own':>9}  target")
     ok = True
-    for name, p50, p99, most_reads in rows:
+    for name, p50, p99, most_reads, own_p50 in rows:
         met = most_reads <= TARGET_READS and (name == "detail" or p50 <= TARGET_P50_MS)
         ok &= met
         verdict = "PASS" if met else "FAIL"
-        print(f"{name:<24} {p50:>7.2f}ms {p99:>7.2f}ms {most_reads:>15}  {verdict}")
+        print(
+            f"{name:<24} {p50:>7.2f}ms {p99:>7.2f}ms {most_reads:>15} {own_p50:>7.2f}ms  {verdict}"
+        )
+    print("(p50 own: the handler's time outside its DynamoDB call)")
     print(
         f"{'index in memory':<24} {index_mb:>7.1f}MB {'':>9} {'':>15}  "
         f"{'PASS' if index_mb <= TARGET_INDEX_MB else 'FAIL'} (<= {TARGET_INDEX_MB:g} MB)"

@@ -2,6 +2,10 @@
 
 Reads come from ``index``, this container's copy of the catalog, refreshed when the catalog's
 version moves (one GetItem per request while it does not).
+
+The read path is ``async def``, its dependency too. A Lambda container serves one request at a
+time, so the blocking GetItem holds up no one. A sync route would cost a new thread per request:
+FastAPI runs it on an anyio worker thread, and anyio stops those when Mangum's task ends.
 """
 
 from typing import Annotated, Any
@@ -29,7 +33,12 @@ from ordo.wiring import product_table
 app = api_app(title="products")
 index = CatalogIndex()
 
-Products = Annotated[ProductTable, Depends(product_table)]
+
+async def _product_table() -> ProductTable:
+    return product_table()
+
+
+Products = Annotated[ProductTable, Depends(_product_table)]
 _ADMIN: dict[int | str, dict[str, Any]] = {403: {"description": "Admin role required"}}
 _CACHED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (If-None-Match)"}}
 
@@ -48,7 +57,7 @@ def create(request: ProductCreate, user: CurrentUser, table: Products) -> Produc
 
 
 @app.get("/products", response_model=ProductPage, responses=_CACHED)
-def list_products(
+async def list_products(
     listing: Annotated[Listing, Query()], request: Request, table: Products
 ) -> Response:
     index.refresh(table)
@@ -60,14 +69,16 @@ class SearchQuery(Listing):
 
 
 @app.get("/products/search", response_model=ProductPage, responses=_CACHED)
-def search(query: Annotated[SearchQuery, Query()], request: Request, table: Products) -> Response:
+async def search(
+    query: Annotated[SearchQuery, Query()], request: Request, table: Products
+) -> Response:
     """Name, description or SKU containing `q`, case-insensitively; filters apply too."""
     index.refresh(table)
     return _cached(request, index.etag("search", query), index.select(query, query.q))
 
 
 @app.get("/products/{product_id}", response_model=Product, responses=_CACHED)
-def get_product(product_id: str, request: Request, table: Products) -> Response:
+async def get_product(product_id: str, request: Request, table: Products) -> Response:
     index.refresh(table)
     product = index.get(product_id)
     return _cached(request, index.etag("detail", product.id, product.updated_at), product)

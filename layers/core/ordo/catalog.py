@@ -11,9 +11,10 @@ import hashlib
 import math
 import re
 import secrets
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Annotated, Protocol
 
@@ -151,18 +152,79 @@ class ProductTable(Protocol):
 # --- the index -------------------------------------------------------------------------------
 
 
+class TextIndex:
+    """Case-insensitive substring search over many texts, at the speed of one ``str.find``.
+
+    The texts are joined, with a separator, into one string. A needle without the separator
+    can never match across two texts, so each hit belongs to the text it starts in.
+    """
+
+    SEPARATOR = "\x00"
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.ids = list(texts)
+        folded = [text.casefold() for text in texts.values()]
+        self.starts: list[int] = []
+        offset = 0
+        for text in folded:
+            self.starts.append(offset)
+            offset += len(text) + 1
+        self.joined = self.SEPARATOR.join(folded)
+
+    def matching(self, needle: str) -> set[str]:
+        needle = needle.casefold()
+        if not needle:
+            return set(self.ids)
+        if self.SEPARATOR in needle:
+            return {key for n, key in enumerate(self.ids) if needle in self._text(n)}
+        found: set[str] = set()
+        at = self.joined.find(needle)
+        while at != -1:
+            position = bisect_right(self.starts, at) - 1
+            found.add(self.ids[position])
+            at = self.joined.find(needle, self._end(position) + 1)
+        return found
+
+    def _end(self, position: int) -> int:
+        following = position + 1
+        return self.starts[following] - 1 if following < len(self.starts) else len(self.joined)
+
+    def _text(self, position: int) -> str:
+        return self.joined[self.starts[position] : self._end(position)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A product as a listing filters it: integers compare far faster than ``Decimal``."""
+
+    product: Product
+    cents: int
+    stock: int
+
+
+def _cents_at_least(price: Decimal) -> int:
+    return int((price * 100).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _cents_at_most(price: Decimal) -> int:
+    return int((price * 100).to_integral_value(rounding=ROUND_FLOOR))
+
+
 @dataclass
 class CatalogIndex:
     """What a warm container keeps: every live product, sorted and searchable in memory.
 
-    Products are kept in four sorted orders, so a listing is a filter over one of them.
+    Products are kept in four sorted orders, so a listing is a filter over one of them; a text
+    query first narrows the candidates to the products that contain it.
     """
 
     version: int = -1
-    products: dict[str, Product] = field(default_factory=dict)
-    orders: dict[SortBy, list[Product]] = field(default_factory=dict)
-    by_category: dict[str, dict[SortBy, list[Product]]] = field(default_factory=dict)
-    haystacks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (name, all)
+    products: dict[str, _Entry] = field(default_factory=dict)
+    orders: dict[SortBy, list[_Entry]] = field(default_factory=dict)
+    ranks: dict[SortBy, dict[str, int]] = field(default_factory=dict)
+    by_category: dict[str, dict[SortBy, list[_Entry]]] = field(default_factory=dict)
+    names: TextIndex = field(default_factory=lambda: TextIndex({}))
+    texts: TextIndex = field(default_factory=lambda: TextIndex({}))
     reloads: int = 0
 
     def refresh(self, table: ProductTable) -> None:
@@ -173,56 +235,76 @@ class CatalogIndex:
 
     def _build(self, version: int, products: list[Product]) -> None:
         self.version = version
-        self.products = {p.id: p for p in products}
+        entries = [_Entry(p, int(p.price * 100), p.stock) for p in products]
+        self.products = {e.product.id: e for e in entries}
         keys = {
-            SortBy.NAME: lambda p: (p.name.casefold(), p.id),
-            SortBy.PRICE: lambda p: (p.price, p.id),
-            SortBy.CREATED_AT: lambda p: (p.created_at, p.id),
-            SortBy.STOCK: lambda p: (p.stock, p.id),
+            SortBy.NAME: lambda e: (e.product.name.casefold(), e.product.id),
+            SortBy.PRICE: lambda e: (e.cents, e.product.id),
+            SortBy.CREATED_AT: lambda e: (e.product.created_at, e.product.id),
+            SortBy.STOCK: lambda e: (e.stock, e.product.id),
         }
-        self.orders = {by: sorted(products, key=key) for by, key in keys.items()}
+        self.orders = {by: sorted(entries, key=key) for by, key in keys.items()}
+        self.ranks = {
+            by: {e.product.id: rank for rank, e in enumerate(ordered)}
+            for by, ordered in self.orders.items()
+        }
         self.by_category = {}
         for by, ordered in self.orders.items():  # each category's products, in every order
-            for product in ordered:
-                self.by_category.setdefault(product.category, {}).setdefault(by, []).append(product)
-        self.haystacks = {
-            p.id: (p.name.casefold(), f"{p.name}\n{p.description}\n{p.sku}".casefold())
-            for p in products
-        }
+            for entry in ordered:
+                category = entry.product.category
+                self.by_category.setdefault(category, {}).setdefault(by, []).append(entry)
+        self.names = TextIndex({p.id: p.name for p in products})
+        self.texts = TextIndex({p.id: f"{p.name}\n{p.description}\n{p.sku}" for p in products})
         self.reloads += 1
 
     def get(self, product_id: str) -> Product:
-        product = self.products.get(product_id) if PRODUCT_ID.fullmatch(product_id) else None
-        if product is None:
+        entry = self.products.get(product_id) if PRODUCT_ID.fullmatch(product_id) else None
+        if entry is None:
             raise ProductNotFound()
-        return product
+        return entry.product
 
     def select(self, listing: Listing, query: str | None = None) -> ProductPage:
-        needle = listing.name.casefold() if listing.name else None
-        wanted = query.casefold() if query else None
-        if listing.category is None:
-            ordered = self.orders.get(listing.sort_by, [])
-        else:  # a category narrows the candidates before anything is compared
-            ordered = self.by_category.get(listing.category, {}).get(listing.sort_by, [])
-        candidates = reversed(ordered) if listing.sort_order is SortOrder.DESC else iter(ordered)
-        low, high, stocked = listing.min_price, listing.max_price, listing.in_stock_only
-        haystacks = self.haystacks
-        chosen = [
-            p
-            for p in candidates
-            if (low is None or p.price >= low)
-            and (high is None or p.price <= high)
-            and (not stocked or p.stock > 0)
-            and (needle is None or needle in haystacks[p.id][0])
-            and (wanted is None or wanted in haystacks[p.id][1])
-        ]
+        ordered = self._candidates(listing, query)
+        if listing.sort_order is SortOrder.DESC:
+            ordered = ordered[::-1]
+        low, high = listing.min_price, listing.max_price
+        if low is None and high is None and not listing.in_stock_only:
+            chosen = ordered
+        else:
+            least = 0 if low is None else _cents_at_least(low)
+            most = None if high is None else _cents_at_most(high)
+            stocked = 1 if listing.in_stock_only else 0
+            chosen = [
+                e
+                for e in ordered
+                if e.cents >= least and (most is None or e.cents <= most) and e.stock >= stocked
+            ]
         start = (listing.page - 1) * listing.page_size
         return ProductPage(
-            items=chosen[start : start + listing.page_size],
+            items=[e.product for e in chosen[start : start + listing.page_size]],
             total=len(chosen),
             page=listing.page,
             page_size=listing.page_size,
             total_pages=math.ceil(len(chosen) / listing.page_size),
+        )
+
+    def _candidates(self, listing: Listing, query: str | None) -> list[_Entry]:
+        """The products a listing may show, in ascending ``sort_by`` order, before the filters."""
+        if listing.name is None and query is None:
+            if listing.category is None:
+                return self.orders.get(listing.sort_by, [])
+            return self.by_category.get(listing.category, {}).get(listing.sort_by, [])
+        hits = [
+            text_index.matching(needle)
+            for needle, text_index in ((listing.name, self.names), (query, self.texts))
+            if needle is not None
+        ]
+        found = set.intersection(*hits)
+        rank = self.ranks.get(listing.sort_by, {})
+        entries = (self.products[key] for key in found)
+        return sorted(
+            (e for e in entries if listing.category in (None, e.product.category)),
+            key=lambda e: rank[e.product.id],
         )
 
     def etag(self, *parts: object) -> str:

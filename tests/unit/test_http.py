@@ -1,0 +1,84 @@
+"""The shared app factory: one access-log line per request, whatever the outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mangum import Mangum
+
+from infra.local.context import LambdaContext
+from infra.local.events import http_event
+from ordo.errors import NotFound
+from ordo.http import api_app
+from ordo.observability import logger
+
+app = api_app("probe")
+
+
+@app.get("/fine")
+async def fine() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/missing")
+def missing() -> None:
+    raise NotFound("nothing here")
+
+
+@app.get("/crash")
+def crash() -> None:
+    raise RuntimeError("boom")
+
+
+handler = Mangum(app, lifespan="off")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def access_log() -> Iterator[list[logging.LogRecord]]:
+    collect = _Collect()
+    underlying = logging.getLogger(logger.name)
+    level = underlying.level
+    underlying.addHandler(collect)
+    underlying.setLevel(logging.INFO)
+    try:
+        yield collect.records
+    finally:
+        underlying.removeHandler(collect)
+        underlying.setLevel(level)
+
+
+def _call(path: str) -> dict[str, Any]:
+    event = http_event("GET", path, route=path)
+    context = LambdaContext("Probe", timeout_seconds=3, aws_request_id="req-1")
+    return handler(event, context)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("path", "status"), [("/fine", 200), ("/missing", 404), ("/crash", 500)])
+def test_each_request_logs_one_line_with_its_status(
+    access_log: list[logging.LogRecord], path: str, status: int
+) -> None:
+    response = _call(path)
+    assert response["statusCode"] == status
+    lines = [r for r in access_log if r.getMessage() == "request"]
+    assert len(lines) == 1
+    line = lines[0].__dict__
+    assert (line["method"], line["path"], line["status"]) == ("GET", path, status)
+    assert line["duration_ms"] >= 0
+
+
+def test_an_unhandled_error_is_still_a_json_500_with_detail() -> None:
+    response = _call("/crash")
+    assert response["statusCode"] == 500
+    assert response["body"] == '{"detail":"Internal server error"}'
