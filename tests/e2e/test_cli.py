@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -63,12 +64,26 @@ def cli(api: Api, tmp_path: Path) -> Cli:
     return runner
 
 
-def busy_lane(api: Api, count: int = 60) -> None:
-    """Queue enough slow tasks that the next one waits a few seconds."""
+def busy_lane(api: Api, ahead: int = 25) -> None:
+    """Queue slow tasks until ``ahead`` wait in the lane, so the next one waits a few seconds.
+
+    The worker drains the lane while this fills it, about as fast as one client submits, so
+    four submit at once and the backlog is checked rather than assumed.
+    """
     _, token = api.sign_up()
-    with api.client(token) as client:
-        for _ in range(count):
-            client.post("/tasks", json={"type": "repeat_by_position", "data": "abc"})
+    task = {"type": "repeat_by_position", "data": "abc"}
+    with api.client(token) as client, ThreadPoolExecutor(4) as pool:
+
+        def submit(_: int) -> str:
+            accepted = client.post("/tasks", json=task)
+            assert accepted.status_code == 202, accepted.text
+            return str(accepted.json()["task_id"])
+
+        for _ in range(8):  # 96 at most: under the pending quota of 100 a user
+            newest = list(pool.map(submit, range(12)))[-1]
+            if (client.get(f"/tasks/{newest}").json()["queue_position"] or 0) >= ahead:
+                return
+    pytest.fail(f"the worker drains the lane faster than tasks arrive: never {ahead} ahead")
 
 
 def test_the_credentials_file_is_private(cli: Cli) -> None:
@@ -198,7 +213,7 @@ def test_cases_fetch_and_data(cli: Cli) -> None:
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_the_live_status_line_updates_in_a_real_terminal(api: Api, cli: Cli) -> None:
-    busy_lane(api, count=80)
+    busy_lane(api)
     session = f"ordo-{os.getpid()}"
     env_prefix = " ".join(
         f"{k}={v}" for k, v in cli.env.items() if k in ("ORDO_API_URL", "XDG_CONFIG_HOME")
