@@ -325,6 +325,21 @@ def test_a_deleted_users_refresh_token_is_refused(anonymous_cloud: Cloud) -> Non
     assert response.status == 401
 
 
+def test_a_password_change_signs_the_account_out_everywhere(anonymous_cloud: Cloud) -> None:
+    lee = anonymous_cloud.sign_up("lee")
+    changed = anonymous_cloud.request(
+        "PUT", f"/users/{lee.id}", {"password": "Changed123"}, token=lee.access_token
+    )
+    assert changed.status == 200, changed.body
+    assert anonymous_cloud.request("GET", "/auth/me", token=lee.access_token).status == 401
+    refreshed = anonymous_cloud.request(
+        "POST", "/auth/refresh", {"refresh_token": lee.refresh_token}, token=None
+    )
+    assert refreshed.status == 401
+    again = anonymous_cloud.sign_in("lee", "Changed123")
+    assert anonymous_cloud.request("GET", "/auth/me", token=again.access_token).status == 200
+
+
 # --- quota ---------------------------------------------------------------------------------------
 
 

@@ -147,6 +147,41 @@ def test_deleted_users_token_and_login_stop_working() -> None:
         accounts.refresh(users, tokens, pair.refresh_token, policy=POLICY, now=NOW)
 
 
+def test_a_password_change_signs_the_account_out_everywhere() -> None:
+    users, tokens, guard = setup()
+    alice = sign_up(users)
+    before = sign_in(users, tokens, guard)
+    accounts.update_user(users, alice, alice.id, UserUpdate(password="Changed123"), NOW)
+    with pytest.raises(Unauthorized):
+        accounts.authenticate(users, before.access_token, policy=POLICY, now=NOW)
+    with pytest.raises(Unauthorized):
+        accounts.refresh(users, tokens, before.refresh_token, policy=POLICY, now=NOW)
+    after = sign_in(users, tokens, guard, password="Changed123")
+    assert accounts.authenticate(users, after.access_token, policy=POLICY, now=NOW).id == alice.id
+    assert accounts.refresh(users, tokens, after.refresh_token, policy=POLICY, now=NOW)
+
+
+def test_other_changes_keep_the_account_signed_in() -> None:
+    users, tokens, guard = setup()
+    alice = sign_up(users)
+    pair = sign_in(users, tokens, guard)
+    accounts.update_user(users, alice, alice.id, UserUpdate(email="new@example.com"), NOW)
+    assert accounts.authenticate(users, pair.access_token, policy=POLICY, now=NOW).id == alice.id
+    assert accounts.refresh(users, tokens, pair.refresh_token, policy=POLICY, now=NOW)
+
+
+def test_resetting_an_admins_password_signs_it_out_everywhere() -> None:
+    users, tokens, guard = setup()
+    request = RegisterRequest(email="root@example.com", username="root", password="Secret123")
+    accounts.ensure_admin(users, request, NOW)
+    before = sign_in(users, tokens, guard, "root")
+    accounts.ensure_admin(users, request.model_copy(update={"password": "Other1234"}), NOW)
+    with pytest.raises(Unauthorized):
+        accounts.authenticate(users, before.access_token, policy=POLICY, now=NOW)
+    with pytest.raises(Unauthorized):
+        accounts.refresh(users, tokens, before.refresh_token, policy=POLICY, now=NOW)
+
+
 def test_only_admins_change_roles_and_users_see_only_themselves() -> None:
     users, _, _ = setup()
     alice, bob = sign_up(users), sign_up(users, "bob")

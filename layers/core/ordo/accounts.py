@@ -44,6 +44,7 @@ class User(BaseModel):
     deleted: bool = False
     created_at: datetime
     updated_at: datetime
+    token_generation: int = 0  # a password change bumps it: every earlier token stops working
 
     @property
     def is_admin(self) -> bool:
@@ -51,6 +52,10 @@ class User(BaseModel):
 
     def may_see(self, owner_id: str | None) -> bool:
         return self.is_admin or owner_id == self.id
+
+    def may_use(self, claims: Claims) -> bool:
+        """Whether a valid token of this user's still acts for them."""
+        return self.is_active and not self.deleted and claims.gen == self.token_generation
 
 
 class UserView(BaseModel):
@@ -240,7 +245,11 @@ def ensure_admin(users: UserTable, request: RegisterRequest, now: datetime) -> t
         users.create(admin)
         return admin, True
     restored = {"is_active": True, "deleted": False, "role": Role.ADMIN, "updated_at": now}
-    admin = existing.model_copy(update=restored | {"password_hash": password_hash})
+    new_password = {
+        "password_hash": password_hash,
+        "token_generation": existing.token_generation + 1,
+    }
+    admin = existing.model_copy(update=restored | new_password)
     return users.save(existing, admin), False
 
 
@@ -252,6 +261,7 @@ def _pair(user: User, tokens: RefreshTokens, policy: TokenPolicy, now: datetime)
         now=now,
         lifetime=policy.access_lifetime,
         secret=policy.secret,
+        generation=user.token_generation,
     )
     refresh, claims = issue_token(
         user.id,
@@ -260,6 +270,7 @@ def _pair(user: User, tokens: RefreshTokens, policy: TokenPolicy, now: datetime)
         now=now,
         lifetime=policy.refresh_lifetime,
         secret=policy.secret,
+        generation=user.token_generation,
     )
     tokens.remember(claims)
     return TokenPair(access_token=access, refresh_token=refresh)
@@ -295,7 +306,7 @@ def refresh(
     if not tokens.consume(claims.jti):
         raise Unauthorized("Refresh token already used or revoked")
     user = users.get(claims.sub)
-    if user is None or not user.is_active or user.deleted:
+    if user is None or not user.may_use(claims):
         raise Unauthorized("Could not validate credentials")
     return _pair(user, tokens, policy, now)
 
@@ -304,7 +315,7 @@ def authenticate(users: UserTable, token: str, policy: TokenPolicy, now: datetim
     """The user behind an access token, if the token is valid and the user may still act."""
     claims = decode_token(token, TokenType.ACCESS, policy.secret, now)
     user = users.get(claims.sub)
-    if user is None or not user.is_active or user.deleted:
+    if user is None or not user.may_use(claims):
         raise Unauthorized("Could not validate credentials")
     return user
 
@@ -338,8 +349,9 @@ def update_user(
         raise Forbidden("Only an admin may change role or is_active")
     if fields.get("role", Role.ADMIN) is not Role.ADMIN or fields.get("is_active") is False:
         _not_self(viewer, user, "demote or deactivate")
-    if "password" in fields:
+    if "password" in fields:  # and sign the account out everywhere
         fields["password_hash"] = hash_password(fields.pop("password"))
+        fields["token_generation"] = user.token_generation + 1
     updated = user.model_copy(update=fields | {"updated_at": now})
     return UserView.of(users.save(user, updated))
 

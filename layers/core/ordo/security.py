@@ -62,10 +62,18 @@ class Claims(BaseModel):
     exp: int
     iat: int
     jti: str
+    gen: int = 0  # the user's token generation at issue (see ``User.token_generation``)
 
 
 def issue_token(
-    subject: str, role: str, kind: TokenType, *, now: datetime, lifetime: timedelta, secret: str
+    subject: str,
+    role: str,
+    kind: TokenType,
+    *,
+    now: datetime,
+    lifetime: timedelta,
+    secret: str,
+    generation: int = 0,
 ) -> tuple[str, Claims]:
     import jwt
 
@@ -76,6 +84,7 @@ def issue_token(
         iat=int(now.timestamp()),
         exp=int((now + lifetime).timestamp()),
         jti=secrets.token_hex(16),
+        gen=generation,
     )
     return jwt.encode(claims.model_dump(mode="json"), secret, algorithm=ALGORITHM), claims
 
