@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ordo.jobs import Job, JobStatus, TaskRequest, submit_task
+from ordo.observability import metrics
 from ordo.tasks import TaskType
 from ordo.worker import Delivery, JobFailed, Lane
 from tests.fakes import InMemoryJobQueue, InMemoryJobTable, RecordingDeadLetters
@@ -87,11 +88,14 @@ def test_transient_failure_raises_for_a_retry_and_keeps_the_job_processing() -> 
 
     lane, table, dead = make_lane(runner=runner)
     job_id = submit(table)
+    metrics.clear_metrics()
     with pytest.raises(Boom):
         lane.handle(deliver(job_id, receive_count=1))
     job = table.jobs[job_id]
     assert (job.status, job.error) == (JobStatus.PROCESSING, "attempt 1 failed (Boom)")
     assert dead.forwarded == []
+    assert metrics.metric_set["JobAttemptsFailed"]["Value"] == [1.0]
+    metrics.clear_metrics()
 
 
 def test_job_whose_attempts_raised_gets_a_real_final_attempt() -> None:

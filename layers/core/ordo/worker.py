@@ -130,6 +130,7 @@ class Lane:
         except Exception as exc:
             if not final_attempt:
                 self.table.note_failure(job, f"attempt {job.attempt} failed ({type(exc).__name__})")
+                metrics.add_metric(name="JobAttemptsFailed", unit=MetricUnit.Count, value=1)
                 raise
             logger.exception("job failed on its final attempt")
             self._finish(job, JobStatus.FAILED, error=f"failed after {job.attempt} attempts")
