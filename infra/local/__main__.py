@@ -8,8 +8,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from infra.local.cloud import LocalCloud
+from infra.local.stack import TEMPLATE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("ORDO_PORT", "3000")))
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("ORDO_AWS_PORT", "0")))
     parser.add_argument("--no-watch", action="store_true", help="do not reload changed code")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE,
+        help="the SAM template to run (default: template.yaml); CodeUri is relative to it",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -26,12 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
 
+    try:
+        timeouts = LocalCloud.timeouts_from(os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     cloud = LocalCloud(
+        timeouts=timeouts,
         host=args.host,
         port=args.port,
         aws_port=args.aws_port,
         env_overrides=LocalCloud.overrides_from(os.environ),
         watch=not args.no_watch,
+        template=args.template,
     )
     try:
         cloud.start()

@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,6 +29,7 @@ log = logging.getLogger("ordo.local")
 
 REGION = "us-east-1"
 SECRET_PARAMETER = "JwtSecretParameterName"  # noqa: S105 - the parameter's name
+TIMEOUTS_VARIABLE = "ORDO_LOCAL_TIMEOUTS"
 # Passed to every function, as Lambda's own environment would be.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
 
@@ -43,6 +44,8 @@ class LocalCloud:
     env_overrides: dict[str, str] = field(default_factory=dict)
     warm: bool = True
     watch: bool = True
+    # Function timeouts that replace the template's, by logical id (ORDO_LOCAL_TIMEOUTS).
+    timeouts: dict[str, int] = field(default_factory=dict)
 
     clock: LocalClock = field(default_factory=LocalClock, init=False)
     stack: Stack = field(init=False)
@@ -62,7 +65,7 @@ class LocalCloud:
     @staticmethod
     def overrides_from(environ: Mapping[str, str]) -> dict[str, str]:
         """``ORDO_*`` variables of the starting shell override every function's template value."""
-        ignored = {"ORDO_PORT", "ORDO_HOST", "ORDO_AWS_PORT", "ORDO_API_URL"}
+        ignored = {"ORDO_PORT", "ORDO_HOST", "ORDO_AWS_PORT", "ORDO_API_URL", TIMEOUTS_VARIABLE}
         return {
             k: v
             for k, v in environ.items()
@@ -79,7 +82,7 @@ class LocalCloud:
         if SECRET_PARAMETER in self.stack.parameters:  # ordo's own template, not a fixture
             self._store_jwt_secret()
             self.admin.ensure(dynamodb, self.stack.physical["JobsTable"]["Ref"])
-        definitions = self.stack.functions()
+        definitions = self._with_timeouts(self.stack.functions())
         if self.watch:
             self._watcher = CodeWatcher([self.stack.base / "functions", self.stack.base / "layers"])
             self._spawn("code-watcher", self._watcher.run)
@@ -113,6 +116,31 @@ class LocalCloud:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.aws_url = f"http://{host}:{port}"
+
+    @staticmethod
+    def timeouts_from(environ: Mapping[str, str]) -> dict[str, int]:
+        """``ORDO_LOCAL_TIMEOUTS=WorkerFunction=40,Other=5``: try a shorter (or longer) timeout
+        locally without editing the template. ``ValueError`` names what is wrong."""
+        timeouts: dict[str, int] = {}
+        for entry in filter(
+            None, (e.strip() for e in environ.get(TIMEOUTS_VARIABLE, "").split(","))
+        ):
+            name, _, seconds = entry.partition("=")
+            if not name or not seconds.isdigit() or not 1 <= int(seconds) <= 900:
+                raise ValueError(
+                    f"{TIMEOUTS_VARIABLE}: {entry!r} is not FUNCTION=SECONDS (1 to 900)"
+                )
+            timeouts[name.strip()] = int(seconds)
+        return timeouts
+
+    def _with_timeouts(self, definitions: dict[str, Function]) -> dict[str, Function]:
+        unknown = sorted(set(self.timeouts) - set(definitions))
+        if unknown:
+            raise ValueError(f"{TIMEOUTS_VARIABLE}: no such function: {', '.join(unknown)}")
+        return {
+            lid: replace(fn, timeout=self.timeouts[lid]) if lid in self.timeouts else fn
+            for lid, fn in definitions.items()
+        }
 
     def _store_jwt_secret(self) -> None:
         """As deployed: a SecureString the functions read once per cold start. A fresh one per

@@ -24,6 +24,24 @@ timeout plus a margin, and made visible again with ``ChangeMessageVisibility(0)`
 message in order, once it is due. (When several messages of one FIFO group become visible by
 moto's timer, moto redelivers them out of order; ``ChangeMessageVisibility(0)`` does not.)
 
+Visibility the function changed: Lambda deletes the records that succeeded and leaves the
+failed ones as they are, so a failed message becomes visible when its own visibility timeout
+ends. The function may have set that itself while it ran, with ``ChangeMessageVisibility`` or
+``ChangeMessageVisibilityBatch`` on the receipt handles of its batch: typically
+``VisibilityTimeout=0``, to hand unfinished messages back at once. SQS counts the new timeout
+from that call ("the 10 seconds begin to count from the time that you make the
+ChangeMessageVisibility call",
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html),
+and 0 makes the message visible again at once. So a failed message whose visibility changed
+during the invocation comes back the requested seconds after the change, on the
+:class:`LocalClock` (at once for 0); one that nobody touched waits out the queue's visibility
+timeout as above. A FIFO group still stays locked while any other message of it is in flight,
+so a message handed back behind a failed one that waits out its timeout waits with it. The
+changes are those moto recorded (``moto_fidelity.visibility_changes``, which needs moto in this
+process, as the local cloud runs it) between the start and the end of the invocation, so the
+mapping's own hide and show calls never count. A change made after the invocation has returned
+is not honoured: the mapping has already hidden the message until its due time.
+
 Polling: when the mapping holds nothing back, ``run`` long-polls (``WaitTimeSeconds=1``); moto
 answers a long poll as soon as a message is sent. But moto's long poll spins a CPU core for the
 whole wait while the only visible messages belong to FIFO groups still in flight, which is the
@@ -39,9 +57,12 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from infra.local import moto_fidelity
 from infra.local.events import sqs_event
 from infra.local.invoke import Invocation, Invoker, Outcome
 
@@ -50,6 +71,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
     from infra.local.clock import LocalClock
+    from infra.local.moto_fidelity import VisibilityChanges
     from infra.local.stack import Function, Stack
 
 log = logging.getLogger("ordo.local.esm")
@@ -105,12 +127,14 @@ class SqsEventSource:
         batch_size: int = 10,
         report_batch_item_failures: bool = False,
         visibility_timeout: int | None = None,
+        visibility_changes: VisibilityChanges | None = None,
     ) -> None:
         self.sqs = sqs
         self.invoker = invoker
         self.function = function
         self.queue_url = queue_url
         self.queue_arn = queue_arn
+        self.queue_name = queue_arn.rsplit(":", 1)[-1]
         self.clock = clock
         self.batch_size = batch_size
         self.report_batch_item_failures = report_batch_item_failures
@@ -120,11 +144,13 @@ class SqsEventSource:
             )["Attributes"]
             visibility_timeout = int(attributes.get("VisibilityTimeout", "30"))
         self.visibility_timeout = visibility_timeout
+        self.visibility_changes = visibility_changes or moto_fidelity.visibility_changes
         self.stats = EsmStats()
         self._awaiting: list[_Batch] = []  # failed, hidden until their due time
         self._held: _Batch | None = None  # throttled, being retried
         self._blocked_until = 0.0  # monotonic time until which long polls are avoided
         self._lock = threading.Lock()
+        self._pause = threading.Event()  # set while someone holds the mapping (``paused``)
 
     @classmethod
     def from_stack(
@@ -166,11 +192,25 @@ class SqsEventSource:
         held = len(self._held.messages) if self._held else 0
         return held + sum(len(batch.messages) for batch in self._awaiting)
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the mapping between two polls, as disabling it would (for tests that line up
+        several messages for one receive). Not reentrant, and for one caller at a time."""
+        self._pause.set()  # ``run`` stops taking the lock, which is not fair to waiters
+        try:
+            with self._lock:
+                yield
+        finally:
+            self._pause.clear()
+
     # --- the loop ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; never raises."""
         while not stop.is_set():
+            if self._pause.is_set():
+                stop.wait(IDLE_WAIT)
+                continue
             wait = self.receive_wait_seconds
             try:
                 delivered = self.poll_once(wait)
@@ -239,6 +279,7 @@ class SqsEventSource:
 
     def _deliver(self, batch: _Batch) -> None:
         batch.attempts += 1
+        mark = self.visibility_changes.mark()
         result = self._invoke(batch)
         if result.outcome is Outcome.THROTTLED:
             self.stats.throttled += 1
@@ -257,10 +298,36 @@ class SqsEventSource:
             if result.outcome is not Outcome.OK:
                 log.info("%s: batch failed (%s): %s", self.function, result.outcome, result.error)
             kept = [m for m in batch.messages if m.get("MessageId") in failed]
-            waiting = _Batch(kept, due=batch.due)
             self.stats.failed += len(kept)
-            self._hide(waiting)
-            self._awaiting.append(waiting)
+            self._hand_back(kept, batch.due, mark)
+
+    def _hand_back(self, messages: list[MessageTypeDef], due: float, mark: int) -> None:
+        """Failed ``messages`` go back to the queue when SQS makes them visible: at ``due`` (the
+        queue's visibility timeout after the receive), or when the visibility the function
+        gave them after ``mark`` ends."""
+        changes = self.visibility_changes.since(
+            mark, self.queue_name, (m.get("MessageId", "") for m in messages)
+        )
+        now = self.clock.time()
+        offset = now - time.time()  # how far the local clock has been advanced
+        visible: list[MessageTypeDef] = []
+        runs: list[tuple[float, list[MessageTypeDef]]] = []  # in order, by due time
+        for message in messages:
+            change = changes.get(message.get("MessageId", ""))
+            when = due if change is None else change.at + offset + change.seconds
+            if when <= now:
+                visible.append(message)
+            elif runs and runs[-1][0] == when:
+                runs[-1][1].append(message)
+            else:
+                runs.append((when, [message]))
+        for when, run in runs:
+            batch = _Batch(run, due=when)
+            self._hide(batch)
+            self._awaiting.append(batch)
+        # Already visible if the function asked for 0; made visible again, in order, all the
+        # same: moto may still count a message in flight whose own timer has fired.
+        self._show(visible)
 
     def _invoke(self, batch: _Batch) -> Invocation:
         event = sqs_event(batch.messages, self.queue_arn)
@@ -291,13 +358,13 @@ class SqsEventSource:
             self._held = None
             self.stats.failed += len(held.messages)
             log.warning("%s: throttled until the visibility timeout passed", self.function)
-            self._show(held)
+            self._show(held.messages)
         due = [batch for batch in self._awaiting if batch.due <= now]
         if not due:
             return
         self._awaiting = [batch for batch in self._awaiting if batch.due > now]
         for batch in due:
-            self._show(batch)
+            self._show(batch.messages)
 
     # --- SQS calls -----------------------------------------------------------------------
 
@@ -325,9 +392,9 @@ class SqsEventSource:
             seconds = max(0, min(math.ceil(remaining) + VISIBILITY_MARGIN, ceiling))
             self._change_visibility(message, seconds)
 
-    def _show(self, batch: _Batch) -> None:
-        """Make ``batch`` visible again now, in its original order."""
-        for message in batch.messages:
+    def _show(self, messages: list[MessageTypeDef]) -> None:
+        """Make ``messages`` visible again now, in their order."""
+        for message in messages:
             self._change_visibility(message, 0)
 
     def _change_visibility(self, message: MessageTypeDef, seconds: int) -> None:

@@ -42,6 +42,7 @@ class _Process:
     replies: IO[bytes]
     generation: int
     ready: bool = False
+    ended: bool = False  # its reply pipe closed: the process exited or is exiting
 
     @property
     def alive(self) -> bool:
@@ -192,8 +193,11 @@ class FunctionHost:
             reply = self._read(process, deadline)
             elapsed = (time.monotonic() - started) * 1000
             if reply is None:
-                outcome = Outcome.TIMEOUT if process.alive else Outcome.ERROR
-                error = f"Task timed out after {timeout:.2f} seconds" if process.alive else None
+                # The reply pipe closes as a killed process exits, a moment before the process
+                # can be reaped: a closed pipe is an exit, never a timeout.
+                timed_out = not process.ended and process.alive
+                outcome = Outcome.TIMEOUT if timed_out else Outcome.ERROR
+                error = f"Task timed out after {timeout:.2f} seconds" if timed_out else None
                 log.warning("%s: %s", self.name, error or "runtime exited")
                 return Invocation(outcome, error=error or "Runtime.ExitError", duration_ms=elapsed)
             healthy = True
@@ -224,6 +228,7 @@ class FunctionHost:
         try:
             return read_frame(process.replies)
         except EOFError:
+            process.ended = True
             return None
 
     def close(self) -> None:

@@ -8,15 +8,85 @@
   which gives the isolation DynamoDB guarantees.
 - DynamoDB transaction cost: moto deep-copies every table a transaction touches, so it slows
   down as the table grows. Only the touched items are kept, and put back on a cancellation.
+- SQS ``ChangeMessageVisibility`` to 0: AWS makes the message visible at once, so its FIFO
+  group is free as soon as no other message of the group is in flight. moto leaves the message
+  among its in-flight ("pending") messages when the call lands in the same microsecond as its
+  new visibility time, and then redelivers the group out of order; such a message is taken out
+  of the pending set here.
+- Every visibility change that succeeds (``ChangeMessageVisibility`` and each entry of
+  ``ChangeMessageVisibilityBatch``, which moto answers through the former) is recorded in
+  :data:`visibility_changes`, so the local event source mapping can honour a change that the
+  function it invoked made to a message of its batch (see ``infra.local.esm``).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 _applied = False
+
+
+@dataclass(frozen=True)
+class VisibilityChange:
+    """One successful ``ChangeMessageVisibility`` of one message."""
+
+    sequence: int  # grows with every change recorded in this process
+    seconds: int  # the VisibilityTimeout asked for
+    at: float  # wall-clock epoch seconds at which moto applied it
+
+
+class VisibilityChanges:
+    """The latest visibility change of each message, by (queue name, message id).
+
+    Written by moto's request threads, read by the event source mappings' threads. A reader
+    takes a :meth:`mark` before it invokes a function and asks for the changes made
+    :meth:`since` that mark, so its own calls before and after never count. Only the newest
+    ``limit`` messages are remembered: a mapping looks back no further than one invocation.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self._changes: OrderedDict[tuple[str, str], VisibilityChange] = OrderedDict()
+
+    def mark(self) -> int:
+        """The sequence number of the latest change recorded so far."""
+        with self._lock:
+            return self._sequence
+
+    def record(self, queue_name: str, message_id: str, seconds: int) -> None:
+        with self._lock:
+            self._sequence += 1
+            key = (queue_name, message_id)
+            self._changes[key] = VisibilityChange(self._sequence, seconds, time.time())
+            self._changes.move_to_end(key)
+            while len(self._changes) > self._limit:
+                self._changes.popitem(last=False)
+
+    def since(
+        self, mark: int, queue_name: str, message_ids: Iterable[str]
+    ) -> dict[str, VisibilityChange]:
+        """The latest change of each of ``message_ids`` made after ``mark``, by message id."""
+        with self._lock:
+            found = {
+                message_id: self._changes.get((queue_name, message_id))
+                for message_id in message_ids
+            }
+        return {
+            message_id: change
+            for message_id, change in found.items()
+            if change is not None and change.sequence > mark
+        }
+
+
+visibility_changes = VisibilityChanges()
 
 
 def apply() -> None:
@@ -39,9 +109,33 @@ def apply() -> None:
         return message
 
     SQSBackend.send_message = send_message  # type: ignore[method-assign]
+    _record_visibility_changes()
     _roll_back_touched_items_only()
     _serialise_dynamodb()
     _applied = True
+
+
+def _record_visibility_changes() -> None:
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.change_message_visibility
+
+    def change_message_visibility(
+        self: SQSBackend, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        original(self, queue_name, receipt_handle, visibility_timeout)
+        queue = self.get_queue(queue_name)
+        message = next(
+            (m for m in list(queue._messages) if m.had_receipt_handle(receipt_handle)), None
+        )
+        if message is None:  # deleted by another thread since
+            return
+        seconds = int(visibility_timeout)
+        if seconds == 0:
+            queue.pending_messages.discard(message)
+        visibility_changes.record(queue_name, message.id, seconds)
+
+    SQSBackend.change_message_visibility = change_message_visibility  # type: ignore[method-assign]
 
 
 def _serialise_dynamodb() -> None:

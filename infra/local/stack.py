@@ -179,6 +179,9 @@ class Stack:
             if fn == "Fn::Equals":
                 left, right = (self.resolve(item) for item in arg)
                 return str(left) == str(right)
+            if fn == "Fn::Not":
+                (condition,) = arg
+                return not self.resolve(condition)
         return {key: self.resolve(item) for key, item in value.items()}
 
     def _ref(self, name: str) -> Any:

@@ -429,3 +429,109 @@ def test_long_polls_only_when_no_group_can_be_blocked(lane: Lane) -> None:
     assert held["Messages"][0]["Body"] == "x"  # another consumer holds the group
     assert not lane.esm.poll_once(wait_seconds=1)  # the one long poll that finds it blocked
     assert lane.esm.receive_wait_seconds == 0
+
+
+# --- visibility the function changes while it runs ------------------------------------------
+
+
+def hand_back(lane: Lane, seconds: int, *bodies: str, fail_too: str = "") -> Answer:
+    """A function that sets the visibility of the records with these bodies to ``seconds`` and
+    reports them (and ``fail_too``, untouched) as failures."""
+
+    def answer(event: dict[str, Any]) -> Invocation:
+        handed = [r for r in event["Records"] if r["body"] in bodies]
+        if handed:
+            response = lane.sqs.change_message_visibility_batch(
+                QueueUrl=lane.stack.queue_url("Lane"),
+                Entries=[
+                    {
+                        "Id": str(n),
+                        "ReceiptHandle": r["receiptHandle"],
+                        "VisibilityTimeout": seconds,
+                    }
+                    for n, r in enumerate(handed)
+                ],
+            )
+            assert not response.get("Failed"), response
+        failed = [r["messageId"] for r in event["Records"] if r["body"] in {*bodies, fail_too}]
+        return Invocation(
+            Outcome.OK, {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
+        )
+
+    return answer
+
+
+def test_records_handed_back_with_visibility_0_come_back_at_once(lane: Lane) -> None:
+    """SQS ChangeMessageVisibility(0) makes a message visible at once and Lambda leaves failed
+    records' visibility alone: the handed-back tail is delivered by the next poll, in order,
+    with the clock standing still."""
+    lane.send("a", "b", "c", "d")
+    lane.function.script.append(hand_back(lane, 0, "b", "c"))
+    assert lane.esm.poll_once()
+    assert lane.esm.awaiting_visibility == 0
+    assert lane.esm.stats.failed == 2
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["b", "c", "d"]
+    assert lane.function.receive_counts() == ["2", "2", "1"]
+    assert lane.depth() == 0
+
+
+def test_records_handed_back_for_n_seconds_come_back_after_n_seconds(lane: Lane) -> None:
+    """SQS ChangeMessageVisibility(N): the new timeout counts from the call, on the local clock,
+    whatever the queue's VisibilityTimeout."""
+    lane.send("a", "b", "c")
+    lane.function.script.append(hand_back(lane, 10, "b", "c"))
+    assert lane.esm.poll_once()
+    assert lane.esm.awaiting_visibility == 2
+    lane.clock.advance(9)
+    assert not lane.esm.poll_once()
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["b", "c"]
+    assert lane.function.receive_counts() == ["2", "2"]
+
+
+def test_a_group_stays_locked_behind_a_record_left_to_its_timeout(lane: Lane) -> None:
+    """SQS FIFO: records handed back at once wait while an earlier record of their group is in
+    flight until the queue's visibility timeout; then all return in order."""
+    lane.send("a", "b", "c")
+    lane.function.script.append(hand_back(lane, 0, "b", "c", fail_too="a"))
+    assert lane.esm.poll_once()
+    assert lane.esm.awaiting_visibility == 1
+    assert not lane.esm.poll_once()
+    lane.clock.advance(VT - 1)
+    assert not lane.esm.poll_once()
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a", "b", "c"]
+    assert lane.function.receive_counts() == ["2", "2", "2"]
+
+
+def test_the_mappings_own_visibility_calls_are_not_the_functions(lane: Lane) -> None:
+    """Only changes made during the invocation count: the mapping's own hiding of a throttled
+    batch does not, so a batch failed after a throttle still waits out the visibility timeout
+    counted from its receive."""
+    lane.send("a", "b")
+    lane.function.script.extend([THROTTLED, fail("a", "b")])
+    assert lane.esm.poll_once()
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()  # delivered; both fail untouched
+    assert lane.esm.awaiting_visibility == 2
+    lane.clock.advance(VT - 2)
+    assert not lane.esm.poll_once()
+    lane.clock.advance(1)
+    assert lane.esm.poll_once()
+    assert lane.function.bodies() == ["a", "b"]
+    assert lane.function.receive_counts() == ["2", "2"]
+
+
+def test_a_handed_back_record_past_max_receive_count_is_dead_lettered(lane: Lane) -> None:
+    """SQS moves a message to the DLQ on the receive that would exceed maxReceiveCount (2),
+    however it became visible."""
+    lane.send("a")
+    lane.function.script.extend([hand_back(lane, 0, "a"), hand_back(lane, 0, "a")])
+    assert lane.esm.poll_once()
+    assert lane.esm.poll_once()
+    assert lane.function.receive_counts() == ["2"]
+    assert not lane.esm.poll_once()
+    assert lane.dead_letters() == ["a"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +14,7 @@ from typing import Any
 import httpx
 
 from infra.local.cloud import LocalCloud
+from infra.local.esm import SqsEventSource
 from tests.local.conftest import FIXTURE, aws, eventually, records
 
 # --- API Gateway (HttpApi, payload format 2.0) ----------------------------------------------
@@ -246,3 +249,148 @@ def test_ttl_deletes_expired_items(cloud: LocalCloud) -> None:
             Item={"pk": {"S": "ttl"}, "sk": {"S": sk}, "expires_at": {"N": str(expires)}},
         )
     assert eventually(lambda: [r["sk"] for r in records(cloud, "ttl")] == ["new"])
+
+
+# --- SQS: visibility the function changes, and a function process that dies -----------------
+
+HANDBACK_VT = 30  # the Handback queue's VisibilityTimeout
+
+
+def handback_source(cloud: LocalCloud) -> SqsEventSource:
+    sources: list[SqsEventSource] = cloud.event_sources
+    return next(s for s in sources if s.function == "HandbackFunction")
+
+
+def send_handback(cloud: LocalCloud, *bodies: str) -> None:
+    """One SendMessageBatch to one group while the mapping is held, so one receive takes all."""
+    with handback_source(cloud).paused():
+        aws(cloud, "sqs").send_message_batch(
+            QueueUrl=cloud.stack.queue_url("Handback"),
+            Entries=[
+                {"Id": str(n), "MessageBody": body, "MessageGroupId": "h"}
+                for n, body in enumerate(bodies)
+            ],
+        )
+
+
+def handback_rows(cloud: LocalCloud, since: int = 0) -> list[tuple[str, int]]:
+    rows = sorted(records(cloud, "handback"), key=lambda r: float(r["sk"]))
+    return [(r["body"], int(r["receive_count"])) for r in rows][since:]
+
+
+def handback_depth(cloud: LocalCloud, queue: str = "Handback") -> int:
+    attributes = aws(cloud, "sqs").get_queue_attributes(
+        QueueUrl=cloud.stack.queue_url(queue),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def still(cloud: LocalCloud, since: int, expected: list[tuple[str, int]]) -> None:
+    """Nothing more is delivered for a moment (the local clock does not move)."""
+    time.sleep(0.3)
+    assert handback_rows(cloud, since) == expected
+
+
+def test_messages_handed_back_with_visibility_0_return_at_once_in_order(
+    cloud: LocalCloud,
+) -> None:
+    """SQS ChangeMessageVisibility(0) makes a message visible at once, and Lambda leaves the
+    visibility of failed records alone: the FIFO tail a function hands back and reports as
+    failures is delivered again without waiting out the visibility timeout, in order, with
+    its receive count grown."""
+    before = len(handback_rows(cloud))
+    offset = cloud.clock.time() - time.time()
+    send_handback(cloud, "release:0", "a", "b")
+    expected = [("release:0", 1), ("a", 2), ("b", 2)]
+    # Well inside the 30 s visibility timeout, on either clock: only the hand-back explains it.
+    assert eventually(lambda: handback_rows(cloud, before) == expected), handback_rows(
+        cloud, before
+    )
+    assert abs(cloud.clock.time() - time.time() - offset) < 1  # the clock was not advanced
+    assert eventually(lambda: handback_depth(cloud) == 0)
+    assert handback_source(cloud).awaiting_visibility == 0
+
+
+def test_a_failed_message_left_untouched_waits_out_the_visibility_timeout(
+    cloud: LocalCloud,
+) -> None:
+    """SQS: a failed record whose visibility nobody changed comes back only once the queue's
+    VisibilityTimeout (30 s) has passed since the receive, in order."""
+    before = len(handback_rows(cloud))
+    send_handback(cloud, "ok", "fail", "c")
+    first = [("ok", 1), ("fail", 1)]
+    assert eventually(lambda: handback_rows(cloud, before) == first)
+    assert eventually(lambda: handback_source(cloud).awaiting_visibility == 2)
+    cloud.clock.advance(HANDBACK_VT - 10)
+    still(cloud, before, first)
+    cloud.clock.advance(11)
+    expected = [*first, ("fail", 2), ("c", 2)]
+    assert eventually(lambda: handback_rows(cloud, before) == expected), handback_rows(
+        cloud, before
+    )
+
+
+def test_a_message_handed_back_behind_an_in_flight_one_waits_for_its_group(
+    cloud: LocalCloud,
+) -> None:
+    """SQS FIFO: a message group stays locked while any of its messages is in flight. Records
+    handed back at once behind a failed record that waits out its visibility timeout are
+    delivered after it, in order, once that timeout passes."""
+    before = len(handback_rows(cloud))
+    send_handback(cloud, "fail+release:0", "a", "b")
+    first = [("fail+release:0", 1)]
+    assert eventually(lambda: handback_rows(cloud, before) == first)
+    assert eventually(lambda: handback_source(cloud).awaiting_visibility == 1)
+    still(cloud, before, first)
+    cloud.clock.advance(HANDBACK_VT + 1)
+    expected = [*first, ("fail+release:0", 2), ("a", 2), ("b", 2)]
+    assert eventually(lambda: handback_rows(cloud, before) == expected), handback_rows(
+        cloud, before
+    )
+
+
+def test_messages_handed_back_for_n_seconds_return_after_n_seconds(cloud: LocalCloud) -> None:
+    """SQS ChangeMessageVisibility(N): the N seconds count from the call, not from the receive,
+    and Lambda does not change them: the records come back once the local clock passes N."""
+    before = len(handback_rows(cloud))
+    send_handback(cloud, "release:10", "a", "b")
+    first = [("release:10", 1)]
+    assert eventually(lambda: handback_rows(cloud, before) == first)
+    assert eventually(lambda: handback_source(cloud).awaiting_visibility == 2)
+    cloud.clock.advance(5)
+    still(cloud, before, first)
+    cloud.clock.advance(6)
+    expected = [*first, ("a", 2), ("b", 2)]
+    assert eventually(lambda: handback_rows(cloud, before) == expected), handback_rows(
+        cloud, before
+    )
+
+
+def test_a_killed_function_process_leaves_its_batch_to_the_visibility_timeout(
+    cloud: LocalCloud, http: httpx.Client
+) -> None:
+    """Lambda: a runtime that dies mid-invocation (SIGKILL, Runtime.ExitError) fails the whole
+    batch, so nothing is deleted; SQS delivers it again, in order, only once the queue's
+    VisibilityTimeout has passed, and nothing is lost."""
+    source = handback_source(cloud)
+    before = len(handback_rows(cloud))
+    failed = source.stats.failed
+    send_handback(cloud, "hang", "x", "y")
+    first = [("hang", 1)]
+    assert eventually(lambda: handback_rows(cloud, before) == first)
+    (pid,) = http.get("/_local/functions").json()["HandbackFunction"]
+    os.kill(pid, signal.SIGKILL)
+    assert eventually(lambda: source.awaiting_visibility == 3)
+    assert source.stats.failed == failed + 3
+    cloud.clock.advance(HANDBACK_VT - 10)
+    still(cloud, before, first)
+    assert handback_depth(cloud) == 3  # in flight, not deleted
+    cloud.clock.advance(11)
+    expected = [*first, ("hang", 2), ("x", 2), ("y", 2)]
+    assert eventually(lambda: handback_rows(cloud, before) == expected), handback_rows(
+        cloud, before
+    )
+    assert eventually(lambda: handback_depth(cloud) == 0)
+    assert handback_depth(cloud, "HandbackDeadLetters") == 0
+    assert pid not in http.get("/_local/functions").json()["HandbackFunction"]
