@@ -61,9 +61,10 @@ test: lint build  ## Lint, build, then run every test
 	$(VENV)/bin/pytest
 
 .PHONY: bench
-bench: $(STAMP) build  ## Cold start, the local cloud's overheads, the catalog's read path
+bench: $(STAMP) build  ## Cold start, the local cloud's overheads, the lane's recovery, the catalog
 	$(PY) -m bench.coldstart
 	$(PY) -m bench.localcloud
+	$(PY) -m bench.recovery
 	$(PY) -m bench.catalog
 
 .PHONY: deploy

@@ -328,12 +328,12 @@ def prepare(endpoint: str) -> dict[str, Case]:
 
     from infra.local.stack import Stack
     from ordo.accounts import RegisterRequest, register
-    from ordo.jobs import Job, JobStatus, TaskRequest, new_job_id, submit_task
+    from ordo.jobs import Job, JobStatus, new_job_id
     from ordo.queue import SqsJobQueue
     from ordo.security import TokenType, issue_token
     from ordo.storage.accounts import DynamoUserTable
     from ordo.storage.dynamodb import DynamoJobTable, job_key
-    from ordo.tasks import TaskType
+    from ordo.tasks import ReversePayload, TaskRequest, TaskType, submit_task
 
     session = boto3.Session(
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -382,8 +382,8 @@ def prepare(endpoint: str) -> dict[str, Case]:
     completed = Job(
         job_id=new_job_id(),
         owner=user.id,
-        task_type=TaskType.REVERSE,
-        data="abc",
+        kind="reverse",
+        data=ReversePayload(text="abc").model_dump_json(),
         status=JobStatus.COMPLETED,
         created_at=now - timedelta(seconds=3),
         started_at=now - timedelta(seconds=2),

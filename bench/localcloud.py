@@ -176,16 +176,18 @@ class CloudProcess:
 
 
 @contextlib.contextmanager
-def local_cloud(timeout: float = 60.0) -> Iterator[CloudProcess]:
+def local_cloud(
+    timeout: float = 60.0, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[CloudProcess]:
     """``python -m infra.local`` on a free port; stopped with SIGINT (as ctrl+c) on exit."""
     port = free_port()
     STATE.mkdir(exist_ok=True)
-    env = os.environ | CLOUD_SETTINGS | {"PYTHONPATH": str(ROOT)}
+    full_env = os.environ | CLOUD_SETTINGS | {"PYTHONPATH": str(ROOT)} | (env or {})
     with CLOUD_LOG.open("wb") as output:
         process = subprocess.Popen(
-            [*CLOUD_COMMAND, "--port", str(port), "--no-watch"],
+            [*CLOUD_COMMAND, "--port", str(port), "--no-watch", *args],
             cwd=ROOT,
-            env=env,
+            env=full_env,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # ctrl+c reaches us; we stop it as ctrl+c would
@@ -588,7 +590,7 @@ def moto_lane_floor(aws_url: str, owner: str, jobs: int = FLOOR_JOBS) -> list[fl
     """
     from ordo.jobs import Job, JobStatus, new_job_id
     from ordo.storage.dynamodb import DynamoJobTable
-    from ordo.tasks import TaskType
+    from ordo.tasks import ReversePayload
 
     client = _dynamodb(aws_url)
     table = DynamoJobTable(client, _table_name())
@@ -597,8 +599,8 @@ def moto_lane_floor(aws_url: str, owner: str, jobs: int = FLOOR_JOBS) -> list[fl
         job = Job(
             job_id=new_job_id(),
             owner=owner,
-            task_type=TaskType.REVERSE,
-            data="abc",
+            kind="reverse",
+            data=ReversePayload(text="abc").model_dump_json(),
             created_at=utcnow(),
         )
         table.create(job, max_pending=1_000_000)
@@ -607,7 +609,7 @@ def moto_lane_floor(aws_url: str, owner: str, jobs: int = FLOOR_JOBS) -> list[fl
         if found is None:
             raise BenchError(f"job {job.job_id} vanished from moto")
         claimed = table.claim(found, utcnow())
-        table.finish(claimed, JobStatus.COMPLETED, utcnow(), result="cba", error=None)
+        table.finish(claimed, JobStatus.COMPLETED, utcnow(), result="cba")
         samples.append(time.perf_counter() - started)
     client.close()
     return samples[3:]
@@ -666,9 +668,9 @@ def measure_gateway(
 def delay_s(task_type: str) -> float:
     """The simulated duration of one task of ``task_type`` at the bench's time scale."""
     _parent_imports()
-    from ordo.tasks import TASKS, TaskType
+    from ordo.tasks import PAYLOADS, TaskType
 
-    return TASKS[TaskType(task_type)].delay_seconds * TIME_SCALE
+    return PAYLOADS[TaskType(task_type)].DELAY_SECONDS * TIME_SCALE
 
 
 def submit(client: httpx.Client, task_type: str, data: str) -> str:

@@ -4,10 +4,18 @@ same contract against these and the DynamoDB adapter, so they behave like the re
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import datetime
 
-from ordo.errors import StaleTransition
-from ordo.jobs import Job, JobStatus, PendingQuotaExceeded
+from ordo.errors import InvalidInput, StaleTransition
+from ordo.jobs import (
+    Job,
+    JobPage,
+    JobStatus,
+    JobSummary,
+    NotRetryable,
+    PendingQuotaExceeded,
+)
 
 
 class InMemoryJobTable:
@@ -41,9 +49,23 @@ class InMemoryJobTable:
             if job.status is JobStatus.PENDING and job.queue_seq is not None and job.queue_seq < seq
         )
 
+    def retry(self, failed: Job, new: Job) -> None:
+        current = self.jobs.get(failed.job_id)
+        if current is None or current.status is not JobStatus.FAILED or current.retried_as:
+            raise NotRetryable(f"Job {failed.job_id} is not failed, or was already retried")
+        if new.job_id in self.jobs:
+            raise StaleTransition(new.job_id)
+        self.pending[new.owner] = self.pending.get(new.owner, 0) + 1
+        self.jobs[new.job_id] = new.model_copy(update={"queue_seq": None})
+        self._put(current, retried_as=new.job_id)
+
     def claim(self, job: Job, now: datetime) -> Job:
         claimable = {job.status} & {JobStatus.PENDING, JobStatus.PROCESSING}
+        if job.status is JobStatus.PROCESSING and not job.interrupted:
+            raise StaleTransition(job.job_id)
         current = self._expect(job.job_id, claimable, job.attempt)
+        if current.status is JobStatus.PROCESSING and not current.interrupted:
+            raise StaleTransition(job.job_id)
         self._leave_pending(current)
         return self._put(
             current,
@@ -55,12 +77,21 @@ class InMemoryJobTable:
         )
 
     def finish(
-        self, job: Job, status: JobStatus, now: datetime, result: str | None, error: str | None
+        self,
+        job: Job,
+        status: JobStatus,
+        now: datetime,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        expires_at: int | None = None,
     ) -> Job:
         current = self._expect(job.job_id, {JobStatus.PROCESSING}, job.attempt)
         outcome: dict[str, object] = {"result": result} if result is not None else {"error": error}
         if status is JobStatus.COMPLETED:
             outcome["progress"] = 100
+        if expires_at is not None:
+            outcome["expires_at"] = expires_at
         return self._put(current, status=status, finished_at=now, updated_at=now, **outcome)
 
     def set_progress(self, job: Job, progress: int, now: datetime) -> Job:
@@ -69,15 +100,71 @@ class InMemoryJobTable:
             raise StaleTransition(job.job_id)
         return self._put(current, progress=progress, updated_at=now)
 
-    def note_failure(self, job: Job, error: str) -> Job:
+    def note_interrupted(self, job: Job, reason: str) -> Job:
         current = self._expect(job.job_id, {JobStatus.PROCESSING}, job.attempt)
-        return self._put(current, error=error)
+        return self._put(current, error=reason)
 
-    def abandon(self, job_id: str, error: str, now: datetime) -> Job:
+    def abandon(
+        self,
+        job_id: str,
+        error: str,
+        now: datetime,
+        *,
+        expires_at: int | None = None,
+        dead_letter_body: str | None = None,
+    ) -> Job:
         current = self._expect(job_id, {JobStatus.PENDING, JobStatus.PROCESSING}, None)
         self._leave_pending(current)
+        extra: dict[str, object] = {"expires_at": expires_at} if expires_at is not None else {}
+        if dead_letter_body is not None:
+            extra["dead_letter_body"] = dead_letter_body
         return self._put(
-            current, status=JobStatus.FAILED, finished_at=now, updated_at=now, error=error
+            current,
+            status=JobStatus.FAILED,
+            finished_at=now,
+            updated_at=now,
+            error=error,
+            queue_seq=None,
+            **extra,
+        )
+
+    def by_status(
+        self,
+        status: JobStatus,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        newest_first: bool = True,
+        before: datetime | None = None,
+    ) -> JobPage:
+        entries = sorted(
+            (
+                (entered, job)
+                for job in self.jobs.values()
+                if job.status is status
+                if (entered := _entered(job)) and (before is None or entered < before)
+            ),
+            key=lambda pair: (pair[0], pair[1].job_id),
+            reverse=newest_first,
+        )
+        ids = [job.job_id for _, job in entries]
+        start = 0
+        if cursor is not None:
+            if cursor not in ids:
+                raise InvalidInput("cursor is not valid")
+            start = ids.index(cursor) + 1
+        chosen = [job for _, job in entries[start : start + limit]]
+        more = start + limit < len(entries)
+        return JobPage(
+            items=[JobSummary.model_validate(job.model_dump()) for job in chosen],
+            next_cursor=chosen[-1].job_id if chosen and more else None,
+        )
+
+    def count_by_status(self, status: JobStatus, since: datetime | None = None) -> int:
+        return sum(
+            1
+            for job in self.jobs.values()
+            if job.status is status and (since is None or _entered(job) >= since)
         )
 
     def _leave_pending(self, job: Job) -> None:
@@ -98,6 +185,15 @@ class InMemoryJobTable:
         return updated
 
 
+def _entered(job: Job) -> datetime:
+    """When the job entered its status: the status index's sort key."""
+    if job.status is JobStatus.PENDING:
+        return job.created_at
+    if job.status is JobStatus.PROCESSING:
+        return job.started_at or job.created_at
+    return job.finished_at or job.created_at
+
+
 class InMemoryJobQueue:
     """A FIFO lane: sequence numbers only grow."""
 
@@ -113,9 +209,11 @@ class InMemoryJobQueue:
         return next(self._seq)
 
 
-class RecordingDeadLetters:
-    def __init__(self) -> None:
-        self.forwarded: list[tuple[str, str, str]] = []
+class RecordingReleaser:
+    """Records the receipt handles the worker gave back to the queue, batch by batch."""
 
-    def forward(self, message_id: str, body: str, reason: str) -> None:
-        self.forwarded.append((message_id, body, reason))
+    def __init__(self) -> None:
+        self.released: list[list[str]] = []
+
+    def release(self, receipt_handles: Sequence[str]) -> None:
+        self.released.append(list(receipt_handles))

@@ -35,6 +35,16 @@ def reset_ordo_caches() -> None:
                 value.cache_clear()
 
 
+def _ensure_event_loop() -> None:
+    """Mangum asks asyncio for the thread's event loop; only the main thread has one."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def load_handler_module(function: Function) -> ModuleType:
     """Import a function's handler module as a cold start would, under a unique name."""
     module_file, _ = function.handler.rsplit(".", 1)
@@ -97,6 +107,7 @@ class Cloud:
         return self._modules[logical_id]
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        _ensure_event_loop()  # a test may call the API from a worker's runner thread
         fn = self.functions[logical_id]
         context = LambdaContext(fn.logical_id, fn.timeout, fn.memory)
         handler: Callable[..., Any] = getattr(self.module(logical_id), fn.handler.split(".")[-1])

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from infra.local.stack import TEMPLATE, Stack
+from ordo.aws import sdk_call_budget
+from ordo.registry import KINDS
 from ordo.settings import Settings
-from ordo.tasks import TASKS
+from ordo.worker import job_margin
 
 API_FUNCTIONS = (
     "SubmitFunction",
@@ -23,11 +25,13 @@ API_FUNCTIONS = (
     "HealthFunction",
     "FetchFunction",
     "ProductsFunction",
+    "AdminFunction",
 )
-QUEUE_FUNCTIONS = ("WorkerFunction", "CaseTimerFunction")
-FUNCTIONS = (*API_FUNCTIONS, *QUEUE_FUNCTIONS)
+QUEUE_FUNCTIONS = ("WorkerFunction", "CaseTimerFunction", "DeadLetterFunction")
+SCHEDULED_FUNCTIONS = ("ReconcilerFunction",)
+FUNCTIONS = (*API_FUNCTIONS, *QUEUE_FUNCTIONS, *SCHEDULED_FUNCTIONS)
 ROUTES = {
-    "SubmitFunction": [("POST", "/tasks")],
+    "SubmitFunction": [("POST", "/jobs"), ("POST", "/tasks")],
     "StatusFunction": [("GET", "/tasks/{task_id}")],
     "ResultFunction": [("GET", "/tasks/{task_id}/result")],
     "AuthFunction": [
@@ -56,15 +60,19 @@ ROUTES = {
         ("POST", "/products"),
         ("PUT", "/products/{product_id}"),
     ],
+    "AdminFunction": [
+        ("GET", "/admin/jobs"),
+        ("GET", "/admin/lane"),
+        ("POST", "/admin/jobs/{job_id}/retry"),
+    ],
 }
-# Time the worker needs besides the tasks' own delays: cold start, DynamoDB and SQS calls.
-WORKER_HEADROOM_SECONDS = 10
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 SQS_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 TABLE_ARN = {"Fn::GetAtt": ["JobsTable", "Arn"]}
 QUEUE_ARN = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
 QUEUE_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/queue"}
+STATUS_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/jobs_by_status"}
 USERS_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi1"}
 ALL_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi2"}
 CASE_TIMER_ARN = {"Fn::GetAtt": ["CaseTimerQueue", "Arn"]}
@@ -103,7 +111,27 @@ GRANTS: dict[str, list[Grant]] = {
         ("dynamodb:DeleteItem", TABLE_ARN, ("LOCK#*",)),
         ("dynamodb:BatchGetItem", TABLE_ARN, ("POST#*",)),
         ("dynamodb:BatchWriteItem", TABLE_ARN, ("POST#*",)),
-        ("sqs:SendMessage", DLQ_ARN, ANY_ITEM),
+        ("sqs:ChangeMessageVisibility", QUEUE_ARN, ANY_ITEM),
+    ],
+    "DeadLetterFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*",)),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
+    ],
+    "ReconcilerFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*",)),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
+        ("dynamodb:Query", STATUS_INDEX_ARN, ANY_ITEM),
+        ("sqs:GetQueueAttributes", QUEUE_ARN, ANY_ITEM),
+    ],
+    "AdminFunction": [
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
+        ("dynamodb:PutItem", TABLE_ARN, ("JOB#*",)),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
+        ("dynamodb:Query", STATUS_INDEX_ARN, ANY_ITEM),
+        ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
+        ("sqs:GetQueueAttributes", QUEUE_ARN, ANY_ITEM),
+        ("sqs:GetQueueAttributes", DLQ_ARN, ANY_ITEM),
+        READ_SECRET,
     ],
     "AuthFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("USER#*", "USERNAME#*", "LOGIN#*")),
@@ -167,7 +195,7 @@ GRANTS: dict[str, list[Grant]] = {
         READ_SECRET,
     ],
 }
-MANAGED_POLICIES = {lid: {BASIC_EXECUTION} for lid in API_FUNCTIONS} | {
+MANAGED_POLICIES = {lid: {BASIC_EXECUTION} for lid in (*API_FUNCTIONS, *SCHEDULED_FUNCTIONS)} | {
     lid: {BASIC_EXECUTION, SQS_EXECUTION} for lid in QUEUE_FUNCTIONS
 }
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY", re.I)
@@ -338,25 +366,72 @@ def test_the_case_timer_is_a_standard_queue_apart_from_the_lane(stack: Stack) ->
     mappings = stack.of_type("AWS::Lambda::EventSourceMapping").values()
     assert sorted(m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == [
         "CaseTimerQueue",
+        "JobsDeadLetterQueue",
         "JobsQueue",
     ]
 
 
-def test_the_worker_timeout_fits_a_full_batch_of_the_slowest_task(
+# --- time budgets, derived from the job kinds ------------------------------------------------
+
+
+def _settings(stack: Stack, function: str) -> Settings:
+    return Settings.from_env(stack.functions()[function].environment)
+
+
+def _sdk_budget(config: Settings) -> float:
+    return sdk_call_budget(
+        config.sdk_connect_timeout, config.sdk_read_timeout, config.sdk_max_attempts
+    )
+
+
+def test_the_worker_timeout_fits_a_full_batch_of_the_longest_job_kind(
     stack: Stack, sam: dict[str, Any]
 ) -> None:
     worker = stack.functions()["WorkerFunction"]
-    slowest = max(spec.delay_seconds for spec in TASKS.values())
+    # Every kind's budget at the largest time scale a deployment allows, plus the worker's own
+    # margin (its retry budget, and claim and finish at their slowest SDK budget).
+    longest = KINDS.longest_budget(time_scale=1.0)
+    margin = job_margin(_sdk_budget(_settings(stack, "WorkerFunction")))
 
-    assert worker.timeout >= worker.batch_size * slowest + WORKER_HEADROOM_SECONDS, (
+    # And a second for the invocation itself, before its first job starts.
+    assert worker.timeout >= worker.batch_size * (longest + margin) + 1, (
         worker.timeout,
         worker.batch_size,
-        slowest,
+        longest,
+        margin,
     )
     # The bound holds only while no deployment can stretch the delays beyond their nominal value.
     scale = re.compile(sam["Parameters"]["TimeScale"]["AllowedPattern"])
     assert all(scale.fullmatch(value) for value in ("0", "0.25", "1", "1.0"))
     assert not any(scale.fullmatch(value) for value in ("1.5", "2", "10", "-1"))
+
+
+def test_the_worker_makes_one_sdk_attempt_per_call_and_retries_within_its_own_budget(
+    stack: Stack,
+) -> None:
+    assert _settings(stack, "WorkerFunction").sdk_max_attempts == 1
+
+
+@pytest.mark.parametrize("function", [*API_FUNCTIONS, "DeadLetterFunction", "CaseTimerFunction"])
+def test_every_sdk_call_fits_inside_its_functions_timeout(stack: Stack, function: str) -> None:
+    """Connect and read timeouts times attempts, with botocore's longest backoffs."""
+    timeout = stack.functions()[function].timeout
+
+    assert _sdk_budget(_settings(stack, function)) < timeout, function
+
+
+def test_the_reconciler_knows_the_workers_timeout(stack: Stack) -> None:
+    worker = stack.functions()["WorkerFunction"]
+
+    assert _settings(stack, "ReconcilerFunction").worker_timeout_seconds == worker.timeout
+
+
+def test_the_dead_letter_queue_hides_messages_for_six_consumer_timeouts(stack: Stack) -> None:
+    consumer = stack.functions()["DeadLetterFunction"]
+
+    assert consumer.queue_logical_id == "JobsDeadLetterQueue"
+    assert consumer.report_batch_item_failures
+    assert int(_props(stack, "JobsDeadLetterQueue")["VisibilityTimeout"]) >= 6 * consumer.timeout
 
 
 # --- table -----------------------------------------------------------------------------------
@@ -471,23 +546,79 @@ def test_the_jwt_secret_is_only_named_and_only_api_functions_may_read_it(
     assert readers == set(API_FUNCTIONS) - {"HealthFunction"}  # public: it checks no token
 
 
+def _rule_of(stack: Stack, function: str) -> dict[str, Any]:
+    (rule,) = [
+        res
+        for res in stack.of_type("AWS::Events::Rule").values()
+        for target in res["Properties"]["Targets"]
+        if function in str(target["Arn"])
+    ]
+    return rule
+
+
 def test_the_fetch_schedule_comes_from_parameters(stack: Stack, sam: dict[str, Any]) -> None:
     parameters = sam["Parameters"]
     assert parameters["FetchSchedule"]["Default"] == "rate(15 minutes)"
     assert parameters["FetchScheduleEnabled"]["Default"] == "true"
-    (rule,) = stack.of_type("AWS::Events::Rule").values()
+    rule = _rule_of(stack, "FetchFunction")
     assert rule["Properties"]["ScheduleExpression"] == {"Ref": "FetchSchedule"}
     assert rule["Properties"]["State"] == {"Fn::If": ["FetchScheduleOn", "ENABLED", "DISABLED"]}
     off = Stack.load(overrides={"FetchScheduleEnabled": "false"})
-    (rule,) = off.of_type("AWS::Events::Rule").values()
-    assert off.resolve(rule["Properties"]["State"]) == "DISABLED"
+    assert off.resolve(_rule_of(off, "FetchFunction")["Properties"]["State"]) == "DISABLED"
+
+
+def test_the_reconciler_runs_every_five_minutes_by_default(
+    stack: Stack, sam: dict[str, Any]
+) -> None:
+    assert sam["Parameters"]["ReconcileSchedule"]["Default"] == "rate(5 minutes)"
+    rule = _rule_of(stack, "ReconcilerFunction")
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+
+
+# --- alarms ----------------------------------------------------------------------------------
+
+ALARMS = {
+    "DeadLetterQueueAlarm": ("AWS/SQS", "JobsDeadLetterQueue"),
+    "LaneAgeAlarm": ("AWS/SQS", "JobsQueue"),
+    "WorkerErrorsAlarm": ("AWS/Lambda", "WorkerFunction"),
+    "WorkerThrottlesAlarm": ("AWS/Lambda", "WorkerFunction"),
+    "ReconcilerActionsAlarm": ("ordo", None),
+}
+
+
+def test_the_alarms_watch_the_lane_and_notify_the_optional_topic(
+    stack: Stack, sam: dict[str, Any]
+) -> None:
+    alarms = stack.of_type("AWS::CloudWatch::Alarm")
+    assert set(alarms) == set(ALARMS)
+    topic = {"Fn::If": ["AlarmTopicGiven", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    for lid, (namespace, subject) in ALARMS.items():
+        props = alarms[lid]["Properties"]
+        assert props["AlarmActions"] == topic, lid
+        assert props["ComparisonOperator"] == "GreaterThanThreshold", lid
+        assert namespace in str(props), lid
+        assert subject is None or subject in str(props), lid
+    assert sam["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert stack.resolve(alarms["LaneAgeAlarm"]["Properties"]["Threshold"]) == "900"
+    assert alarms["ReconcilerActionsAlarm"]["Properties"]["MetricName"] == "ReconcilerActions"
+    no_topic = stack.resolve(alarms["LaneAgeAlarm"]["Properties"]["AlarmActions"])
+    assert no_topic in (None, [])
 
 
 def test_a_sync_fetch_fits_api_gateways_30_seconds(stack: Stack) -> None:
+    """The source's total deadline, then one SDK call at its slowest, inside the timeout."""
     fetch = stack.functions()["FetchFunction"]
-    defaults = Settings()
-    worst = defaults.fetch_attempts * (defaults.fetch_connect_timeout + defaults.fetch_read_timeout)
-    assert worst + 2 < fetch.timeout < 30
+    config = _settings(stack, "FetchFunction")
+    assert config.fetch_deadline_seconds + _sdk_budget(config) < fetch.timeout < 30
+
+
+def test_a_fetch_job_fits_its_kinds_budget() -> None:
+    """The worker stops a fetch job at its kind's maximum; the source gives up before that."""
+    assert Settings.model_fields["fetch_deadline_seconds"].metadata
+    deadline_cap = max(
+        m.le for m in Settings.model_fields["fetch_deadline_seconds"].metadata if hasattr(m, "le")
+    )
+    assert deadline_cap < KINDS.get("fetch").max_seconds
 
 
 # --- SnapStart -------------------------------------------------------------------------------

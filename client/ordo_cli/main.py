@@ -267,6 +267,46 @@ def products(api: Api, out: Output, args: argparse.Namespace) -> int:
     return 0
 
 
+def admin_lane(api: Api, out: Output, _: argparse.Namespace) -> int:
+    lane = api.call("GET", "/admin/lane")
+    age = lane["oldest_pending_age_seconds"]
+    running = lane["running"]
+    lines = [
+        f"pending {lane['pending']}"
+        + (f" (oldest waiting {age:.1f}s)" if age is not None else "")
+        + f", processing {lane['processing']}",
+        f"running {running['job_id']} ({running['kind']}) since {running['started_at']}"
+        if running
+        else "running nothing",
+        f"dead letters {lane['dead_letters']}, failed in the last hour {lane['failed_last_hour']}",
+    ]
+    out.show("\n".join(lines), lane)
+    return 0
+
+
+def admin_jobs(api: Api, out: Output, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"status": args.status, "limit": args.limit}
+    if args.cursor:
+        params["cursor"] = args.cursor
+    page = api.call("GET", "/admin/jobs", params=params)
+    lines = [
+        f"{j['job_id']}  {j['status']:<10}  {j['kind']:<18}  {j['owner']}"
+        + (f"  {j['error']}" if j.get("error") else "")
+        + (f"  (retried as {j['retried_as']})" if j.get("retried_as") else "")
+        for j in page["items"]
+    ]
+    if page["next_cursor"]:
+        lines.append(f"more: ordo admin jobs --status {args.status} --cursor {page['next_cursor']}")
+    out.show("\n".join(lines) or f"no {args.status} jobs", page)
+    return 0
+
+
+def admin_retry(api: Api, out: Output, args: argparse.Namespace) -> int:
+    accepted = api.call("POST", f"/admin/jobs/{args.id}/retry")
+    out.show(accepted["job_id"], accepted)
+    return 0
+
+
 def login(api: Api, out: Output, args: argparse.Namespace) -> int:
     username = args.username or input("username: ")
     if args.password_stdin:
@@ -398,6 +438,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--sort-order", dest="sort_order", choices=["asc", "desc"])
     sub.add_argument("--page", type=int, default=1)
     sub.add_argument("--page-size", dest="page_size", type=int, default=10)
+    _add_admin(commands, common)
     sub = add(
         "login",
         login,
@@ -415,6 +456,52 @@ def parser() -> argparse.ArgumentParser:
         "ordo local --port 8080",
     )
     return main
+
+
+def _add_admin(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """``ordo admin ACTION``: one parser per action, each with its own help and example."""
+    admin = commands.add_parser(
+        "admin",
+        parents=[common],
+        help="lane operations (admins): the lane, every user's jobs, retry a failed job",
+        description="Lane operations for admins.",
+        epilog="example: ordo admin jobs --status failed",
+    )
+    actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, handler, help_text, example in (
+        ("lane", admin_lane, "the lane now: counts, oldest wait, running job", "ordo admin lane"),
+        (
+            "jobs",
+            admin_jobs,
+            "every user's jobs in one status, newest first",
+            "ordo admin jobs --status failed --limit 50",
+        ),
+        (
+            "retry",
+            admin_retry,
+            "queue a failed job again at the end of the lane; prints the new job's id",
+            "ordo admin retry 4f1c2a7be0d94c6f8a2b3c4d5e6f7a8b",
+        ),
+    ):
+        action = actions.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=f"example: {example}",
+        )
+        action.set_defaults(handler=handler)
+        if name == "jobs":
+            action.add_argument(
+                "--status", required=True, choices=["pending", "processing", "completed", "failed"]
+            )
+            action.add_argument("--limit", type=int, default=20, help="how many (1-100)")
+            action.add_argument("--cursor", help="the next page, as the last page printed it")
+        if name == "retry":
+            action.add_argument("id", help="the failed job's id")
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -6,19 +6,18 @@ from fastapi import Depends
 from mangum import Mangum
 
 from ordo.clock import utcnow
-from ordo.documents import MAX_DOCUMENT_BYTES, UploadRequest
-from ordo.http import CurrentUser, api_app
-from ordo.jobs import (
+from ordo.documents import (
+    MAX_DOCUMENT_BYTES,
     DocumentAccepted,
-    JobQueue,
-    JobStatusView,
-    JobTable,
     ProcessRequest,
+    UploadRequest,
     check_document,
-    get_job_status,
     submit_document,
 )
+from ordo.http import CurrentUser, api_app
+from ordo.jobs import JobQueue, JobStatusView, JobTable, get_job_status
 from ordo.observability import MetricUnit, metrics
+from ordo.registry import KINDS
 from ordo.settings import settings
 from ordo.wiring import job_queue, job_table
 
@@ -63,7 +62,7 @@ def upload(
 @app.get("/status/{job_id}", response_model=JobStatusView, responses=_HIDDEN)
 def job_status(job_id: str, user: CurrentUser, table: Jobs) -> JobStatusView:
     """Any job: a document or a text task."""
-    return get_job_status(table, user, job_id)
+    return get_job_status(table, user, job_id, KINDS)
 
 
 @app.post(
@@ -73,7 +72,7 @@ def job_status(job_id: str, user: CurrentUser, table: Jobs) -> JobStatusView:
 )
 def process(request: ProcessRequest, user: CurrentUser, table: Jobs) -> JobStatusView:
     """The job's status, once it is confirmed to be a document of the given type."""
-    return check_document(table, user, request)
+    return check_document(table, user, request, KINDS)
 
 
 handler = Mangum(app, lifespan="off")

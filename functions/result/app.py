@@ -7,7 +7,8 @@ from fastapi import Depends
 from mangum import Mangum
 
 from ordo.http import CurrentUser, api_app
-from ordo.jobs import JobTable, TaskResult, get_result
+from ordo.jobs import JobTable
+from ordo.tasks import TaskResult, get_result
 from ordo.wiring import job_table
 
 app = api_app(title="result")

@@ -6,7 +6,8 @@ from fastapi import Depends
 from mangum import Mangum
 
 from ordo.http import CurrentUser, api_app
-from ordo.jobs import JobTable, TaskView, get_task
+from ordo.jobs import JobTable
+from ordo.tasks import TaskView, get_task
 from ordo.wiring import job_table
 
 app = api_app(title="status")

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -109,23 +110,38 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         admin = (username, password) if username and password else None
         yield Api(deployed.rstrip("/"), local=False, admin=admin)
         return
-    port = free_port()
-    log = tmp_path_factory.mktemp("local-cloud") / "local-cloud.log"
-    admin = ("e2e-admin", f"{secrets.token_urlsafe(12)}-Aa1")
     source = ThreadingHTTPServer(("127.0.0.1", 0), _Posts)  # a real server for the aggregator
     threading.Thread(target=source.serve_forever, daemon=True).start()
-    env = os.environ | {
-        "ORDO_TIME_SCALE": TIME_SCALE,
-        "PYTHONPATH": str(ROOT),
-        "ORDO_ADMIN_USERNAME": admin[0],
-        "ORDO_ADMIN_PASSWORD": admin[1],
-        "ORDO_FETCH_SOURCE_URL": f"http://127.0.0.1:{source.server_address[1]}/posts",
-    }
+    env = {"ORDO_FETCH_SOURCE_URL": f"http://127.0.0.1:{source.server_address[1]}/posts"}
+    try:
+        with local_cloud(tmp_path_factory.mktemp("local-cloud"), env) as local:
+            yield local
+    finally:
+        source.shutdown()
+
+
+@contextmanager
+def local_cloud(folder: Path, env: dict[str, str] | None = None) -> Iterator[Api]:
+    """``python -m infra.local`` on a free port, with an admin of its own and ``env``; stopped
+    with SIGINT, as ctrl+c would."""
+    port = free_port()
+    log = folder / "local-cloud.log"
+    admin = ("e2e-admin", f"{secrets.token_urlsafe(12)}-Aa1")
+    full_env = (
+        os.environ
+        | {
+            "ORDO_TIME_SCALE": TIME_SCALE,
+            "PYTHONPATH": str(ROOT),
+            "ORDO_ADMIN_USERNAME": admin[0],
+            "ORDO_ADMIN_PASSWORD": admin[1],
+        }
+        | (env or {})
+    )
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "infra.local", "--port", str(port), "--no-watch"],
             cwd=ROOT,
-            env=env,
+            env=full_env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -134,7 +150,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         _wait_until_up(url, process, log)
         yield Api(url, local=True, log=log, admin=admin)
     finally:
-        source.shutdown()
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=15)

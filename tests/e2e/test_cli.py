@@ -331,3 +331,91 @@ def test_products_list_search_and_get(cli: Cli, admin: httpx.Client) -> None:
     assert (shown["sku"], shown["price"]) == (f"{tag}-0", 2.5)
     missing = cli("products", "get", "0" * 32)
     assert (missing.returncode, missing.stderr.strip()) == (1, "ordo: Product not found")
+
+
+# --- admin: lane operations ------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_cli(api: Api, tmp_path: Path) -> Cli:
+    """Signed in as the admin, with credentials of its own."""
+    if api.admin is None:
+        pytest.skip("set ORDO_E2E_ADMIN_USERNAME and ORDO_E2E_ADMIN_PASSWORD")
+    username, password = api.admin
+    runner = Cli(api, tmp_path / "admin")
+    signed_in = runner("login", "--username", username, "--password-stdin", stdin=password + "\n")
+    assert signed_in.returncode == 0, signed_in.stderr
+    return runner
+
+
+def failed_upload(cli: Cli) -> str:
+    """An invoice job that fails for real; returns its id once it has."""
+    uploaded = cli("upload", "-", "--type", "invoice", stdin=json.dumps({"amount": "abc"}))
+    assert uploaded.returncode == 0, uploaded.stderr
+    job_id = uploaded.stdout.strip()
+    deadline = time.monotonic() + 30
+    while json.loads(cli("job", job_id, "--json").stdout)["status"] != "failed":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return job_id
+
+
+def test_admin_lane_jobs_and_retry(cli: Cli, admin_cli: Cli) -> None:
+    job_id = failed_upload(cli)
+
+    lane = admin_cli("admin", "lane")
+    assert lane.returncode == 0, lane.stderr
+    assert lane.stdout.startswith("pending ")
+    assert "failed in the last hour" in lane.stdout
+    assert set(json.loads(admin_cli("--json", "admin", "lane").stdout)) == {
+        "pending",
+        "processing",
+        "oldest_pending_age_seconds",
+        "running",
+        "dead_letters",
+        "failed_last_hour",
+    }
+
+    failed_upload(cli)  # so there are two pages of one
+    listed = admin_cli("admin", "jobs", "--status", "failed", "--limit", "1")
+    assert listed.returncode == 0, listed.stderr
+    first, more = listed.stdout.strip().splitlines()
+    assert first.split()[1:3] == ["failed", "invoice"]
+    assert more.startswith("more: ordo admin jobs --status failed --cursor ")
+    cursor = more.rsplit(" ", 1)[1]
+    page = json.loads(
+        admin_cli("admin", "jobs", "--status", "failed", "--cursor", cursor, "--json").stdout
+    )
+    assert first.split()[0] not in [item["job_id"] for item in page["items"]]
+    everything = admin_cli("admin", "jobs", "--status", "failed", "--limit", "100", "--json")
+    assert job_id in [item["job_id"] for item in json.loads(everything.stdout)["items"]]
+
+    retried = admin_cli("admin", "retry", job_id)
+    assert retried.returncode == 0, retried.stderr
+    new_id = retried.stdout.strip()
+    assert len(new_id) == 32
+    assert new_id != job_id
+    again = admin_cli("admin", "retry", job_id, "--json")
+    assert (again.returncode, again.stderr.strip()) == (
+        1,
+        f"ordo: Job {job_id} was already retried as {new_id}",
+    )
+    assert again.stdout == ""
+
+
+def test_admin_commands_refuse_users_and_bad_input(cli: Cli, admin_cli: Cli) -> None:
+    refused = cli("admin", "lane")
+    assert (refused.returncode, refused.stderr.strip()) == (1, "ordo: Admin role required")
+    unknown = admin_cli("admin", "retry", "0" * 32)
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "ordo: Job not found")
+    no_status = admin_cli("admin", "jobs")
+    assert no_status.returncode == 2
+    assert "--status" in no_status.stderr
+    too_many = admin_cli("admin", "jobs", "--status", "failed", "--limit", "101")
+    assert too_many.returncode == 1
+    assert "less than or equal to 100" in too_many.stderr
+    for result in (refused, unknown, no_status, too_many):
+        assert "Traceback" not in result.stderr
+    for action in ("lane", "jobs", "retry"):
+        helped = admin_cli("admin", action, "--help")
+        assert "example: ordo admin " + action in helped.stdout

@@ -5,7 +5,7 @@ import itertools
 import httpx
 import pytest
 
-from ordo.tasks import TASKS, TaskType
+from ordo.tasks import TRANSFORMS, TaskType
 from tests.e2e.conftest import Api
 
 
@@ -44,7 +44,7 @@ def test_tasks_run_one_at_a_time_in_acceptance_order(api: Api, client: httpx.Cli
     for earlier, later in itertools.pairwise(views):
         assert earlier["finished_at"] <= later["started_at"]
     for task_id, kind, data in submitted:
-        assert client.get(f"/tasks/{task_id}/result").json()["result"] == TASKS[kind].run(data)
+        assert client.get(f"/tasks/{task_id}/result").json()["result"] == TRANSFORMS[kind](data)
 
 
 def test_a_task_waiting_in_line_reports_its_position_and_no_result(

@@ -27,7 +27,6 @@ from ordo.errors import StaleTransition
 from ordo.jobs import Job, JobStatus, PendingQuotaExceeded, new_job_id
 from ordo.storage.accounts import DynamoUserTable
 from ordo.storage.dynamodb import DynamoJobTable
-from ordo.tasks import TaskType
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -171,7 +170,7 @@ def job(owner: str) -> Job:
     return Job(
         job_id=new_job_id(),
         owner=owner,
-        task_type=TaskType.REVERSE,
+        kind="reverse",
         data="abc",
         created_at=datetime.now(UTC),
     )

@@ -262,3 +262,66 @@ def test_data_pages_by_id_and_filters_by_user(
     ]
     bad = cloud.request("GET", "/data", query=f"user_id=2&cursor={other_users_cursor}", token=None)
     assert bad.status == 422
+
+
+# --- an untrusted source meets its limits: a total deadline, an item cap, bounded nesting --------
+
+
+def test_a_source_that_trickles_fails_at_the_total_deadline_not_per_read(
+    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a source that sends a byte every 0.2 s: each read is well inside its 0.5 s timeout
+    monkeypatch.setenv("ORDO_FETCH_DEADLINE_SECONDS", "1")
+    reset_ordo_caches()
+    stop = threading.Event()
+
+    def trickle(_: Request) -> Response:
+        def body() -> Any:
+            yield b"["
+            while not stop.wait(0.2):
+                yield b" "
+
+        return Response(body(), content_type="application/json")
+
+    source.expect_request("/posts").respond_with_handler(trickle)
+    started = time.monotonic()
+    try:
+        response = sync(cloud, admin)
+    finally:
+        stop.set()
+    # Then the fetch gives up at its deadline, and the stored data is untouched
+    assert response.status == 502
+    assert response.body["detail"].startswith("the source did not answer within 1 s")
+    assert time.monotonic() - started < 5
+    assert cloud.request("GET", "/data", token=None).body["items"] == []
+
+
+def test_a_source_with_too_many_items_fails_the_fetch(
+    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDO_FETCH_MAX_ITEMS", "5")
+    reset_ordo_caches()
+    source.expect_request("/posts").respond_with_json(POSTS)  # 10 items
+    response = sync(cloud, admin)
+    assert (response.status, response.body["detail"]) == (
+        502,
+        "the source sent 10 items; at most 5",
+    )
+
+
+def test_a_deeply_nested_answer_fails_the_fetch_job_readably(
+    cloud: Cloud, source: HTTPServer
+) -> None:
+    source.expect_request("/posts").respond_with_data(
+        "[" * 2000 + "]" * 2000, content_type="application/json"
+    )
+    after = cloud.request("POST", "/tasks", {"type": "reverse", "data": "abc"})
+    job_id = cloud.request("POST", "/fetch", query="mode=task").body["job_id"]
+    cloud.drain()
+    done = cloud.request("GET", f"/fetch/status/{job_id}").body
+    assert (done["status"], done["error"]) == (
+        "failed",
+        "the source's answer is nested too deeply to read",
+    )
+    task = cloud.request("GET", f"/tasks/{after.body['task_id']}").body
+    assert task["status"] == "completed"

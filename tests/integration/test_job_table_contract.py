@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ordo.errors import StaleTransition
-from ordo.jobs import Job, JobStatus, JobTable, PendingQuotaExceeded, new_job_id
-from ordo.storage.dynamodb import DynamoJobTable
-from ordo.tasks import TaskType
+from ordo.errors import InvalidInput, StaleTransition
+from ordo.jobs import Job, JobStatus, JobTable, NotRetryable, PendingQuotaExceeded, new_job_id
+from ordo.storage.attributes import to_item
+from ordo.storage.dynamodb import DynamoJobTable, job_key
 from tests.fakes import InMemoryJobTable
 from tests.harness import Cloud
 
@@ -25,10 +25,12 @@ def table(request: pytest.FixtureRequest) -> JobTable:
 OWNER = "a" * 32
 
 
+def make_job(data: str = "abc", created_at: datetime = NOW) -> Job:
+    return Job(job_id=new_job_id(), owner=OWNER, kind="reverse", data=data, created_at=created_at)
+
+
 def new_job(table: JobTable, data: str = "abc", max_pending: int = 100) -> Job:
-    job = Job(
-        job_id=new_job_id(), owner=OWNER, task_type=TaskType.REVERSE, data=data, created_at=NOW
-    )
+    job = make_job(data)
     table.create(job, max_pending)
     return job
 
@@ -68,9 +70,14 @@ def test_claim_finish_and_stale_attempts(table: JobTable) -> None:
     job = new_job(table)
     first = table.claim(job, NOW)
     assert (first.status, first.attempt, first.started_at) == (JobStatus.PROCESSING, 1, NOW)
-    second = table.claim(first, NOW)
-    with pytest.raises(StaleTransition):
+    with pytest.raises(StaleTransition):  # cut off without a note: a crash, never run again
         table.claim(first, NOW)
+    noted = table.note_interrupted(first, "attempt 1 interrupted: throttled")
+    assert noted.interrupted
+    second = table.claim(noted, NOW)
+    assert (second.attempt, second.error) == (2, None)
+    with pytest.raises(StaleTransition):
+        table.claim(noted, NOW)
     with pytest.raises(StaleTransition):
         table.finish(first, JobStatus.COMPLETED, NOW, result="stale", error=None)
     done = table.finish(second, JobStatus.COMPLETED, NOW, result="cba", error=None)
@@ -107,7 +114,7 @@ def test_create_counts_pending_jobs_and_refuses_one_past_the_limit(table: JobTab
 def test_leaving_pending_frees_the_quota_once(table: JobTable) -> None:
     claimed, abandoned, kept = (new_job(table) for _ in range(3))
     first = table.claim(claimed, NOW)
-    table.note_failure(first, "attempt 1 failed")
+    table.note_interrupted(first, "attempt 1 interrupted")
     retried = table.claim(table.get(claimed.job_id) or first, NOW)  # a retry: no change
     table.abandon(abandoned.job_id, "never ran", NOW)
     table.abandon(retried.job_id, "crashed", NOW)  # was processing: no change
@@ -121,7 +128,7 @@ def test_progress_only_grows_for_the_current_attempt(table: JobTable) -> None:
     assert table.set_progress(job, 25, later).progress == 25
     with pytest.raises(StaleTransition):
         table.set_progress(job, 25, later)  # not higher
-    retry = table.claim(table.get(job.job_id) or job, later)
+    retry = table.claim(table.note_interrupted(job, "interrupted"), later)
     with pytest.raises(StaleTransition):
         table.set_progress(job, 50, later)  # a stale attempt
     table.set_progress(retry, 50, later)
@@ -130,3 +137,90 @@ def test_progress_only_grows_for_the_current_attempt(table: JobTable) -> None:
     stored = table.get(job.job_id)
     assert stored is not None
     assert (stored.progress, stored.updated_at) == (100, later)
+
+
+def test_finishing_sets_the_expiry_and_abandoning_keeps_a_dead_letter(table: JobTable) -> None:
+    job = table.claim(new_job(table), NOW)
+    done = table.finish(job, JobStatus.COMPLETED, NOW, result="cba", expires_at=1_900_000_000)
+    assert done.expires_at == 1_900_000_000
+    assert table.get(job.job_id) == done
+    dead = table.abandon(
+        new_job(table).job_id,
+        "dead-lettered after 5 deliveries",
+        NOW,
+        expires_at=1_900_000_001,
+        dead_letter_body='{"job_id": "x"}',
+    )
+    stored = table.get(dead.job_id)
+    assert stored is not None
+    assert (stored.status, stored.expires_at, stored.dead_letter_body) == (
+        JobStatus.FAILED,
+        1_900_000_001,
+        '{"job_id": "x"}',
+    )
+    assert table.pending_count(OWNER) == 0
+
+
+def test_retry_creates_a_linked_pending_job_once_and_counts_it(table: JobTable) -> None:
+    failed = table.finish(table.claim(new_job(table), NOW), JobStatus.FAILED, NOW, error="boom")
+    again = make_job(failed.data).model_copy(update={"retry_of": failed.job_id})
+    table.retry(failed, again)
+    assert table.get(again.job_id) == again
+    assert (table.get(failed.job_id) or failed).retried_as == again.job_id
+    assert table.pending_count(OWNER) == 1
+    with pytest.raises(NotRetryable):
+        table.retry(failed, make_job())  # only once
+    with pytest.raises(NotRetryable):
+        table.retry(again, make_job())  # only a failed job
+    assert table.pending_count(OWNER) == 1
+
+
+def test_jobs_by_status_newest_first_paged_and_counted(table: JobTable) -> None:
+    moments = [NOW + timedelta(seconds=n) for n in range(5)]
+    jobs = [make_job(created_at=moment) for moment in moments]
+    for job in jobs:
+        table.create(job, 100)
+    table.claim(jobs[0], NOW + timedelta(minutes=1))
+    first = table.by_status(JobStatus.PENDING, limit=2)
+    assert [item.job_id for item in first.items] == [jobs[4].job_id, jobs[3].job_id]
+    assert first.next_cursor
+    second = table.by_status(JobStatus.PENDING, limit=2, cursor=first.next_cursor)
+    assert [item.job_id for item in second.items] == [jobs[2].job_id, jobs[1].job_id]
+    oldest = table.by_status(JobStatus.PENDING, limit=1, newest_first=False)
+    assert oldest.items[0].job_id == jobs[1].job_id
+    before = table.by_status(JobStatus.PENDING, limit=10, before=moments[3])
+    assert [item.job_id for item in before.items] == [jobs[2].job_id, jobs[1].job_id]
+    (running,) = table.by_status(JobStatus.PROCESSING, limit=10).items
+    assert (running.job_id, running.owner, running.kind, running.attempt) == (
+        jobs[0].job_id,
+        OWNER,
+        "reverse",
+        1,
+    )
+    assert table.count_by_status(JobStatus.PENDING) == 4
+    assert table.count_by_status(JobStatus.PENDING, since=moments[3]) == 2
+    assert table.count_by_status(JobStatus.FAILED) == 0
+    with pytest.raises(InvalidInput):
+        table.by_status(JobStatus.PENDING, limit=2, cursor="not-a-cursor")
+
+
+def test_an_item_stored_before_job_kinds_reads_as_its_kind(anonymous_cloud: Cloud) -> None:
+    table = DynamoJobTable(
+        anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    )
+    task, document = new_job_id(), new_job_id()
+    legacy = {"owner": OWNER, "status": "pending", "created_at": NOW.isoformat(), "attempt": 0}
+    legacy_ids = {task: {"job_id": task}, document: {"job_id": document}}
+    for job_id, fields in (
+        (task, {"kind": "task", "task_type": "swap_pairs", "data": "abc"}),
+        (document, {"kind": "document", "document_type": "invoice", "data": '{"content":{}}'}),
+    ):
+        anonymous_cloud.dynamodb.put_item(
+            TableName=anonymous_cloud.stack.physical["JobsTable"]["Ref"],
+            Item=job_key(job_id) | to_item(legacy | legacy_ids[job_id] | fields),
+        )
+    old_task, old_document = table.get(task), table.get(document)
+    assert old_task is not None
+    assert old_document is not None
+    assert (old_task.kind, old_task.data) == ("swap_pairs", '{"kind": "swap_pairs", "text": "abc"}')
+    assert (old_document.kind, old_document.data) == ("invoice", '{"content":{}}')

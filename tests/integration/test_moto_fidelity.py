@@ -10,7 +10,6 @@ import pytest
 from ordo.errors import OrdoError
 from ordo.jobs import Job, PendingQuotaExceeded, new_job_id
 from ordo.storage.dynamodb import DynamoJobTable
-from ordo.tasks import TaskType
 from tests.harness import Cloud
 
 OWNER = "b" * 32
@@ -27,7 +26,7 @@ def test_racing_submissions_never_pass_the_quota(anonymous_cloud: Cloud) -> None
         job = Job(
             job_id=new_job_id(),
             owner=OWNER,
-            task_type=TaskType.REVERSE,
+            kind="reverse",
             data="abc",
             created_at=datetime.now(UTC),
         )
@@ -77,7 +76,7 @@ def test_a_put_before_a_failed_condition_is_undone(
     job = Job(
         job_id=new_job_id(),
         owner=OWNER,
-        task_type=TaskType.REVERSE,
+        kind="reverse",
         data="a",
         created_at=datetime.now(UTC),
     )
@@ -85,7 +84,7 @@ def test_a_put_before_a_failed_condition_is_undone(
     stale = Job(
         job_id=new_job_id(),
         owner=OWNER,
-        task_type=TaskType.REVERSE,
+        kind="reverse",
         data="b",
         created_at=datetime.now(UTC),
     )

@@ -1,12 +1,17 @@
 """The task pipeline end to end on moto: real handlers, real v2 and SQS events."""
 
+import dataclasses
 import json
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from ordo.jobs import JobStatus
-from ordo.tasks import TASKS, TaskType
+from ordo.kinds import Registry
+from ordo.tasks import TRANSFORMS, TaskType
+from ordo.worker import CRASHED
 from tests.harness import Cloud
 
 
@@ -50,7 +55,7 @@ def test_fifty_mixed_tasks_run_in_acceptance_order_with_correct_results(cloud: C
     cloud.drain()
 
     for task_id, kind, data in submitted:
-        assert result_of(cloud, task_id) == TASKS[kind].run(data)
+        assert result_of(cloud, task_id) == TRANSFORMS[kind](data)
     assert finished_order(cloud, ids) == ids
 
 
@@ -160,85 +165,108 @@ class Crash(BaseException):
     """Ends an invocation the way a killed Lambda does: nothing in ordo can catch it."""
 
 
-def test_crash_mid_job_runs_it_again_and_it_finishes_once(
+def replace_runner(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, kind: str, run: Callable[..., str]
+) -> None:
+    """The worker's registry, with ``kind``'s runner swapped: a fault injected in-process."""
+    lane = cloud.module("WorkerFunction").lane
+    kinds = [k if k.name != kind else dataclasses.replace(k, run=run) for k in lane.kinds]
+    monkeypatch.setattr(lane, "kinds", Registry(*kinds))
+
+
+def test_a_crash_mid_job_fails_that_job_on_redelivery_and_the_lane_moves_on(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a worker that dies while running the first job
+    # Given a worker that dies (as a killed process does) after running the first job
     first = submit(cloud, "reverse", "crash")
     second = submit(cloud, "reverse", "after")
-    lane = cloud.module("WorkerFunction").lane
-    real_runner = lane.runner
+    table = cloud.module("WorkerFunction").lane.table
+    real_finish = table.finish
     crashes = iter([Crash()])
 
-    def dying(job, scale, sleep, report):  # type: ignore[no-untyped-def]
+    def dying(*args: Any, **kwargs: Any) -> Any:
         for crash in crashes:
             raise crash
-        return real_runner(job, scale, sleep, report)
+        return real_finish(*args, **kwargs)
 
-    monkeypatch.setattr(lane, "runner", dying)
+    monkeypatch.setattr(table, "finish", dying)
     with pytest.raises(Crash):
         cloud.poll_once()
     assert cloud.request("GET", f"/tasks/{first}").body["status"] == "processing"
-    # When the visibility timeout passes and the batch comes back
+    # When the visibility timeout passes and its message comes back
     cloud.expire()
     cloud.drain()
-    # Then both finish, in order, and the crashed one ran to completion once more
-    assert result_of(cloud, first) == "hsarc"
+    # Then that job ends failed, not run again (it may crash again), and the next one runs
+    view = cloud.request("GET", f"/tasks/{first}").body
+    assert view["status"] == "failed"
+    assert view["error"] == CRASHED
     assert result_of(cloud, second) == "retfa"
-    assert finished_order(cloud, [second, first]) == [first, second]
+    assert cloud.dead_letters() == []
 
 
-def test_partial_batch_failure_retries_the_failed_record_and_every_later_one(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("error", [ZeroDivisionError, RecursionError, MemoryError, KeyError])
+def test_a_runner_error_of_any_type_fails_its_job_at_once_and_the_next_job_runs(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
 ) -> None:
-    ids = [submit(cloud, "reverse", f"job{n}") for n in range(4)]
-    lane = cloud.module("WorkerFunction").lane
-    real_runner = lane.runner
-    failures = {ids[1]: 1}
-
-    def flaky(job, scale, sleep, report):  # type: ignore[no-untyped-def]
-        if failures.get(job.job_id):
-            failures[job.job_id] -= 1
-            raise RuntimeError("throttled")
-        return real_runner(job, scale, sleep, report)
-
-    monkeypatch.setattr(lane, "runner", flaky)
-    failed = cloud.poll_once()
-    assert len(failed) == 3  # the failing record and the two after it
-    states = [cloud.request("GET", f"/tasks/{i}").body["status"] for i in ids]
-    assert states == ["completed", "processing", "pending", "pending"]
-    cloud.expire()
-    cloud.drain()
-    assert [result_of(cloud, i) for i in ids] == [f"{n}boj" for n in range(4)]
-    assert finished_order(cloud, ids) == ids
-
-
-def test_job_failing_every_attempt_ends_failed_and_reaches_the_dlq_without_blocking(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    poison = submit(cloud, "reverse", "poison")
+    poison = submit(cloud, "swap_pairs", "poison")
     after = submit(cloud, "reverse", "after")
-    lane = cloud.module("WorkerFunction").lane
-    real_runner = lane.runner
 
-    def broken(job, scale, sleep, report):  # type: ignore[no-untyped-def]
-        if job.job_id == poison:
-            raise RuntimeError("always")
-        return real_runner(job, scale, sleep, report)
+    def broken(payload: Any, ctx: Any) -> str:
+        raise error("internals the user must not see")
 
-    monkeypatch.setattr(lane, "runner", broken)
+    replace_runner(cloud, monkeypatch, "swap_pairs", broken)
+    assert cloud.poll_once() == []  # nothing handed back: the job failed, its message is done
     cloud.drain()
     view = cloud.request("GET", f"/tasks/{poison}").body
     assert view["status"] == JobStatus.FAILED
-    assert view["error"] == "failed after 5 attempts"
+    assert view["error"] == f"the swap_pairs runner failed ({error.__name__}); not retried"
     response = cloud.request("GET", f"/tasks/{poison}/result")
-    assert (response.status, response.body["error"]) == (409, "failed after 5 attempts")
+    assert (response.status, response.body["error"]) == (409, view["error"])
     assert result_of(cloud, after) == "retfa"
-    (dead,) = cloud.dead_letters()
-    assert json.loads(dead["Body"]) == {"job_id": poison}
+    assert cloud.module("WorkerFunction").lane.table.get(poison).attempt == 1
+    assert cloud.dead_letters() == []
 
 
-def test_unparseable_message_goes_to_the_dlq_and_the_lane_moves_on(cloud: Cloud) -> None:
+def throttle(client: Any, operation: str, times: int) -> list[str]:
+    """Refuse the next ``times`` calls of ``operation`` with DynamoDB's ThrottlingException,
+    through botocore's event hooks. In-process, moto answers from a ``before-send`` handler too,
+    so ours raises (stopping the call before moto sees it) rather than returning a response."""
+    from botocore.exceptions import ClientError
+
+    seen: list[str] = []
+
+    def refuse(**_: Any) -> None:
+        seen.append(operation)
+        if len(seen) <= times:
+            response: Any = {
+                "Error": {"Code": "ThrottlingException", "Message": "Rate of requests exceeded"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            raise ClientError(response, operation)
+
+    client.meta.events.register_first(f"before-send.dynamodb.{operation}", refuse)
+    return seen
+
+
+@pytest.mark.parametrize("operation", ["GetItem", "TransactWriteItems", "UpdateItem"])
+def test_throttling_on_the_workers_calls_is_retried_in_place_and_the_job_completes_once(
+    cloud: Cloud, operation: str
+) -> None:
+    task_id = submit(cloud, "reverse", "abc")
+    from ordo import aws
+
+    seen = throttle(aws.dynamodb(), operation, times=3)
+    failed = cloud.poll_once()
+    assert failed == []  # retried inside the invocation, not handed back
+    assert len(seen) >= 4
+    view = cloud.request("GET", f"/tasks/{task_id}").body
+    assert view["status"] == "completed"
+    assert result_of(cloud, task_id) == "cba"
+    job = cloud.module("WorkerFunction").lane.table.get(task_id)
+    assert job.attempt == 1
+
+
+def test_an_unparseable_message_is_acknowledged_and_the_lane_moves_on(cloud: Cloud) -> None:
     url, _ = cloud.queue_of("WorkerFunction")
     cloud.sqs.send_message(
         QueueUrl=url, MessageBody="garbage", MessageGroupId="jobs", MessageDeduplicationId="g1"
@@ -246,17 +274,15 @@ def test_unparseable_message_goes_to_the_dlq_and_the_lane_moves_on(cloud: Cloud)
     task_id = submit(cloud, "reverse", "ok")
     cloud.drain()
     assert result_of(cloud, task_id) == "ko"
-    (dead,) = cloud.dead_letters()
-    assert dead["Body"] == "garbage"
-    assert dead["MessageAttributes"]["ordo-reason"]["StringValue"] == "unparseable message"
+    assert cloud.queue_depth() == 0
+    assert cloud.dead_letters() == []
 
 
-def test_message_for_an_unknown_job_goes_to_the_dlq(cloud: Cloud) -> None:
+def test_a_message_for_an_unknown_job_is_acknowledged(cloud: Cloud) -> None:
     url, _ = cloud.queue_of("WorkerFunction")
     body = json.dumps({"job_id": "f" * 32})
     cloud.sqs.send_message(
         QueueUrl=url, MessageBody=body, MessageGroupId="jobs", MessageDeduplicationId="u1"
     )
     cloud.drain()
-    (dead,) = cloud.dead_letters()
-    assert dead["MessageAttributes"]["ordo-reason"]["StringValue"] == "unknown job"
+    assert cloud.queue_depth() == 0

@@ -1,5 +1,6 @@
 """Aggregation without AWS or a network: validation, the lock, the cache window, the worker."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +16,15 @@ from ordo.aggregation import (
     SourceFailed,
     fetch_now,
     fetch_sync,
+    submit_fetch,
     validate,
 )
 from ordo.errors import Unavailable
-from ordo.jobs import Job, JobKind
+from ordo.jobs import JobStatus
+from ordo.kinds import Resources
+from ordo.registry import KINDS
 from ordo.storage.aggregation import DynamoPostStore, post_key
-from ordo.worker import JobFailed, run_job
+from ordo.worker import Delivery, Lane
 from tests.fakes_aggregation import (
     InMemoryFetchLock,
     InMemoryFetchLog,
@@ -107,20 +111,34 @@ def test_the_cache_window(after: float, status: FetchStatus, calls: int) -> None
 
 
 def test_the_worker_runs_a_fetch_job_and_fails_it_readably() -> None:
-    job = Job(job_id="f" * 32, owner="o" * 32, kind=JobKind.FETCH, data="", created_at=NOW)
+    from tests.fakes import InMemoryJobQueue, InMemoryJobTable
+
     aggregator = make(ListSource([post(1)]))
+    table = InMemoryJobTable()
+    lane = Lane(
+        table, KINDS, clock=lambda: NOW, resources=Resources({Aggregator: lambda: aggregator})
+    )
 
-    def fetch(holder: str) -> Any:
-        return fetch_now(aggregator, holder, NOW)
+    def run_fetch_job() -> tuple[JobStatus, str | None, str | None]:
+        job_id = submit_fetch(
+            table, InMemoryJobQueue(), owner="o" * 32, now=NOW, retention_days=0, max_pending=9
+        ).job_id
+        lane.handle(Delivery("m-1", json.dumps({"job_id": job_id})))
+        job = table.jobs[job_id]
+        return job.status, job.result, job.error
 
-    result = run_job(job, 0, lambda _: None, lambda _: None, fetch=fetch)
-    assert '"created":1' in result
+    status, result, _ = run_fetch_job()
+    assert status is JobStatus.COMPLETED
+    assert '"created":1' in (result or "")
     aggregator.lock.acquire("other", NOW, timedelta(seconds=90))
-    with pytest.raises(JobFailed, match="Another fetch is in progress"):
-        run_job(job, 0, lambda _: None, lambda _: None, fetch=fetch)
-    broken = make(ListSource(error="the source answered 500"))
-    with pytest.raises(JobFailed, match="answered 500"):
-        run_job(job, 0, lambda _: None, lambda _: None, fetch=lambda h: fetch_now(broken, h, NOW))
+    assert run_fetch_job() == (
+        JobStatus.FAILED,
+        None,
+        "Another fetch is in progress; try again shortly",
+    )
+    aggregator.lock.release("other")
+    aggregator.source.error = "the source answered 500"  # type: ignore[attr-defined]
+    assert run_fetch_job()[2] == "the source answered 500"
 
 
 # --- the DynamoDB store's batch retries, against botocore's Stubber -----------------------------

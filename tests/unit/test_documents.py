@@ -13,25 +13,22 @@ from ordo.documents import (
     MAX_DOCUMENT_BYTES,
     DocumentType,
     InvalidDocument,
+    ProcessRequest,
     UploadRequest,
+    check_document,
     interpret_contract,
     interpret_invoice,
-    process_document,
+    run_document,
+    submit_document,
 )
 from ordo.errors import InvalidInput, JobNotFound, PayloadTooLarge
-from ordo.jobs import (
-    JobStatus,
-    JobStatusView,
-    ProcessRequest,
-    TaskRequest,
-    check_document,
-    get_job_status,
-    submit_document,
-    submit_task,
-)
-from ordo.tasks import TaskType
+from ordo.jobs import JobStatus, JobStatusView, Viewer
+from ordo.jobs import get_job_status as get_status
+from ordo.kinds import RunContext
+from ordo.registry import KINDS
+from ordo.tasks import TaskRequest, TaskType, submit_task
 from ordo.worker import Delivery, Lane
-from tests.fakes import InMemoryJobQueue, InMemoryJobTable, RecordingDeadLetters
+from tests.fakes import InMemoryJobQueue, InMemoryJobTable
 from tests.fakes_accounts import make_user
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -190,17 +187,23 @@ def test_contract_fields_that_cannot_be_read(content: dict[str, Any], problem: s
 def test_processing_reports_progress_and_takes_its_time(kind: DocumentType, seconds: float) -> None:
     slept: list[float] = []
     reported: list[int] = []
-    document = UploadRequest(type=kind, content={}).canonical()
-    process_document(kind, document, 0.5, slept.append, reported.append)
+    payload = UploadRequest(type=kind, content={}).payload()
+    ctx = RunContext(
+        "j" * 32, 0.5, deadline=0, report_progress=reported.append, sleeper=slept.append
+    )
+    run_document(payload, ctx)
     assert reported == [25, 50, 75]
     assert sum(slept) == pytest.approx(seconds * 0.5)
+
+
+def get_job_status(table: InMemoryJobTable, viewer: Viewer, job_id: str) -> JobStatusView:
+    return get_status(table, viewer, job_id, KINDS)
 
 
 def run_worker(table: InMemoryJobTable, queue: InMemoryJobQueue, observe: Any = None) -> None:
     lane = Lane(
         table=table,
-        dead_letters=RecordingDeadLetters(),
-        max_receive_count=5,
+        kinds=KINDS,
         time_scale=1.0,
         clock=lambda: NOW,
         sleep=observe or (lambda _: None),
@@ -223,7 +226,7 @@ def test_the_worker_records_progress_as_it_goes_and_100_only_when_done() -> None
     done = get_job_status(table, ALICE, job_id)
     assert (done.status, done.progress) == (JobStatus.COMPLETED, 100)
     assert done.result == {
-        "invoice_number": done.result["invoice_number"],  # type: ignore[index]
+        "invoice_number": done.result["invoice_number"],
         "amount": 10.0,
         "vendor": "V",
         "currency": "USD",
@@ -269,11 +272,13 @@ def test_process_checks_the_document_type() -> None:
     table, queue = InMemoryJobTable(), InMemoryJobQueue()
     job_id = upload(table, queue)
     view = check_document(
-        table, ALICE, ProcessRequest(job_id=job_id, document=DocumentType.INVOICE)
+        table, ALICE, ProcessRequest(job_id=job_id, document=DocumentType.INVOICE), KINDS
     )
     assert view == get_job_status(table, ALICE, job_id)
     with pytest.raises(InvalidInput) as raised:
-        check_document(table, ALICE, ProcessRequest(job_id=job_id, document=DocumentType.CONTRACT))
+        check_document(
+            table, ALICE, ProcessRequest(job_id=job_id, document=DocumentType.CONTRACT), KINDS
+        )
     assert raised.value.detail == f"job {job_id} is a invoice, not a contract"
 
 
@@ -283,7 +288,7 @@ def test_jobs_of_others_are_not_found_and_admins_see_them() -> None:
     calls: list[Callable[[], object]] = [
         lambda: get_job_status(table, BOB, job_id),
         lambda: check_document(
-            table, BOB, ProcessRequest(job_id=job_id, document=DocumentType.INVOICE)
+            table, BOB, ProcessRequest(job_id=job_id, document=DocumentType.INVOICE), KINDS
         ),
         lambda: get_job_status(table, ALICE, "0" * 32),
     ]
@@ -298,4 +303,4 @@ def test_progress_shows_100_only_with_completed() -> None:
     job = table.jobs[upload(table, queue)].model_copy(
         update={"status": JobStatus.FAILED, "progress": 100}
     )
-    assert JobStatusView.of(job).progress == 99
+    assert JobStatusView.of(job, KINDS).progress == 99

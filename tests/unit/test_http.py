@@ -33,6 +33,30 @@ def crash() -> None:
     raise RuntimeError("boom")
 
 
+@app.get("/throttled")
+def throttled() -> None:
+    from botocore.exceptions import ClientError
+
+    raise ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+        "GetItem",
+    )
+
+
+@app.get("/unreachable")
+def unreachable() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+@app.get("/denied")
+def denied() -> None:
+    from botocore.exceptions import ClientError
+
+    raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetItem")
+
+
 handler = Mangum(app, lifespan="off")
 
 
@@ -82,3 +106,15 @@ def test_an_unhandled_error_is_still_a_json_500_with_detail() -> None:
     response = _call("/crash")
     assert response["statusCode"] == 500
     assert response["body"] == '{"detail":"Internal server error"}'
+
+
+@pytest.mark.parametrize("path", ["/throttled", "/unreachable"])
+def test_a_dependency_that_is_busy_or_unreachable_is_a_503_to_retry(path: str) -> None:
+    response = _call(path)
+    assert response["statusCode"] == 503
+    assert response["headers"]["retry-after"] == "1"
+    assert "please retry" in response["body"]
+
+
+def test_an_aws_error_that_retrying_cannot_fix_stays_a_500() -> None:
+    assert _call("/denied")["statusCode"] == 500

@@ -4,15 +4,8 @@ import pytest
 
 from ordo.accounts import Role
 from ordo.errors import ResultNotReady, StaleTransition, TaskNotFound, Unavailable
-from ordo.jobs import (
-    JobStatus,
-    PendingQuotaExceeded,
-    TaskRequest,
-    get_result,
-    get_task,
-    submit_task,
-)
-from ordo.tasks import TaskType
+from ordo.jobs import JobStatus, PendingQuotaExceeded
+from ordo.tasks import TaskRequest, TaskType, get_result, get_task, submit_task
 from tests.fakes import InMemoryJobQueue, InMemoryJobTable
 from tests.fakes_accounts import make_user
 
@@ -51,10 +44,13 @@ def test_submitted_task_is_pending_and_queued() -> None:
     assert view.queue_position == 0
 
 
-def test_retention_sets_the_ttl_attribute() -> None:
+def test_a_waiting_job_never_expires_and_one_that_could_not_be_queued_expires_from_then() -> None:
     table, queue = InMemoryJobTable(), InMemoryJobQueue()
-    job = table.jobs[submit(table, queue)]
-    assert job.expires_at == int(NOW.timestamp()) + 30 * 86400
+    assert table.jobs[submit(table, queue)].expires_at is None
+    with pytest.raises(Unavailable):
+        submit(table, InMemoryJobQueue(fail=True))
+    failed = next(job for job in table.jobs.values() if job.status is JobStatus.FAILED)
+    assert failed.expires_at == int(NOW.timestamp()) + 30 * 86400
 
 
 def test_queue_position_counts_pending_jobs_ahead() -> None:
@@ -121,10 +117,16 @@ class TestStateMachine:
 
     def test_a_stale_attempt_cannot_finish_the_job(self) -> None:
         first = self.table.claim(self.table.jobs[self.task_id], NOW)
-        second = self.table.claim(first, NOW)  # redelivered after a crash
+        noted = self.table.note_interrupted(first, "attempt 1 interrupted: throttled")
+        second = self.table.claim(noted, NOW)  # redelivered after the interruption
         with pytest.raises(StaleTransition):
             self.table.finish(first, JobStatus.COMPLETED, NOW, result="late", error=None)
-        assert self.table.finish(second, JobStatus.COMPLETED, NOW, "x", None).attempt == 2
+        assert self.table.finish(second, JobStatus.COMPLETED, NOW, result="x").attempt == 2
+
+    def test_a_job_cut_off_without_a_note_cannot_be_claimed_again(self) -> None:
+        crashed = self.table.claim(self.table.jobs[self.task_id], NOW)
+        with pytest.raises(StaleTransition):
+            self.table.claim(crashed, NOW)
 
     def test_a_finished_job_cannot_be_abandoned(self) -> None:
         job = self.table.claim(self.table.jobs[self.task_id], NOW)

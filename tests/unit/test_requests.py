@@ -1,25 +1,25 @@
 import pytest
 from pydantic import ValidationError
 
-from ordo.jobs import TaskRequest, is_job_id, new_job_id
-from ordo.tasks import TASKS, TaskType
+from ordo.jobs import is_job_id, new_job_id
+from ordo.tasks import PAYLOADS, TaskRequest, TaskType
 
 
 @pytest.mark.parametrize("task_type", list(TaskType))
 def test_input_at_the_limit_is_accepted(task_type: TaskType) -> None:
-    limit = TASKS[task_type].max_chars
+    limit = PAYLOADS[task_type].MAX_CHARS
     assert len(TaskRequest(type=task_type, data="x" * limit).data) == limit
 
 
 @pytest.mark.parametrize("task_type", list(TaskType))
 def test_input_over_the_limit_is_rejected_naming_the_limit(task_type: TaskType) -> None:
-    limit = TASKS[task_type].max_chars
+    limit = PAYLOADS[task_type].MAX_CHARS
     with pytest.raises(ValidationError, match=f"at most {limit}"):
         TaskRequest(type=task_type, data="x" * (limit + 1))
 
 
 def test_limit_counts_code_points_not_bytes() -> None:
-    limit = TASKS[TaskType.REPEAT_BY_POSITION].max_chars
+    limit = PAYLOADS[TaskType.REPEAT_BY_POSITION].MAX_CHARS
     assert TaskRequest(type=TaskType.REPEAT_BY_POSITION, data="ж" * limit)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from ordo.tasks import TASKS, TaskType, repeat_by_position, reverse, swap_pairs
+from ordo.tasks import PAYLOADS, TRANSFORMS, TaskType, repeat_by_position, reverse, swap_pairs
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_repeat_by_position(text: str, expected: str) -> None:
 
 
 def test_delays_are_2_5_and_7_seconds() -> None:
-    assert {t: TASKS[t].delay_seconds for t in TaskType} == {
+    assert {t: PAYLOADS[t].DELAY_SECONDS for t in TaskType} == {
         TaskType.REVERSE: 2,
         TaskType.SWAP_PAIRS: 5,
         TaskType.REPEAT_BY_POSITION: 7,
@@ -47,9 +47,8 @@ def test_delays_are_2_5_and_7_seconds() -> None:
 @pytest.mark.parametrize("task_type", list(TaskType))
 def test_worst_case_input_and_result_fit_in_one_dynamodb_item(task_type: TaskType) -> None:
     # Given the longest accepted input of 4-byte code points
-    spec = TASKS[task_type]
-    text = "😀" * spec.max_chars
+    text = "😀" * PAYLOADS[task_type].MAX_CHARS
     # When the task runs
-    result = spec.run(text)
+    result = TRANSFORMS[task_type](text)
     # Then input plus result leave room for the rest of the item under DynamoDB's 400 KB
     assert len(text.encode()) + len(result.encode()) < 380_000

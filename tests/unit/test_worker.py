@@ -1,172 +1,388 @@
+"""The worker on fakes: every failure stays with its own job, and the lane moves on."""
+
+from __future__ import annotations
+
 import json
-from datetime import UTC, datetime
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import pytest
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
 
-from ordo.jobs import Job, JobStatus, TaskRequest, submit_task
+from ordo.jobs import Job, JobStatus, new_job
+from ordo.kinds import JobFailed, Kind, Registry, RunContext
 from ordo.observability import metrics
-from ordo.tasks import TaskType
-from ordo.worker import Delivery, JobFailed, Lane
-from tests.fakes import InMemoryJobQueue, InMemoryJobTable, RecordingDeadLetters
+from ordo.registry import KINDS
+from ordo.tasks import ReversePayload, SwapPairsPayload
+from ordo.worker import CRASHED, Delivery, HandBack, Lane
+from tests.fakes import InMemoryJobTable, RecordingReleaser
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 OWNER = "0" * 32
+RETENTION_DAYS = 3
 
 
-class Boom(Exception):
-    pass
+class ProbePayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["probe"] = "probe"
+    action: str = "ok"
 
 
-def make_lane(**kwargs: object) -> tuple[Lane, InMemoryJobTable, RecordingDeadLetters]:
-    table, dead = InMemoryJobTable(), RecordingDeadLetters()
-    lane = Lane(table=table, dead_letters=dead, max_receive_count=3, time_scale=0, **kwargs)  # type: ignore[arg-type]
-    return lane, table, dead
+def _recurse(depth: int) -> int:
+    return _recurse(depth + 1) + 1
 
 
-def submit(table: InMemoryJobTable, data: str = "abc") -> str:
-    request = TaskRequest(type=TaskType.SWAP_PAIRS, data=data)
-    return submit_task(
-        table,
-        InMemoryJobQueue(),
-        request,
-        owner=OWNER,
-        now=NOW,
-        retention_days=0,
-        max_pending=1000,
-    ).task_id
+def _throttled(operation: str = "UpdateItem") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation
+    )
+
+
+ACTIONS: dict[str, Callable[[RunContext], Any]] = {
+    "ok": lambda ctx: "done",
+    "zero": lambda ctx: 1 // 0,
+    "recursion": lambda ctx: _recurse(0),
+    "memory": lambda ctx: (_ for _ in ()).throw(MemoryError()),
+    "key": lambda ctx: dict[str, int]()["missing"],
+    "exit": lambda ctx: (_ for _ in ()).throw(SystemExit(3)),
+    "interrupt": lambda ctx: (_ for _ in ()).throw(KeyboardInterrupt()),
+    "not-text": lambda ctx: 42,
+    "refused": lambda ctx: (_ for _ in ()).throw(JobFailed("amount is not a number")),
+    "throttled": lambda ctx: (_ for _ in ()).throw(_throttled()),
+}
+LOOPING: list[threading.Thread] = []
+
+
+def _run_probe(payload: ProbePayload, ctx: RunContext) -> Any:
+    if payload.action == "loop":  # pure Python, never yields: only an async exception stops it
+        LOOPING.append(threading.current_thread())
+        while True:
+            pass
+    if payload.action == "wait":  # a cooperative runner: waits on the simulated clock
+        ctx.sleep(3600)
+        return "woke"
+    return ACTIONS[payload.action](ctx)
+
+
+PROBE: Kind[ProbePayload] = Kind(
+    name="probe", payload=ProbePayload, run=_run_probe, max_seconds=0.2, simulated=False
+)
+TEST_KINDS = Registry(*KINDS, PROBE)
+
+
+def make_lane(**kwargs: Any) -> tuple[Lane, InMemoryJobTable, RecordingReleaser]:
+    table, releaser = kwargs.pop("table", InMemoryJobTable()), RecordingReleaser()
+    options: dict[str, Any] = {
+        "time_scale": 0,
+        "clock": lambda: NOW,
+        "retention_days": RETENTION_DAYS,
+        "retry_sleep": lambda _: None,
+        "min_run_seconds": 0.05,
+    } | kwargs
+    lane = Lane(table=table, kinds=TEST_KINDS, releaser=releaser, **options)
+    return lane, table, releaser
+
+
+def submit(table: InMemoryJobTable, payload: BaseModel | None = None) -> str:
+    job = new_job(payload or SwapPairsPayload(text="abc"), owner=OWNER, now=NOW)
+    table.create(job, max_pending=1000)
+    return job.job_id
+
+
+def probe(table: InMemoryJobTable, action: str) -> str:
+    return submit(table, ProbePayload(action=action))
 
 
 def deliver(job_id: str, receive_count: int = 1) -> Delivery:
-    return Delivery(f"m-{job_id}-{receive_count}", json.dumps({"job_id": job_id}), receive_count)
+    return Delivery(
+        f"m-{job_id}-{receive_count}", json.dumps({"job_id": job_id}), receive_count, f"h-{job_id}"
+    )
 
 
-def test_runs_the_task_and_stores_the_result() -> None:
+def assert_quota_matches_pending(table: InMemoryJobTable) -> None:
+    pending = sum(1 for job in table.jobs.values() if job.status is JobStatus.PENDING)
+    assert table.pending_count(OWNER) == pending
+
+
+# --- the happy path ---------------------------------------------------------------------------
+
+
+def test_runs_the_task_and_stores_the_result_with_its_expiry_from_the_finish() -> None:
     lane, table, _ = make_lane()
     job_id = submit(table)
+    assert table.jobs[job_id].expires_at is None  # a waiting job never expires
     lane.handle(deliver(job_id))
     job = table.jobs[job_id]
     assert (job.status, job.result, job.attempt) == (JobStatus.COMPLETED, "bac", 1)
-    assert job.started_at
-    assert job.finished_at
+    assert job.expires_at == int((NOW + timedelta(days=RETENTION_DAYS)).timestamp())
+    assert_quota_matches_pending(table)
 
 
 def test_sleeps_the_scaled_delay() -> None:
     slept: list[float] = []
-    lane, table, _ = make_lane(sleep=slept.append)
-    lane.time_scale = 0.5
+    lane, table, _ = make_lane(sleep=slept.append, time_scale=0.5)
     lane.handle(deliver(submit(table)))
     assert slept == [2.5]
 
 
 def test_redelivery_of_a_completed_job_does_not_run_it_again() -> None:
-    runs: list[str] = []
-
-    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
-        runs.append(job.job_id)
-        return "once"
-
-    lane, table, _ = make_lane(runner=runner)
-    job_id = submit(table)
-    lane.handle(deliver(job_id))
-    lane.handle(deliver(job_id, receive_count=2))
-    assert runs == [job_id]
-    assert table.jobs[job_id].result == "once"
-
-
-def test_job_left_processing_by_a_crash_runs_again_and_finishes_once() -> None:
     lane, table, _ = make_lane()
     job_id = submit(table)
-    table.claim(table.jobs[job_id], NOW)  # the crashed invocation got this far
-    lane.handle(deliver(job_id, receive_count=2))
-    job = table.jobs[job_id]
-    assert (job.status, job.attempt, job.result) == (JobStatus.COMPLETED, 2, "bac")
-
-
-def test_transient_failure_raises_for_a_retry_and_keeps_the_job_processing() -> None:
-    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
-        raise Boom
-
-    lane, table, dead = make_lane(runner=runner)
-    job_id = submit(table)
-    metrics.clear_metrics()
-    with pytest.raises(Boom):
-        lane.handle(deliver(job_id, receive_count=1))
-    job = table.jobs[job_id]
-    assert (job.status, job.error) == (JobStatus.PROCESSING, "attempt 1 failed (Boom)")
-    assert dead.forwarded == []
-    assert metrics.metric_set["JobAttemptsFailed"]["Value"] == [1.0]
-    metrics.clear_metrics()
-
-
-def test_job_whose_attempts_raised_gets_a_real_final_attempt() -> None:
-    attempts: list[int] = []
-
-    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
-        attempts.append(job.attempt)
-        if len(attempts) < 3:
-            raise Boom
-        return "third time lucky"
-
-    lane, table, dead = make_lane(runner=runner)
-    job_id = submit(table)
-    for receive_count in (1, 2):
-        with pytest.raises(Boom):
-            lane.handle(deliver(job_id, receive_count))
-    lane.handle(deliver(job_id, receive_count=3))
-    job = table.jobs[job_id]
-    assert (job.status, job.result, job.error) == (JobStatus.COMPLETED, "third time lucky", None)
-    assert attempts == [1, 2, 3]
-    assert dead.forwarded == []
-
-
-def test_failure_on_the_final_attempt_fails_the_job_and_dead_letters_it() -> None:
-    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
-        raise Boom("secret internals")
-
-    lane, table, dead = make_lane(runner=runner)
-    job_id = submit(table)
-    lane.handle(deliver(job_id, receive_count=3))  # max_receive_count is 3
-    job = table.jobs[job_id]
-    assert job.status is JobStatus.FAILED
-    assert job.error == "failed after 1 attempts"
-    assert "secret" not in (job.error or "")
-    assert [reason for _, _, reason in dead.forwarded] == ["failed on its final attempt: Boom"]
-
-
-def test_job_that_crashed_every_time_is_given_up_on_the_final_delivery() -> None:
-    lane, table, dead = make_lane()
-    job_id = submit(table)
-    job = table.claim(table.jobs[job_id], NOW)
-    table.claim(job, NOW)
-    lane.handle(deliver(job_id, receive_count=3))
-    job = table.jobs[job_id]
-    assert job.status is JobStatus.FAILED
-    assert "did not finish in 2 attempts" in (job.error or "")
-    assert len(dead.forwarded) == 1
-
-
-def test_input_that_cannot_succeed_fails_at_once_without_retry() -> None:
-    def runner(job: Job, scale: float, sleep: object, report: object) -> str:
-        raise JobFailed("amount is not a number")
-
-    lane, table, dead = make_lane(runner=runner)
-    job_id = submit(table)
     lane.handle(deliver(job_id))
-    job = table.jobs[job_id]
-    assert (job.status, job.error) == (JobStatus.FAILED, "amount is not a number")
-    assert dead.forwarded == []
+    finished = table.jobs[job_id]
+    lane.handle(deliver(job_id, receive_count=2))
+    assert table.jobs[job_id] == finished
+
+
+# --- a runner's own failure, of any type, is its job's alone ------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("action", "error"),
     [
-        ("not json", "unparseable message"),
-        (json.dumps({"job": 1}), "unparseable message"),
-        (json.dumps({"job_id": "../x"}), "unparseable message"),
-        (json.dumps({"job_id": "a" * 32}), "unknown job"),
+        ("zero", "the probe runner failed (ZeroDivisionError); not retried"),
+        ("recursion", "the probe runner failed (RecursionError); not retried"),
+        ("memory", "the probe runner failed (MemoryError); not retried"),
+        ("key", "the probe runner failed (KeyError); not retried"),
+        ("exit", "the probe runner failed (SystemExit); not retried"),
+        ("interrupt", "the probe runner failed (KeyboardInterrupt); not retried"),
+        ("not-text", "the probe runner returned int, not text"),
+        ("refused", "amount is not a number"),
     ],
 )
-def test_poison_messages_are_dead_lettered_and_acknowledged(body: str, reason: str) -> None:
-    lane, _, dead = make_lane()
-    lane.handle(Delivery("m-1", body, 1))
-    assert dead.forwarded == [("m-1", body, reason)]
+def test_a_runner_error_of_any_type_fails_its_job_at_once_and_the_next_job_runs(
+    action: str, error: str
+) -> None:
+    lane, table, releaser = make_lane()
+    poison, after = probe(table, action), submit(table)
+    given_back = lane.run_batch([deliver(poison), deliver(after)])
+    assert given_back == []
+    assert releaser.released == []
+    job = table.jobs[poison]
+    assert (job.status, job.error, job.attempt) == (JobStatus.FAILED, error, 1)
+    assert job.expires_at is not None
+    assert table.jobs[after].status is JobStatus.COMPLETED
+    assert_quota_matches_pending(table)
+
+
+def test_a_runaway_runner_is_stopped_at_its_budget_and_the_lane_moves_on() -> None:
+    lane, table, _ = make_lane()
+    runaway, after = probe(table, "loop"), submit(table)
+    started = time.monotonic()
+    assert lane.run_batch([deliver(runaway), deliver(after)]) == []
+    assert time.monotonic() - started < 5
+    job = table.jobs[runaway]
+    assert job.status is JobStatus.FAILED
+    assert job.error == "exceeded the probe limit of 0.20 s and was stopped"
+    assert table.jobs[after].status is JobStatus.COMPLETED
+    LOOPING[-1].join(2)
+    assert not LOOPING[-1].is_alive()  # the async exception ended the loop
+
+
+def test_a_waiting_runner_is_woken_and_stopped_when_it_overruns() -> None:
+    lane, table, _ = make_lane(time_scale=1.0)
+    job_id = probe(table, "wait")
+    lane.handle(deliver(job_id))
+    assert table.jobs[job_id].error == "exceeded the probe limit of 0.20 s and was stopped"
+    assert not [t for t in threading.enumerate() if t.name == f"job-{job_id[:8]}"]
+
+
+def test_the_budget_is_the_kinds_maximum_at_the_time_scale_with_a_floor() -> None:
+    reverse = KINDS.get("reverse")
+    assert reverse.budget(1.0) == 5.0
+    assert reverse.budget(0.01) == 1.0  # the floor: I/O does not scale
+    assert reverse.budget(0.01, floor=0.01) == pytest.approx(0.05)
+    assert KINDS.get("fetch").budget(0.01) == 18.0  # real network time, never scaled
+
+
+# --- crashes, interruptions and the invocation's time ---------------------------------------------
+
+
+def test_a_job_left_processing_by_a_crash_ends_failed_at_once_and_the_next_runs() -> None:
+    lane, table, _ = make_lane()
+    crashed, after = submit(table), submit(table)
+    table.claim(table.jobs[crashed], NOW)  # the crashed invocation got this far
+    assert lane.run_batch([deliver(crashed, receive_count=2), deliver(after)]) == []
+    job = table.jobs[crashed]
+    assert (job.status, job.error, job.attempt) == (JobStatus.FAILED, CRASHED, 1)
+    assert table.jobs[after].status is JobStatus.COMPLETED
+    assert_quota_matches_pending(table)
+
+
+def test_a_job_interrupted_by_infrastructure_runs_again_and_finishes_once() -> None:
+    lane, table, _ = make_lane()
+    job_id = submit(table)
+    claimed = table.claim(table.jobs[job_id], NOW)
+    table.note_interrupted(claimed, "attempt 1 interrupted: ThrottlingException")
+    lane.handle(deliver(job_id, receive_count=2))
+    job = table.jobs[job_id]
+    assert (job.status, job.attempt, job.result, job.error) == (JobStatus.COMPLETED, 2, "bac", None)
+
+
+def test_a_job_that_does_not_fit_the_time_left_is_handed_back_unstarted_with_the_rest() -> None:
+    lane, table, releaser = make_lane()
+    first, second, third = submit(table), submit(table), submit(table)
+    seconds_left = iter([1000.0, 1.0, 1000.0])
+    given_back = lane.run_batch(
+        [deliver(first), deliver(second), deliver(third)], remaining=lambda: next(seconds_left)
+    )
+    assert given_back == [deliver(second).message_id, deliver(third).message_id]
+    assert releaser.released == [[f"h-{second}", f"h-{third}"]]
+    statuses = [table.jobs[i].status for i in (first, second, third)]
+    assert statuses == [JobStatus.COMPLETED, JobStatus.PENDING, JobStatus.PENDING]
+    assert_quota_matches_pending(table)
+
+
+# --- transient AWS failures: retried in place, within a budget -----------------------------------
+
+
+class FlakyTable(InMemoryJobTable):
+    """The fake table, with throttling on the named methods for the next ``n`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+
+    def throttle(self, method: str, times: int) -> None:
+        self.failures[method] = times
+
+    def __getattribute__(self, name: str) -> Any:
+        attribute = super().__getattribute__(name)
+        if name in ("get", "claim", "finish", "abandon", "set_progress", "note_interrupted"):
+
+            def flaky(*args: Any, **kwargs: Any) -> Any:
+                self.calls[name] = self.calls.get(name, 0) + 1
+                if self.failures.get(name, 0) > 0:
+                    self.failures[name] -= 1
+                    raise _throttled(name)
+                return attribute(*args, **kwargs)
+
+            return flaky
+        return attribute
+
+
+@pytest.mark.parametrize("method", ["get", "claim", "finish"])
+def test_throttling_on_the_lanes_own_calls_is_retried_in_place(method: str) -> None:
+    pauses: list[float] = []
+    table = FlakyTable()
+    lane, _, releaser = make_lane(table=table, retry_sleep=pauses.append)
+    job_id = submit(table)
+    table.throttle(method, 3)
+    metrics.clear_metrics()
+    assert lane.run_batch([deliver(job_id)]) == []
+    job = table.jobs[job_id]
+    assert (job.status, job.attempt, job.result) == (JobStatus.COMPLETED, 1, "bac")
+    assert table.calls[method] == 4
+    assert len(pauses) == 3
+    assert all(0 <= pause <= 2.0 for pause in pauses)
+    assert releaser.released == []
+
+
+def test_throttling_past_the_budget_hands_the_job_back_noted_and_it_runs_on_redelivery() -> None:
+    table = FlakyTable()
+    lane, _, releaser = make_lane(table=table, retry_seconds=0.0)
+    job_id, after = submit(table), submit(table)
+    table.throttle("finish", 1)
+    given_back = lane.run_batch([deliver(job_id), deliver(after)])
+    assert given_back == [deliver(job_id).message_id, deliver(after).message_id]
+    assert releaser.released == [[f"h-{job_id}", f"h-{after}"]]
+    job = table.jobs[job_id]
+    assert job.status is JobStatus.PROCESSING
+    assert (
+        job.error
+        == "attempt 1 interrupted: its outcome could not be recorded (ThrottlingException)"
+    )
+    # When throttling ends and the messages come back
+    table.throttle("finish", 0)
+    assert lane.run_batch([deliver(job_id, 2), deliver(after, 2)]) == []
+    assert (table.jobs[job_id].status, table.jobs[job_id].attempt) == (JobStatus.COMPLETED, 2)
+    assert table.jobs[after].status is JobStatus.COMPLETED
+
+
+def test_a_runner_meeting_throttling_is_handed_back_and_runs_again() -> None:
+    lane, table, _ = make_lane()
+    job_id = probe(table, "throttled")
+    with pytest.raises(HandBack):
+        lane.handle(deliver(job_id))
+    job = table.jobs[job_id]
+    assert job.interrupted
+    assert job.error == "attempt 1 interrupted: the probe runner met ThrottlingException"
+
+
+def test_a_progress_report_that_is_throttled_is_skipped_not_fatal() -> None:
+    table = FlakyTable()
+    lane, _, _ = make_lane(table=table)
+    job_id = submit(table, _invoice())
+    table.throttle("set_progress", 2)
+    lane.handle(deliver(job_id))
+    job = table.jobs[job_id]
+    assert (job.status, job.progress) == (JobStatus.COMPLETED, 100)
+
+
+def _invoice() -> BaseModel:
+    from ordo.documents import InvoicePayload
+
+    return InvoicePayload(content={"amount": 1})
+
+
+# --- messages and jobs that are not what they seem ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        json.dumps({"job": 1}),
+        json.dumps({"job_id": "../x"}),
+        json.dumps({"job_id": "a" * 32}),  # no such job
+    ],
+)
+def test_poison_messages_are_acknowledged_and_counted(body: str) -> None:
+    lane, _, releaser = make_lane()
+    metrics.clear_metrics()
+    assert lane.run_batch([Delivery("m-1", body, 1, "h-1")]) == []
+    assert releaser.released == []
+
+
+def test_a_job_of_a_kind_this_worker_does_not_know_ends_failed() -> None:
+    lane, table, _ = make_lane()
+    job = new_job(ReversePayload(text="abc"), owner=OWNER, now=NOW).model_copy(
+        update={"kind": "retired-kind"}
+    )
+    table.create(job, 10)
+    lane.handle(deliver(job.job_id))
+    assert table.jobs[job.job_id].error == "retired-kind is not a job kind this worker runs"
+
+
+def test_a_stored_payload_its_kind_no_longer_accepts_ends_failed() -> None:
+    lane, table, _ = make_lane()
+    job = new_job(ReversePayload(text="abc"), owner=OWNER, now=NOW)
+    table.create(job.model_copy(update={"data": '{"kind": "reverse"}'}), 10)
+    lane.handle(deliver(job.job_id))
+    stored = table.jobs[job.job_id]
+    assert stored.status is JobStatus.FAILED
+    assert (stored.error or "").startswith("its stored reverse payload is not valid")
+
+
+def test_a_permanent_error_in_the_lanes_own_path_ends_the_job_and_the_lane_moves_on() -> None:
+    class BrokenFinish(InMemoryJobTable):
+        def finish(self, job: Job, *args: Any, **kwargs: Any) -> Job:
+            if job.kind == "reverse":
+                raise ClientError(
+                    {"Error": {"Code": "ValidationException", "Message": "Item size too large"}},
+                    "UpdateItem",
+                )
+            return super().finish(job, *args, **kwargs)
+
+    lane, table, _ = make_lane(table=BrokenFinish())
+    broken, after = submit(table, ReversePayload(text="abc")), submit(table)
+    assert lane.run_batch([deliver(broken), deliver(after)]) == []
+    job = table.jobs[broken]
+    assert job.status is JobStatus.FAILED
+    assert job.error == "the worker could not handle this job (ValidationException)"
+    assert table.jobs[after].status is JobStatus.COMPLETED

@@ -7,27 +7,18 @@ validated one by one, and the invalid ones are counted as ``skipped``.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ordo.errors import Conflict, JobNotFound, UpstreamFailed
-from ordo.jobs import (
-    Job,
-    JobKind,
-    JobQueue,
-    JobStatus,
-    JobTable,
-    Viewer,
-    accept,
-    expiry,
-    find_job,
-    new_job_id,
-)
+from ordo.jobs import JobQueue, JobStatus, JobTable, Viewer, accept, find_job, new_job
+from ordo.kinds import Kind, RunContext
 
 log = logging.getLogger("ordo.aggregation")
 
@@ -219,6 +210,36 @@ def list_posts(store: PostStore, user_id: int | None, limit: int, cursor: str | 
     return store.page(user_id, limit, cursor)
 
 
+# --- the fetch job kind ----------------------------------------------------------------------
+
+
+class FetchPayload(BaseModel):
+    """A fetch job takes no input: it fetches the configured source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["fetch"] = "fetch"
+
+
+def run_fetch(_payload: FetchPayload, ctx: RunContext) -> str:
+    """Fetch under the lock, holding it as this job; a locked or failing source fails the job
+    with a readable error."""
+    return fetch_now(ctx.need(Aggregator), ctx.job_id, ctx.now()).model_dump_json()
+
+
+FETCH: Kind[FetchPayload] = Kind(
+    name="fetch",
+    payload=FetchPayload,
+    run=run_fetch,
+    # Real network and table time, not simulated: the source's own total deadline (12 s by
+    # default), then the lock and the upsert of at most ``fetch_max_items`` posts.
+    max_seconds=18,
+    simulated=False,
+    show=json.loads,
+    description="Fetch the external source and upsert its posts.",
+)
+
+
 def submit_fetch(
     table: JobTable,
     queue: JobQueue,
@@ -229,22 +250,14 @@ def submit_fetch(
     max_pending: int,
 ) -> FetchQueued:
     """``mode=task``: a fetch job on the lane, in order with every other job."""
-    job = Job(
-        job_id=new_job_id(),
-        owner=owner,
-        kind=JobKind.FETCH,
-        data="",
-        created_at=now,
-        updated_at=now,
-        expires_at=expiry(now, retention_days),
-    )
-    accept(table, queue, job, now, max_pending)
+    job = new_job(FetchPayload(), owner=owner, now=now)
+    accept(table, queue, job, now, max_pending=max_pending, retention_days=retention_days)
     return FetchQueued(job_id=job.job_id)
 
 
 def get_fetch_job(table: JobTable, viewer: Viewer, job_id: str) -> FetchJobView:
     job = find_job(table, viewer, job_id)
-    if job.kind is not JobKind.FETCH:
+    if job.kind != FETCH.name:
         raise JobNotFound()
     done = job.status is JobStatus.COMPLETED and job.result
     counts = FetchCounts.model_validate_json(job.result) if done and job.result else None

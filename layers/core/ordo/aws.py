@@ -17,12 +17,29 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 
+# botocore's standard retry mode waits rand(0, 1) * min(2 ** (attempt - 1), 20) seconds at most
+# before each retry, for throttling (less for other errors).
+_MAX_BACKOFF = 20
+
+
+def sdk_call_budget(connect_timeout: float, read_timeout: float, max_attempts: int) -> float:
+    """The longest one SDK call can take: every attempt timing out, with the longest backoffs."""
+    backoff = sum(min(1 << (attempt - 1), _MAX_BACKOFF) for attempt in range(1, max_attempts))
+    return max_attempts * (connect_timeout + read_timeout) + backoff
+
+
 def _config() -> Config:
     from botocore.config import Config
 
-    # API Gateway gives up after 30 s; fail fast and let standard retries absorb a blip.
+    from ordo.settings import settings
+
+    # Fail fast and let standard retries absorb a blip; tests/test_template.py checks that
+    # sdk_call_budget of these values stays below each function's timeout.
+    config = settings()
     return Config(
-        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+        connect_timeout=config.sdk_connect_timeout,
+        read_timeout=config.sdk_read_timeout,
+        retries={"mode": "standard", "max_attempts": config.sdk_max_attempts},
     )
 
 

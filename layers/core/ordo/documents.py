@@ -9,56 +9,109 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ordo.clock import Sleeper, scaled_sleep
-from ordo.errors import PayloadTooLarge
+from ordo.errors import InvalidInput, PayloadTooLarge
+from ordo.jobs import JobQueue, JobStatusView, JobTable, Viewer, accept, find_job, new_job
+from ordo.kinds import JobFailed, Kind, Registry, RunContext
+from ordo.validation import check_json
 
 # content + metaData as compact JSON: a job item (input and result) stays far below 400 KB.
 MAX_DOCUMENT_BYTES = 64 * 1024
 PROGRESS_STEPS = (25, 50, 75)
+# An amount is money: at most 15 integer digits, and a non-zero amount is at least a cent.
+MAX_AMOUNT = Decimal("999999999999999.99")
+CENT = Decimal("0.01")
 
 
 class DocumentType(StrEnum):
     INVOICE = "invoice"
     CONTRACT = "contract"
 
-    @property
-    def delay_seconds(self) -> float:
-        return 2.0 if self is DocumentType.INVOICE else 3.0
 
-
-class InvalidDocument(Exception):
+class InvalidDocument(JobFailed):
     """The content cannot be interpreted; the message is shown to the user."""
 
 
-class UploadRequest(BaseModel):
-    """``POST /upload`` body. ``metaData`` keeps the seed's camel-case spelling."""
+def _canonical(content: dict[str, Any], meta_data: dict[str, Any] | None) -> str:
+    """What the size limit measures: compact, with sorted keys."""
+    body = {"content": content, "metaData": meta_data}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_size(content: dict[str, Any], meta_data: dict[str, Any] | None) -> str:
+    text = _canonical(content, meta_data)
+    size = len(text.encode())
+    if size > MAX_DOCUMENT_BYTES:
+        raise PayloadTooLarge(
+            f"content and metaData are {size} bytes as JSON; at most {MAX_DOCUMENT_BYTES}"
+        )
+    return text
+
+
+class _Document(BaseModel):
+    """``content`` and ``metaData`` (the seed's camel case), as uploaded and as stored."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: DocumentType
     content: dict[str, Any] = Field(description="The document, as a JSON object.")
     meta_data: dict[str, Any] | None = Field(default=None, alias="metaData")
 
+    @field_validator("content", "meta_data")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_json(value, "content") if value is not None else None
+
     def canonical(self) -> str:
-        """What the job stores and the worker reads: compact, with sorted keys."""
-        body = {"content": self.content, "metaData": self.meta_data}
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return _canonical(self.content, self.meta_data)
 
     def check_size(self) -> str:
-        text = self.canonical()
-        size = len(text.encode())
-        if size > MAX_DOCUMENT_BYTES:
-            raise PayloadTooLarge(
-                f"content and metaData are {size} bytes as JSON; at most {MAX_DOCUMENT_BYTES}"
-            )
-        return text
+        """The canonical JSON of content and metaData; ``PayloadTooLarge`` past the limit."""
+        return _check_size(self.content, self.meta_data)
+
+
+class DocumentPayload(_Document):
+    """A document job's input: the uploaded ``content`` and ``metaData``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    DELAY_SECONDS: ClassVar[float]
+
+    kind: str
+
+
+class InvoicePayload(DocumentPayload):
+    DELAY_SECONDS = 2.0
+    kind: Literal["invoice"] = "invoice"
+
+
+class ContractPayload(DocumentPayload):
+    DELAY_SECONDS = 3.0
+    kind: Literal["contract"] = "contract"
+
+
+PAYLOADS: dict[DocumentType, type[DocumentPayload]] = {
+    DocumentType.INVOICE: InvoicePayload,
+    DocumentType.CONTRACT: ContractPayload,
+}
+
+
+class UploadRequest(_Document):
+    """``POST /upload`` body. ``metaData`` keeps the seed's camel-case spelling."""
+
+    type: DocumentType
+
+    def payload(self) -> DocumentPayload:
+        body = {"content": self.content, "metaData": self.meta_data}
+        return PAYLOADS[self.type].model_validate(body)
+
+
+# --- interpretation ----------------------------------------------------------------------
 
 
 def _reference(prefix: str, content: Mapping[str, Any]) -> str:
@@ -85,7 +138,12 @@ def _amount(value: Any) -> float | None:
         raise InvalidDocument(f"amount must be a number, not {value!r}") from exc
     if not number.is_finite():
         raise InvalidDocument(f"amount must be a finite number, not {value!r}")
-    return float(round(number, 2))
+    if abs(number) > MAX_AMOUNT:
+        raise InvalidDocument(f"amount must be at most {MAX_AMOUNT:,} in size, not {value!r}")
+    cents = number.quantize(CENT)
+    if number and not cents:
+        raise InvalidDocument(f"amount must be zero or at least a cent, not {value!r}")
+    return float(cents)
 
 
 def _currency(value: Any) -> str:
@@ -145,27 +203,89 @@ def interpret_contract(content: Mapping[str, Any], meta: Mapping[str, Any]) -> d
     }
 
 
-INTERPRETERS: dict[
-    DocumentType, Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
-] = {
+INTERPRETERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]] = {
     DocumentType.INVOICE: interpret_invoice,
     DocumentType.CONTRACT: interpret_contract,
 }
 
 
-def process_document(
-    document_type: DocumentType,
-    document: str,
-    time_scale: float,
-    sleep: Sleeper,
-    report: Callable[[int], None],
-) -> str:
-    """Interpret the stored document, reporting progress on the way; returns the result JSON."""
-    body = json.loads(document)
-    result = INTERPRETERS[document_type](body["content"], body.get("metaData") or {})
-    step = document_type.delay_seconds / (len(PROGRESS_STEPS) + 1)
+def run_document(payload: DocumentPayload, ctx: RunContext) -> str:
+    """Interpret the document, reporting progress on the way; returns the result as JSON."""
+    result = INTERPRETERS[payload.kind](payload.content, payload.meta_data or {})
+    step = payload.DELAY_SECONDS / (len(PROGRESS_STEPS) + 1)
     for progress in PROGRESS_STEPS:
-        scaled_sleep(step, time_scale, sleep)
-        report(progress)
-    scaled_sleep(step, time_scale, sleep)
+        ctx.sleep(step)
+        ctx.report(progress)
+    ctx.sleep(step)
     return json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+
+
+def _admit(payload: DocumentPayload) -> None:
+    payload.check_size()
+
+
+INVOICE: Kind[DocumentPayload] = Kind(
+    name=DocumentType.INVOICE.value,
+    payload=InvoicePayload,
+    run=run_document,
+    max_seconds=5,
+    show=json.loads,
+    admit=_admit,
+    description="Extract an invoice's number, amount, vendor and currency (2 s).",
+)
+CONTRACT: Kind[DocumentPayload] = Kind(
+    name=DocumentType.CONTRACT.value,
+    payload=ContractPayload,
+    run=run_document,
+    max_seconds=6,
+    show=json.loads,
+    admit=_admit,
+    description="Extract a contract's number, parties, date and signatories (3 s).",
+)
+
+
+# --- the /upload and /process API --------------------------------------------------------
+
+
+class DocumentAccepted(BaseModel):
+    job_id: str
+    message: Literal["Document received. Processing started."] = (
+        "Document received. Processing started."
+    )
+    timestamp: datetime
+
+
+class ProcessRequest(BaseModel):
+    """``POST /process`` body: which job, and the document type the caller expects it to be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(max_length=100)
+    document: DocumentType
+
+
+def submit_document(
+    table: JobTable,
+    queue: JobQueue,
+    request: UploadRequest,
+    *,
+    owner: str,
+    now: datetime,
+    retention_days: int,
+    max_pending: int,
+) -> DocumentAccepted:
+    """Accept an invoice or a contract onto the lane; ``PayloadTooLarge`` past the limit."""
+    request.check_size()
+    job = new_job(request.payload(), owner=owner, now=now)
+    accept(table, queue, job, now, max_pending=max_pending, retention_days=retention_days)
+    return DocumentAccepted(job_id=job.job_id, timestamp=now)
+
+
+def check_document(
+    table: JobTable, viewer: Viewer, request: ProcessRequest, kinds: Registry
+) -> JobStatusView:
+    """``/status`` for a document job, after checking it is the type the caller expects."""
+    job = find_job(table, viewer, request.job_id)
+    if job.kind != request.document:
+        raise InvalidInput(f"job {job.job_id} is a {job.kind}, not a {request.document}")
+    return JobStatusView.of(job, kinds)

@@ -82,6 +82,15 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    from ordo.retry import describe, is_transient
+
+    if is_transient(exc):  # throttled, or DynamoDB/SQS unreachable past the SDK's retries
+        logger.warning("dependency unavailable", error=describe(exc))
+        return JSONResponse(
+            {"detail": "A service ordo depends on is busy or unreachable; please retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
     logger.exception("unhandled error", exc_info=exc)
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 

@@ -1,31 +1,25 @@
-"""Jobs: the record every kind of work shares, its state machine, and the task use cases.
+"""Jobs: the record every kind of work shares, its state machine, and the generic use cases.
 
 A job is accepted as ``pending``, claimed by the worker as ``processing`` and ends ``completed``
 or ``failed``. Storage enforces every transition with a condition, so a redelivered message
-can neither run a finished job again nor move a job backwards.
+can neither run a finished job again nor move a job backwards. What a job *does* is its kind's
+business (:mod:`ordo.kinds`); this module never branches on the kind.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from ordo.documents import DocumentType, UploadRequest
-from ordo.errors import (
-    InvalidInput,
-    JobNotFound,
-    ResultNotReady,
-    TaskNotFound,
-    TooManyRequests,
-    Unavailable,
-)
-from ordo.tasks import TASKS, TaskType
+from ordo.errors import Conflict, JobNotFound, TooManyRequests, Unavailable
+
+if TYPE_CHECKING:
+    from ordo.kinds import Registry
 
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
@@ -50,23 +44,15 @@ def is_job_id(value: str) -> bool:
     return JOB_ID_PATTERN.fullmatch(value) is not None
 
 
-class JobKind(StrEnum):
-    TASK = "task"
-    DOCUMENT = "document"
-    FETCH = "fetch"
-
-
 class Job(BaseModel):
-    """The stored state of one job: a text task or a document, on the same lane."""
+    """The stored state of one job of any kind, on the one lane."""
 
     model_config = ConfigDict(frozen=True)
 
     job_id: str
     owner: str = Field(description="The id of the user who submitted it.")
-    kind: JobKind = JobKind.TASK
-    task_type: TaskType | None = None
-    document_type: DocumentType | None = None
-    data: str = Field(description="The input: a task's text, or a document's canonical JSON.")
+    kind: str = Field(description="A registered job kind, e.g. reverse, invoice, fetch.")
+    data: str = Field(description="The kind's payload model, as JSON.")
     status: JobStatus = JobStatus.PENDING
     progress: int = Field(default=0, ge=0, le=100)
     created_at: datetime
@@ -74,23 +60,47 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     result: str | None = None
+    # While processing: set only when an attempt was interrupted by infrastructure, and will be
+    # run again. A processing job redelivered without it was cut off by a crash or a timeout.
     error: str | None = None
     attempt: int = 0
     queue_seq: int | None = None
-    expires_at: int | None = None
+    expires_at: int | None = Field(default=None, description="TTL, set when the job finishes.")
+    retry_of: str | None = None
+    retried_as: str | None = None
+    dead_letter_body: str | None = None
 
     @property
     def last_changed(self) -> datetime:
         moments = [self.created_at, self.updated_at, self.started_at, self.finished_at]
         return max(moment for moment in moments if moment is not None)
 
-    @model_validator(mode="after")
-    def _typed(self) -> Job:
-        if (self.kind is JobKind.TASK) != (self.task_type is not None):
-            raise ValueError("a task has a task_type, and only a task")
-        if (self.kind is JobKind.DOCUMENT) != (self.document_type is not None):
-            raise ValueError("a document has a document_type, and only a document")
-        return self
+    @property
+    def interrupted(self) -> bool:
+        """Processing, and its last attempt was stopped by infrastructure, not by a crash."""
+        return self.status is JobStatus.PROCESSING and self.error is not None
+
+
+class JobSummary(BaseModel):
+    """A job without its payload and result: what the status index holds, for lane views."""
+
+    job_id: str
+    owner: str
+    kind: str
+    status: JobStatus
+    error: str | None = None
+    attempt: int = 0
+    created_at: datetime
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retry_of: str | None = None
+    retried_as: str | None = None
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    next_cursor: str | None
 
 
 class PendingQuotaExceeded(TooManyRequests):
@@ -99,6 +109,10 @@ class PendingQuotaExceeded(TooManyRequests):
             f"You already have {limit} jobs waiting, the most allowed; "
             "submit more once some have started"
         )
+
+
+class NotRetryable(Conflict):
+    """Only a failed job can be retried, and only once."""
 
 
 class Viewer(Protocol):
@@ -112,7 +126,8 @@ class JobTable(Protocol):
     when the job is not in the expected state.
 
     The table also keeps each owner's count of pending jobs, changed in the same atomic write
-    as the job: ``create`` adds one, leaving ``pending`` (``claim`` or ``abandon``) takes one.
+    as the job: ``create`` and ``retry`` add one; leaving ``pending`` (``claim`` or
+    ``abandon``) takes one. So the count always equals the owner's pending jobs.
     """
 
     def create(self, job: Job, max_pending: int) -> None:
@@ -132,25 +147,58 @@ class JobTable(Protocol):
         ...
 
     def claim(self, job: Job, now: datetime) -> Job:
-        """``job`` (pending, or processing from a crashed attempt) -> processing, attempt + 1."""
+        """``job`` (pending, or processing and interrupted) -> processing, attempt + 1."""
         ...
 
     def finish(
-        self, job: Job, status: JobStatus, now: datetime, result: str | None, error: str | None
+        self,
+        job: Job,
+        status: JobStatus,
+        now: datetime,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        expires_at: int | None = None,
     ) -> Job:
         """``job`` (processing at exactly this attempt) -> completed or failed."""
         ...
 
-    def note_failure(self, job: Job, error: str) -> Job:
-        """Record that this attempt raised; the job stays processing until its retry.
-
-        A job found processing *without* such a note was cut off by a crash or a timeout.
-        """
+    def note_interrupted(self, job: Job, reason: str) -> Job:
+        """Record that infrastructure stopped this attempt; it stays processing until its
+        message is delivered again, and is then run again."""
         ...
 
-    def abandon(self, job_id: str, error: str, now: datetime) -> Job:
+    def abandon(
+        self,
+        job_id: str,
+        error: str,
+        now: datetime,
+        *,
+        expires_at: int | None = None,
+        dead_letter_body: str | None = None,
+    ) -> Job:
         """A job that will never finish by itself (pending or processing) -> failed."""
         ...
+
+    def retry(self, failed: Job, new: Job) -> None:
+        """Create ``new`` as pending (counted in its owner's quota, never refused by it) and
+        link the two, in one write; ``NotRetryable`` unless ``failed`` is failed and was never
+        retried."""
+        ...
+
+    def by_status(
+        self,
+        status: JobStatus,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        newest_first: bool = True,
+        before: datetime | None = None,
+    ) -> JobPage:
+        """Every owner's jobs in ``status``, by the time they entered it."""
+        ...
+
+    def count_by_status(self, status: JobStatus, since: datetime | None = None) -> int: ...
 
 
 class JobQueue(Protocol):
@@ -161,69 +209,23 @@ class JobQueue(Protocol):
         ...
 
 
+class QueueGauge(Protocol):
+    """How many messages a queue holds: waiting, in flight and delayed (SQS's approximate
+    counts, up to about a minute behind)."""
+
+    def depth(self) -> int: ...
+
+
 # --- API models -------------------------------------------------------------------------
 
 
-class TaskRequest(BaseModel):
-    """``POST /tasks`` body."""
+class JobAccepted(BaseModel):
+    """``POST /jobs``: a job of any registered kind, accepted onto the lane."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    type: TaskType
-    data: str = Field(description="The text to transform. Empty text is valid.")
-
-    @model_validator(mode="after")
-    def _within_limit(self) -> TaskRequest:
-        limit = TASKS[self.type].max_chars
-        if len(self.data) > limit:
-            raise ValueError(
-                f"data is {len(self.data)} characters; {self.type} accepts at most {limit}"
-            )
-        return self
-
-
-class TaskAccepted(BaseModel):
-    task_id: str
-    type: TaskType
-    status: JobStatus
-    created_at: datetime
-
-
-class TaskView(BaseModel):
-    task_id: str
-    type: TaskType
-    status: JobStatus
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    queue_position: int | None = Field(
-        description="Jobs ahead of this pending task (0 = next); null once it has started."
-    )
-    error: str | None
-
-
-class TaskResult(BaseModel):
-    task_id: str
-    type: TaskType
-    status: Literal[JobStatus.COMPLETED]
-    result: str
-
-
-class DocumentAccepted(BaseModel):
     job_id: str
-    message: Literal["Document received. Processing started."] = (
-        "Document received. Processing started."
-    )
-    timestamp: datetime
-
-
-class ProcessRequest(BaseModel):
-    """``POST /process`` body: which job, and the document type the caller expects it to be."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    job_id: str = Field(max_length=100)
-    document: DocumentType
+    kind: str
+    status: JobStatus
+    created_at: datetime
 
 
 class JobStatusView(BaseModel):
@@ -232,20 +234,21 @@ class JobStatusView(BaseModel):
     job_id: str
     status: JobStatus
     progress: int = Field(ge=0, le=100, description="Reaches 100 only when completed.")
-    result: str | dict[str, Any] | None = Field(
-        description="A task's text, or a document's extracted fields; null until completed."
+    result: Any = Field(
+        description="The kind's result (text for a task, an object for a document or a "
+        "fetch); null until completed."
     )
     error: str | None
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, job: Job) -> JobStatusView:
+    def of(cls, job: Job, kinds: Registry) -> JobStatusView:
         completed = job.status is JobStatus.COMPLETED
-        result: str | dict[str, Any] | None = None
+        kind = kinds.find(job.kind)
+        result = None
         if completed and job.result is not None:
-            document = job.kind is JobKind.DOCUMENT
-            result = json.loads(job.result) if document else job.result
+            result = kind.show(job.result) if kind else job.result
         return cls(
             job_id=job.job_id,
             status=job.status,
@@ -261,60 +264,69 @@ class JobStatusView(BaseModel):
 
 
 def expiry(now: datetime, retention_days: int) -> int | None:
+    """The TTL of a job that finishes ``now``: retention is counted from the end, never from
+    acceptance, so no backlog can expire a job that has not run."""
     return int((now + timedelta(days=retention_days)).timestamp()) if retention_days else None
 
 
-def accept(table: JobTable, queue: JobQueue, job: Job, now: datetime, max_pending: int) -> None:
+def new_job(payload: BaseModel, *, owner: str, now: datetime) -> Job:
+    """A pending job carrying ``payload`` (a registered kind's payload model)."""
+    return Job(
+        job_id=new_job_id(),
+        owner=owner,
+        kind=str(getattr(payload, "kind", "")),
+        data=payload.model_dump_json(by_alias=True),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def accept(
+    table: JobTable,
+    queue: JobQueue,
+    job: Job,
+    now: datetime,
+    *,
+    max_pending: int,
+    retention_days: int,
+) -> None:
     """Record the job as pending (within the owner's quota), then put it on the lane.
 
     The record is written first so the worker always finds it. If the enqueue fails the job is
     marked failed (it will never run, and leaves the quota) and the caller gets ``Unavailable``.
+    If this function dies between the two, the reconciler ends the job.
     """
     table.create(job, max_pending)
+    enqueue(table, queue, job, now, retention_days)
+
+
+def enqueue(table: JobTable, queue: JobQueue, job: Job, now: datetime, retention_days: int) -> None:
+    """Put an accepted (pending) job on the lane, and record its place in it."""
     try:
         seq = queue.send(job.job_id)
     except Exception as exc:
-        table.abandon(job.job_id, "could not be queued; please submit again", now)
+        reason = "could not be queued; please submit again"
+        table.abandon(job.job_id, reason, now, expires_at=expiry(now, retention_days))
         raise Unavailable("The job queue is unavailable; please retry") from exc
     table.set_queue_seq(job.job_id, seq)
 
 
-def submit_document(
+def submit_job(
     table: JobTable,
     queue: JobQueue,
-    request: UploadRequest,
+    kinds: Registry,
+    payload: BaseModel,
     *,
     owner: str,
     now: datetime,
     retention_days: int,
     max_pending: int,
-) -> DocumentAccepted:
-    """Accept an invoice or a contract onto the lane; ``PayloadTooLarge`` past the limit."""
-    job = Job(
-        job_id=new_job_id(),
-        owner=owner,
-        kind=JobKind.DOCUMENT,
-        document_type=request.type,
-        data=request.check_size(),
-        created_at=now,
-        updated_at=now,
-        expires_at=expiry(now, retention_days),
-    )
-    accept(table, queue, job, now, max_pending)
-    return DocumentAccepted(job_id=job.job_id, timestamp=now)
-
-
-def get_job_status(table: JobTable, viewer: Viewer, job_id: str) -> JobStatusView:
-    return JobStatusView.of(find_job(table, viewer, job_id))
-
-
-def check_document(table: JobTable, viewer: Viewer, request: ProcessRequest) -> JobStatusView:
-    """``/status`` for a document job, after checking it is the type the caller expects."""
-    job = find_job(table, viewer, request.job_id)
-    actual = job.document_type or f"{job.kind} ({job.task_type})"
-    if job.document_type is not request.document:
-        raise InvalidInput(f"job {job.job_id} is a {actual}, not a {request.document}")
-    return JobStatusView.of(job)
+) -> JobAccepted:
+    """Accept a job of any registered kind onto the lane, once its kind admits the payload."""
+    kinds.get(str(getattr(payload, "kind", ""))).admit(payload)
+    job = new_job(payload, owner=owner, now=now)
+    accept(table, queue, job, now, max_pending=max_pending, retention_days=retention_days)
+    return JobAccepted(job_id=job.job_id, kind=job.kind, status=job.status, created_at=now)
 
 
 def find_job(table: JobTable, viewer: Viewer, job_id: str) -> Job:
@@ -325,66 +337,5 @@ def find_job(table: JobTable, viewer: Viewer, job_id: str) -> Job:
     return job
 
 
-def submit_task(
-    table: JobTable,
-    queue: JobQueue,
-    request: TaskRequest,
-    *,
-    owner: str,
-    now: datetime,
-    retention_days: int,
-    max_pending: int,
-) -> TaskAccepted:
-    """Accept a text task onto the lane (see ``accept``)."""
-    job = Job(
-        job_id=new_job_id(),
-        owner=owner,
-        task_type=request.type,
-        data=request.data,
-        created_at=now,
-        updated_at=now,
-        expires_at=expiry(now, retention_days),
-    )
-    accept(table, queue, job, now, max_pending)
-    return TaskAccepted(task_id=job.job_id, type=request.type, status=job.status, created_at=now)
-
-
-def _find(table: JobTable, viewer: Viewer, task_id: str) -> tuple[Job, TaskType]:
-    """A text task the viewer may see (as ``find_job``), with its type."""
-    job = table.get(task_id) if is_job_id(task_id) else None
-    if job is None or not viewer.may_see(job.owner) or job.task_type is None:
-        raise TaskNotFound()
-    return job, job.task_type
-
-
-def get_task(table: JobTable, viewer: Viewer, task_id: str) -> TaskView:
-    job, task_type = _find(table, viewer, task_id)
-    return TaskView(
-        task_id=job.job_id,
-        type=task_type,
-        status=job.status,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        queue_position=_queue_position(table, job),
-        error=job.error,
-    )
-
-
-def _queue_position(table: JobTable, job: Job) -> int | None:
-    if job.status is not JobStatus.PENDING:
-        return None
-    if job.queue_seq is None:  # accepted a moment ago; its sequence number is being recorded
-        return None
-    return table.count_pending_before(job.queue_seq)
-
-
-def get_result(table: JobTable, viewer: Viewer, task_id: str) -> TaskResult:
-    job, task_type = _find(table, viewer, task_id)
-    if job.status is JobStatus.FAILED:
-        raise ResultNotReady("Task failed", status=job.status.value, error=job.error)
-    if job.status is not JobStatus.COMPLETED or job.result is None:
-        raise ResultNotReady(f"Task is {job.status.value}; no result yet", status=job.status.value)
-    return TaskResult(
-        task_id=job.job_id, type=task_type, status=JobStatus.COMPLETED, result=job.result
-    )
+def get_job_status(table: JobTable, viewer: Viewer, job_id: str, kinds: Registry) -> JobStatusView:
+    return JobStatusView.of(find_job(table, viewer, job_id), kinds)

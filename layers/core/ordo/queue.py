@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 # One message group: the whole lane is one ordered sequence.
 LANE_GROUP = "jobs"
@@ -37,18 +39,43 @@ class SqsJobQueue:
         return int(response["SequenceNumber"])
 
 
-class SqsDeadLetters:
-    """Moves a message that can never succeed to the DLQ at once, so it stops blocking the lane."""
+class SqsQueueGauge:
+    """:class:`ordo.jobs.QueueGauge` from ``GetQueueAttributes``."""
 
-    def __init__(self, client: SQSClient, dlq_url: str) -> None:
+    ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    )
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
         self._client = client
-        self._url = dlq_url
+        self._url = queue_url
 
-    def forward(self, message_id: str, body: str, reason: str) -> None:
-        self._client.send_message(
+    def depth(self) -> int:
+        attributes = self._client.get_queue_attributes(
             QueueUrl=self._url,
-            MessageBody=body,
-            MessageGroupId=LANE_GROUP,
-            MessageDeduplicationId=message_id,
-            MessageAttributes={"ordo-reason": {"DataType": "String", "StringValue": reason[:1000]}},
-        )
+            AttributeNames=list(self.ATTRIBUTES),
+        )["Attributes"]
+        return sum(int(attributes.get(name, "0")) for name in self.ATTRIBUTES)
+
+
+class SqsReleaser:
+    """Makes in-flight messages of the lane visible again at once, in their order."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def release(self, receipt_handles: Sequence[str]) -> None:
+        for start in range(0, len(receipt_handles), 10):  # the batch call's limit
+            chunk = receipt_handles[start : start + 10]
+            response = self._client.change_message_visibility_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for n, handle in enumerate(chunk)
+                ],
+            )
+            if response.get("Failed"):
+                raise RuntimeError(f"could not release {len(response['Failed'])} messages")

@@ -37,6 +37,17 @@ class Settings(BaseModel):
     fetch_read_timeout: float = Field(default=5.0, gt=0, le=20)
     fetch_attempts: int = Field(default=3, ge=1, le=5)
     fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    fetch_deadline_seconds: float = Field(default=12.0, gt=0, le=15)  # < the fetch kind's 18 s
+    fetch_max_items: int = Field(default=1000, ge=1, le=10_000)
+    # Every AWS SDK call: connect and read timeouts per attempt, and attempts (botocore's
+    # standard retry mode, with backoff and jitter). See ordo.aws.sdk_call_budget.
+    sdk_connect_timeout: float = Field(default=0.5, gt=0, le=10)
+    sdk_read_timeout: float = Field(default=1.5, gt=0, le=30)
+    sdk_max_attempts: int = Field(default=3, ge=1, le=5)
+    # The worker function's timeout (reconciler: when a processing job is certainly stranded).
+    worker_timeout_seconds: int = Field(default=150, ge=1, le=900)
+    # The reconciler leaves a pending job alone for this long before it looks for its message.
+    reconcile_pending_minutes: int = Field(default=15, ge=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -59,6 +70,13 @@ class Settings(BaseModel):
             "fetch_read_timeout": "ORDO_FETCH_READ_TIMEOUT",
             "fetch_attempts": "ORDO_FETCH_ATTEMPTS",
             "fetch_max_bytes": "ORDO_FETCH_MAX_BYTES",
+            "fetch_deadline_seconds": "ORDO_FETCH_DEADLINE_SECONDS",
+            "fetch_max_items": "ORDO_FETCH_MAX_ITEMS",
+            "sdk_connect_timeout": "ORDO_SDK_CONNECT_TIMEOUT",
+            "sdk_read_timeout": "ORDO_SDK_READ_TIMEOUT",
+            "sdk_max_attempts": "ORDO_SDK_MAX_ATTEMPTS",
+            "worker_timeout_seconds": "ORDO_WORKER_TIMEOUT_SECONDS",
+            "reconcile_pending_minutes": "ORDO_RECONCILE_PENDING_MINUTES",
         }
         return cls.model_validate({field: env[var] for field, var in names.items() if var in env})
 

@@ -11,7 +11,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from ordo import aws
-from ordo.jobs import JobQueue, JobTable
+from ordo.jobs import JobQueue, JobTable, QueueGauge
 from ordo.settings import settings
 
 if TYPE_CHECKING:
@@ -38,21 +38,41 @@ def job_queue() -> JobQueue:
 
 @cache
 def lane() -> Lane:
-    from functools import partial
-
-    from ordo.aggregation import fetch_now
-    from ordo.clock import utcnow
-    from ordo.queue import SqsDeadLetters
-    from ordo.worker import Lane, run_job
+    from ordo.aggregation import Aggregator
+    from ordo.kinds import Resources
+    from ordo.queue import SqsReleaser
+    from ordo.registry import KINDS
+    from ordo.worker import Lane, job_margin
 
     config = settings()
+    call = aws.sdk_call_budget(
+        config.sdk_connect_timeout, config.sdk_read_timeout, config.sdk_max_attempts
+    )
     return Lane(
         table=job_table(),
-        dead_letters=SqsDeadLetters(aws.sqs(), config.dlq_url),
-        max_receive_count=config.max_receive_count,
+        kinds=KINDS,
+        releaser=SqsReleaser(aws.sqs(), config.queue_url),
         time_scale=config.time_scale,
-        runner=partial(run_job, fetch=lambda holder: fetch_now(aggregator(), holder, utcnow())),
+        retention_days=config.job_retention_days,
+        resources=Resources({Aggregator: aggregator}),
+        margin_seconds=job_margin(call),
     )
+
+
+@cache
+def lane_gauge() -> QueueGauge:
+    """The lane's depth (admin view, reconciler)."""
+    from ordo.queue import SqsQueueGauge
+
+    return SqsQueueGauge(aws.sqs(), settings().queue_url)
+
+
+@cache
+def dead_letter_gauge() -> QueueGauge:
+    """The lane's DLQ's depth (admin view)."""
+    from ordo.queue import SqsQueueGauge
+
+    return SqsQueueGauge(aws.sqs(), settings().dlq_url)
 
 
 @cache
@@ -149,6 +169,8 @@ def aggregator() -> Aggregator:
         read_timeout=config.fetch_read_timeout,
         max_bytes=config.fetch_max_bytes,
         attempts=config.fetch_attempts,
+        deadline=config.fetch_deadline_seconds,
+        max_items=config.fetch_max_items,
     )
     table = config.table_name
     return Aggregator(

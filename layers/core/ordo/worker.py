@@ -1,38 +1,78 @@
-"""The worker: runs jobs from the FIFO lane one at a time, in order.
+"""The worker: runs the lane's jobs one at a time, in order, and keeps each job's failure its own.
 
-A batch is processed in order and stops at the first failure, reporting that record and every
-later one (Powertools' ``SqsFifoPartialProcessor``), so a retry can never overtake a job.
+For each message of a batch, in order:
 
-A message that can never succeed does not wait for SQS's own redrive, which would hold the
-whole lane for ``maxReceiveCount`` visibility timeouts: the worker marks its job failed, forwards
-the message to the DLQ itself and acknowledges it.
+1. A message that is not a job pointer, or points at no job, is acknowledged and logged.
+2. A finished job is acknowledged: it is a redelivery.
+3. A job still ``processing`` from an earlier delivery runs again only if infrastructure
+   interrupted that attempt. Otherwise the attempt crashed or timed out the worker, and running
+   it again could do the same, so it ends ``failed`` at once.
+4. A job whose kind's time budget (plus a margin for the lane's own calls) does not fit in the
+   invocation's remaining time is not started: it and every later message go back to the
+   queue at once.
+5. The job is claimed and its runner runs in a thread of its own, under its kind's budget. Any
+   error the runner raises, of any type, ends the job ``failed`` at once; it is not retried and
+   never reaches the DLQ. A runner that overruns is stopped and its job ends ``failed``.
+6. The lane's own AWS calls are retried in place on transient errors (throttling, 5xx,
+   timeouts), with backoff and jitter, within a per-job budget. When the budget is spent, the
+   job is noted as interrupted and its message and every later one go back to the queue.
+
+"Go back at once" is ``ChangeMessageVisibility(0)`` on messages the worker has not finished:
+they are still in flight, so their message group stays locked until this invocation returns
+and Lambda deletes the ones that succeeded; the order holds. Only a crash of the whole process
+leaves a message to wait out the queue's visibility timeout.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from ordo.aggregation import FetchCounts, FetchLocked, SourceFailed
-from ordo.clock import Clock, Sleeper, scaled_sleep, utcnow
-from ordo.documents import InvalidDocument, process_document
-from ordo.errors import StaleTransition
-from ordo.jobs import Job, JobKind, JobStatus, JobTable
+from ordo.clock import Clock, Sleeper, utcnow
+from ordo.errors import OrdoError, StaleTransition
+from ordo.jobs import Job, JobStatus, JobTable, expiry
+from ordo.kinds import MIN_RUN_SECONDS, Cancelled, JobFailed, Kind, Registry, Resources, RunContext
 from ordo.observability import MetricUnit, logger, metrics
 from ordo.queue import JobMessage
-from ordo.tasks import TASKS
+from ordo.retry import BudgetSpent, RetryBudget, describe, is_transient
+
+# Seconds of transient AWS failures one job's own lane calls may retry through, in place.
+RETRY_SECONDS = 5.0
 
 
-class JobFailed(Exception):
-    """The job's own input makes it fail; retrying cannot help. The message is shown to users."""
+def job_margin(call_seconds: float, retry_seconds: float = RETRY_SECONDS) -> float:
+    """Time a job needs beyond its kind's budget: the retry budget, then claim and finish at
+    their slowest (``call_seconds`` each, ``ordo.aws.sdk_call_budget``), and a second for the
+    rest (reading the job, logging)."""
+    return retry_seconds + 2 * call_seconds + 1.0
 
 
-class DeadLetters(Protocol):
-    def forward(self, message_id: str, body: str, reason: str) -> None: ...
+# With the worker's SDK settings in template.yaml: 0.5 s connect + 1.5 s read, one attempt.
+JOB_MARGIN_SECONDS = job_margin(2.0)
+CRASHED = (
+    "the worker stopped while running this job (killed, out of memory or timed out); not retried"
+)
+
+
+class HandBack(Exception):
+    """This message (and every later one of the batch) goes back to the queue unstarted."""
+
+
+class Releaser(Protocol):
+    """Makes in-flight messages visible again at once (``ChangeMessageVisibility`` to 0)."""
+
+    def release(self, receipt_handles: Sequence[str]) -> None: ...
+
+
+class _KeepInFlight:
+    def release(self, receipt_handles: Sequence[str]) -> None:
+        del receipt_handles
 
 
 @dataclass(frozen=True)
@@ -41,44 +81,25 @@ class Delivery:
 
     message_id: str
     body: str
-    receive_count: int
+    receive_count: int = 1
+    receipt_handle: str = ""
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Delivery:
         """From a record of a Lambda SQS event."""
+        attributes = record.get("attributes") or {}
         return cls(
-            message_id=record["messageId"],
-            body=record["body"],
-            receive_count=int(record["attributes"]["ApproximateReceiveCount"]),
+            message_id=str(record["messageId"]),
+            body=str(record.get("body", "")),
+            receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+            receipt_handle=str(record.get("receiptHandle", "")),
         )
 
 
-Reporter = Callable[[int], None]
-Fetcher = Callable[[str], FetchCounts]
-
-
-def run_job(
-    job: Job, time_scale: float, sleep: Sleeper, report: Reporter, fetch: Fetcher | None = None
-) -> str:
-    """Run a text task, process a document or fetch the source; ``report`` records progress."""
-    if job.kind is JobKind.FETCH:
-        if fetch is None:
-            raise JobFailed("fetching is not configured in this worker")
-        try:
-            return fetch(job.job_id).model_dump_json()
-        except FetchLocked as exc:
-            raise JobFailed(exc.detail) from exc
-        except SourceFailed as exc:
-            raise JobFailed(exc.detail) from exc
-    if job.document_type is not None:
-        try:
-            return process_document(job.document_type, job.data, time_scale, sleep, report)
-        except InvalidDocument as exc:
-            raise JobFailed(str(exc)) from exc
-    assert job.task_type is not None  # Job's validator: every job is a task or a document
-    spec = TASKS[job.task_type]
-    scaled_sleep(spec.delay_seconds, time_scale, sleep)
-    return spec.run(job.data)
+@dataclass(frozen=True)
+class _Outcome:
+    result: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -86,91 +107,257 @@ class Lane:
     """Everything the worker needs, passed in by the handler (or a test)."""
 
     table: JobTable
-    dead_letters: DeadLetters
-    max_receive_count: int
+    kinds: Registry
+    releaser: Releaser = field(default_factory=_KeepInFlight)
     time_scale: float = 1.0
+    retention_days: int = 0
     clock: Clock = utcnow
-    sleep: Sleeper = time.sleep
-    runner: Callable[[Job, float, Sleeper, Reporter], str] = run_job
+    sleep: Sleeper | None = None  # replaces runners' waits (tests); None: a cancellable wait
+    resources: Resources = field(default_factory=Resources)
+    retry_seconds: float = RETRY_SECONDS
+    retry_sleep: Sleeper = time.sleep
+    margin_seconds: float = JOB_MARGIN_SECONDS
+    min_run_seconds: float = MIN_RUN_SECONDS
 
-    def handle(self, delivery: Delivery) -> None:
-        """Run the job a message points at. Raises to ask SQS for a retry."""
-        final_attempt = delivery.receive_count >= self.max_receive_count
+    # --- a batch -------------------------------------------------------------------------
+
+    def run_batch(
+        self, deliveries: Sequence[Delivery], remaining: Callable[[], float] = lambda: math.inf
+    ) -> list[str]:
+        """Handle ``deliveries`` in order; returns the message ids given back to the queue.
+
+        ``remaining`` is the invocation's time left, in seconds.
+        """
+        for index, delivery in enumerate(deliveries):
+            try:
+                self.handle(delivery, remaining)
+            except HandBack as back:
+                rest = deliveries[index:]
+                logger.warning("handing messages back", reason=str(back), count=len(rest))
+                metrics.add_metric(
+                    name="MessagesHandedBack", unit=MetricUnit.Count, value=len(rest)
+                )
+                self._release(rest)
+                return [d.message_id for d in rest]
+        return []
+
+    def _release(self, deliveries: Sequence[Delivery]) -> None:
+        try:
+            self.releaser.release([d.receipt_handle for d in deliveries if d.receipt_handle])
+        except Exception:  # they come back after the visibility timeout instead
+            logger.exception("could not release messages; they return after the timeout")
+
+    # --- one message ---------------------------------------------------------------------
+
+    def handle(self, delivery: Delivery, remaining: Callable[[], float] = lambda: math.inf) -> None:
+        """Run the job a message points at, to its end. Raises ``HandBack`` to give it back."""
         try:
             message = JobMessage.model_validate_json(delivery.body)
         except ValidationError:
-            self._dead_letter(delivery, "unparseable message")
+            self._poison(delivery, "unparseable message")
             return
         logger.set_correlation_id(message.job_id)
-        job = self.table.get(message.job_id)
+        budget = RetryBudget(self.retry_seconds, sleep=self.retry_sleep)
+        try:
+            self._handle(message.job_id, delivery, budget, remaining)
+        except (HandBack, BudgetSpent) as stop:
+            raise HandBack(str(stop)) from stop
+        except Exception as exc:  # a bug, or a permanent AWS error, in the lane's own path
+            logger.exception("the worker failed handling this job")
+            self._end(message.job_id, f"the worker could not handle this job ({describe(exc)})")
+
+    def _handle(
+        self, job_id: str, delivery: Delivery, budget: RetryBudget, remaining: Callable[[], float]
+    ) -> None:
+        job = budget.call(lambda: self.table.get(job_id))
         if job is None:
-            self._dead_letter(delivery, "unknown job")
+            self._poison(delivery, "unknown job")
             return
         if job.status.is_final:
             logger.info("job already finished; acknowledging redelivery", status=job.status)
             return
-        if final_attempt and job.status is JobStatus.PROCESSING and job.error is None:
-            # The last attempt neither finished nor failed: it crashed or timed out. Running it
-            # once more could crash again and leave it processing forever, so give up now.
-            reason = f"did not finish in {job.attempt} attempts (crash or timeout)"
-            self._give_up(job, delivery, reason)
+        if job.status is JobStatus.PROCESSING and not job.interrupted:
+            metrics.add_metric(name="JobsCrashed", unit=MetricUnit.Count, value=1)
+            self._end(job.job_id, CRASHED, budget)
             return
-        self._run(self.table.claim(job, self.clock()), delivery, final_attempt)
-
-    def _run(self, job: Job, delivery: Delivery, final_attempt: bool) -> None:
-        logger.info("job started", attempt=job.attempt, kind=job.kind)
-        if job.attempt == 1 and job.started_at is not None:
-            wait = (job.started_at - job.created_at).total_seconds()
-            metrics.add_metric(name="QueueWaitSeconds", unit=MetricUnit.Seconds, value=wait)
+        kind = self.kinds.find(job.kind)
+        needed = (self._budget(kind) if kind else 0.0) + self.margin_seconds
+        if remaining() < needed:
+            raise HandBack(f"{remaining():.1f} s left; the job may need {needed:.1f} s")
+        waiting = job
         try:
-            result = self.runner(job, self.time_scale, self.sleep, self._reporter(job))
-        except JobFailed as exc:
-            self._finish(job, JobStatus.FAILED, error=str(exc))
+            job = budget.call(lambda: self.table.claim(waiting, self.clock()))
+        except StaleTransition:
+            logger.info("job moved on before it could be claimed; acknowledging")
             return
-        except Exception as exc:
-            if not final_attempt:
-                self.table.note_failure(job, f"attempt {job.attempt} failed ({type(exc).__name__})")
-                metrics.add_metric(name="JobAttemptsFailed", unit=MetricUnit.Count, value=1)
-                raise
-            logger.exception("job failed on its final attempt")
-            self._finish(job, JobStatus.FAILED, error=f"failed after {job.attempt} attempts")
-            self._forward(delivery, f"failed on its final attempt: {type(exc).__name__}")
+        self._record_start(job)
+        if kind is None:
+            self._finish(
+                job, _Outcome(error=f"{job.kind} is not a job kind this worker runs"), budget
+            )
             return
-        self._finish(job, JobStatus.COMPLETED, result=result)
+        try:
+            outcome = self._execute(job, kind)
+        except HandBack as back:
+            self._note_interrupted(job, str(back))
+            raise
+        self._finish(job, outcome, budget)
 
-    def _reporter(self, job: Job) -> Reporter:
+    # --- running ---------------------------------------------------------------------------
+
+    def _execute(self, job: Job, kind: Kind[Any]) -> _Outcome:
+        """Run ``kind``'s runner on the job's payload in a thread, within the kind's budget."""
+        try:
+            payload = kind.parse(job.data)
+        except ValidationError as exc:
+            return _Outcome(
+                error=f"its stored {kind.name} payload is not valid: {exc.errors()[0]['msg']}"
+            )
+        seconds = self._budget(kind)
+        ctx = RunContext(
+            job_id=job.job_id,
+            time_scale=self.time_scale,
+            deadline=time.monotonic() + seconds,
+            report_progress=self._reporter(job),
+            resources=self.resources,
+            clock=self.clock,
+            sleeper=self.sleep,
+        )
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = kind.run(payload, ctx)
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name=f"job-{job.job_id[:8]}", daemon=True)
+        thread.start()
+        thread.join(seconds)
+        if thread.is_alive():
+            return self._stop(thread, ctx, kind, seconds)
+        if "error" in box:
+            return self._runner_failed(kind, box["error"])
+        result = box.get("result")
+        if not isinstance(result, str):
+            return _Outcome(
+                error=f"the {kind.name} runner returned {type(result).__name__}, not text"
+            )
+        return _Outcome(result=result)
+
+    def _budget(self, kind: Kind[Any]) -> float:
+        return kind.budget(self.time_scale, self.min_run_seconds)
+
+    def _stop(
+        self, thread: threading.Thread, ctx: RunContext, kind: Kind[Any], seconds: float
+    ) -> _Outcome:
+        ctx.cancelled.set()  # its next ctx.sleep or ctx.report raises Cancelled
+        _raise_in(thread, Cancelled)  # and so does its next line of Python
+        thread.join(0.05)
+        if thread.is_alive():
+            logger.error("an overrunning runner did not stop; left behind", kind=kind.name)
+            metrics.add_metric(name="RunnersLeftBehind", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="JobsOverran", unit=MetricUnit.Count, value=1)
+        return _Outcome(error=f"exceeded the {kind.name} limit of {seconds:.2f} s and was stopped")
+
+    def _runner_failed(self, kind: Kind[Any], exc: BaseException) -> _Outcome:
+        if isinstance(exc, Exception) and is_transient(exc):
+            raise HandBack(f"the {kind.name} runner met {describe(exc)}") from exc
+        if isinstance(exc, JobFailed):
+            return _Outcome(error=str(exc))
+        if isinstance(exc, OrdoError):
+            return _Outcome(error=exc.detail)
+        logger.error("runner failed", kind=kind.name, exc_info=exc)
+        return _Outcome(error=f"the {kind.name} runner failed ({type(exc).__name__}); not retried")
+
+    def _reporter(self, job: Job) -> Callable[[int], None]:
         def report(progress: int) -> None:
             try:
                 self.table.set_progress(job, progress, self.clock())
             except StaleTransition:  # moved on meanwhile; finishing will find out too
                 logger.warning("progress not recorded", progress=progress)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                logger.warning("progress not recorded", progress=progress, error=describe(exc))
 
         return report
 
-    def _finish(
-        self, job: Job, status: JobStatus, result: str | None = None, error: str | None = None
-    ) -> None:
+    # --- outcomes --------------------------------------------------------------------------
+
+    def _record_start(self, job: Job) -> None:
+        logger.info("job started", attempt=job.attempt, kind=job.kind)
+        if job.attempt == 1 and job.started_at is not None:
+            wait = (job.started_at - job.created_at).total_seconds()
+            metrics.add_metric(name="QueueWaitSeconds", unit=MetricUnit.Seconds, value=wait)
+
+    def _finish(self, job: Job, outcome: _Outcome, budget: RetryBudget) -> None:
+        status = JobStatus.COMPLETED if outcome.error is None else JobStatus.FAILED
+        now = self.clock()
+
+        def write() -> Job:
+            return self.table.finish(
+                job,
+                status,
+                now,
+                result=outcome.result,
+                error=outcome.error,
+                expires_at=expiry(now, self.retention_days),
+            )
+
         try:
-            self.table.finish(job, status, self.clock(), result=result, error=error)
+            budget.call(write)
         except StaleTransition:
             logger.warning("job changed while running; outcome discarded")
             return
+        except BudgetSpent as spent:
+            self._note_interrupted(job, f"its outcome could not be recorded ({spent})")
+            raise
         name = "JobsCompleted" if status is JobStatus.COMPLETED else "JobsFailed"
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-        logger.info("job finished", status=status)
+        logger.info("job finished", status=status, error=outcome.error)
 
-    def _give_up(self, job: Job, delivery: Delivery, reason: str) -> None:
+    def _note_interrupted(self, job: Job, reason: str) -> None:
         try:
-            self.table.abandon(job.job_id, reason, self.clock())
-            metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+            self.table.note_interrupted(job, f"attempt {job.attempt} interrupted: {reason}")
+        except Exception:  # without the note, the next delivery treats it as a crash
+            logger.exception("could not note the interruption")
+
+    def _end(self, job_id: str, reason: str, budget: RetryBudget | None = None) -> None:
+        """End a job that will not run (again): failed, off its owner's quota."""
+        now = self.clock()
+
+        def abandon() -> Job:
+            return self.table.abandon(
+                job_id, reason, now, expires_at=expiry(now, self.retention_days)
+            )
+
+        try:
+            (budget or RetryBudget(self.retry_seconds, sleep=self.retry_sleep)).call(abandon)
         except StaleTransition:
             logger.info("job finished meanwhile")
-        self._forward(delivery, reason)
+            return
+        except BudgetSpent as spent:
+            raise HandBack(str(spent)) from spent
+        metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+        logger.info("job ended", reason=reason)
 
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        logger.error("poison message", reason=reason, message_id=delivery.message_id)
-        self._forward(delivery, reason)
+    def _poison(self, delivery: Delivery, reason: str) -> None:
+        logger.error(
+            "poison message acknowledged",
+            reason=reason,
+            message_id=delivery.message_id,
+            body=delivery.body[:1000],
+        )
+        metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
 
-    def _forward(self, delivery: Delivery, reason: str) -> None:
-        self.dead_letters.forward(delivery.message_id, delivery.body, reason)
-        metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=1)
+
+def _raise_in(thread: threading.Thread, exception: type[BaseException]) -> None:
+    """Raise ``exception`` in ``thread`` at its next Python instruction (CPython's
+    ``PyThreadState_SetAsyncExc``); a thread blocked in C sees it when the call returns."""
+    import ctypes
+
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(exception)
+        )

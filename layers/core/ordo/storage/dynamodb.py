@@ -8,7 +8,10 @@ attribute   value               purpose
 pk, sk      ``JOB#<id>``, JOB   the job record
 lane, seq   ``LANE#jobs``, N    sparse GSI ``queue``: present only while the job is
                                 pending, so position = count of smaller ``seq``
-expires_at  epoch seconds       TTL
+status_pk,  ``JOBS#<status>``,  GSI ``jobs_by_status`` (the job without its payload and
+status_sk   ``<time>#<id>``     result): every owner's jobs by the time they entered
+                                their status, for the admin views and the reconciler
+expires_at  epoch seconds       TTL, set when the job finishes
 pk, sk      ``QUOTA#<owner>``,  ``pending``: the owner's pending jobs, changed in the
             PENDING             same transaction as every move into or out of pending
 ==========  ==================  ===================================================
@@ -16,22 +19,32 @@ pk, sk      ``QUOTA#<owner>``,  ``pending``: the owner's pending jobs, changed i
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from ordo.errors import StaleTransition
-from ordo.jobs import Job, JobStatus, PendingQuotaExceeded
+from ordo.jobs import (
+    Job,
+    JobPage,
+    JobStatus,
+    JobSummary,
+    NotRetryable,
+    PendingQuotaExceeded,
+)
 from ordo.storage.attributes import from_item, to_item
+from ordo.storage.cursors import decode_cursor, encode_cursor
 from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 QUEUE_INDEX = "queue"
+STATUS_INDEX = "jobs_by_status"
 LANE = "LANE#jobs"
 
 
@@ -47,10 +60,41 @@ def _values(values: dict[str, Any]) -> dict[str, Any]:
     return to_item(values)
 
 
+def _moment(moment: datetime) -> str:
+    """A fixed-width UTC time, so that index keys sort as times do."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
+
+
+def _status_keys(status: JobStatus, since: datetime, job_id: str) -> dict[str, Any]:
+    return {":status_pk": f"JOBS#{status.value}", ":status_sk": f"{_moment(since)}#{job_id}"}
+
+
+_SET_STATUS_KEYS = "#status_pk = :status_pk, #status_sk = :status_sk"
+
+
+def _upgrade(plain: dict[str, Any]) -> dict[str, Any]:
+    """Items written before job kinds were registered: ``kind`` was task or document, with
+    ``task_type`` or ``document_type``, and a task's ``data`` was its bare text."""
+    if plain.get("kind") == "task":
+        plain["kind"] = plain.pop("task_type")
+        plain["data"] = json.dumps({"kind": plain["kind"], "text": plain.get("data", "")})
+    elif plain.get("kind") == "document":
+        plain["kind"] = plain.pop("document_type")
+    elif plain.get("kind") == "fetch" and not plain.get("data"):
+        plain["data"] = "{}"
+    return plain
+
+
 def _job(item: dict[str, Any]) -> Job:
-    plain = from_item(item)
+    plain = _upgrade(from_item(item))
     plain["queue_seq"] = plain.pop("seq", None)
     return Job.model_validate(plain)
+
+
+def _summary(item: dict[str, Any]) -> JobSummary:
+    plain = _upgrade(from_item(item))
+    plain["job_id"] = str(plain["pk"]).removeprefix("JOB#")
+    return JobSummary.model_validate(plain)
 
 
 def _cancelled_by_condition(error: ClientError) -> list[bool]:
@@ -71,9 +115,35 @@ class DynamoJobTable:
         self._table = table_name
 
     def create(self, job: Job, max_pending: int) -> None:
+        try:
+            transact_write(self._client, self._new_pending(job, max_pending))
+        except ClientError as error:
+            failed = _cancelled_by_condition(error)
+            if len(failed) == 2 and failed[1]:
+                raise PendingQuotaExceeded(max_pending) from error
+            if len(failed) == 2 and failed[0]:
+                raise StaleTransition(job.job_id) from error
+            raise
+
+    def _new_pending(self, job: Job, max_pending: int | None) -> list[dict[str, Any]]:
+        """Put the job, and count it in its owner's quota (refused past ``max_pending``)."""
         fields = job.model_dump(mode="json", exclude_none=True, exclude={"queue_seq"})
-        item = job_key(job.job_id) | _values(fields)
-        actions: list[dict[str, Any]] = [
+        status = _status_keys(JobStatus.PENDING, job.created_at, job.job_id)
+        item = (
+            job_key(job.job_id)
+            | _values(fields)
+            | _values({"status_pk": status[":status_pk"], "status_sk": status[":status_sk"]})
+        )
+        quota: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": quota_key(job.owner),
+            "UpdateExpression": "ADD pending :one",
+            "ExpressionAttributeValues": _values({":one": 1}),
+        }
+        if max_pending is not None:
+            quota["ConditionExpression"] = "attribute_not_exists(pending) OR pending < :max"
+            quota["ExpressionAttributeValues"] = _values({":one": 1, ":max": max_pending})
+        return [
             {
                 "Put": {
                     "TableName": self._table,
@@ -81,24 +151,31 @@ class DynamoJobTable:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": quota_key(job.owner),
-                    "UpdateExpression": "ADD pending :one",
-                    "ConditionExpression": "attribute_not_exists(pending) OR pending < :max",
-                    "ExpressionAttributeValues": _values({":one": 1, ":max": max_pending}),
-                }
-            },
+            {"Update": quota},
         ]
+
+    def retry(self, failed: Job, new: Job) -> None:
+        link = {
+            "Update": {
+                "TableName": self._table,
+                "Key": job_key(failed.job_id),
+                "UpdateExpression": "SET #retried_as = :new",
+                "ConditionExpression": "attribute_exists(pk) AND #status = :failed"
+                " AND attribute_not_exists(#retried_as)",
+                "ExpressionAttributeNames": {"#retried_as": "retried_as", "#status": "status"},
+                "ExpressionAttributeValues": _values(
+                    {":new": new.job_id, ":failed": JobStatus.FAILED.value}
+                ),
+            }
+        }
         try:
-            transact_write(self._client, actions)
+            transact_write(self._client, [*self._new_pending(new, None), link])
         except ClientError as error:
-            failed = _cancelled_by_condition(error)
-            if len(failed) == 2 and failed[1]:
-                raise PendingQuotaExceeded(max_pending) from error
-            if len(failed) == 2 and failed[0]:
-                raise StaleTransition(job.job_id) from error
+            failed_conditions = _cancelled_by_condition(error)
+            if len(failed_conditions) == 3 and failed_conditions[2]:
+                raise NotRetryable(
+                    f"Job {failed.job_id} is not failed, or was already retried"
+                ) from error
             raise
 
     def pending_count(self, owner: str) -> int:
@@ -139,8 +216,8 @@ class DynamoJobTable:
 
     def claim(self, job: Job, now: datetime) -> Job:
         update = (
-            "SET #status = :processing, #attempt = :next, #started_at = :now, #updated_at = :now"
-            " REMOVE #lane, #error"
+            "SET #status = :processing, #attempt = :next, #started_at = :now, #updated_at = :now, "
+            f"{_SET_STATUS_KEYS} REMOVE #lane, #error"
         )
         condition = "#status = :expected AND #attempt = :attempt"
         values = {
@@ -149,9 +226,13 @@ class DynamoJobTable:
             ":now": now.isoformat(),
             ":expected": job.status.value,
             ":attempt": job.attempt,
-        }
-        if job.status is JobStatus.PROCESSING:  # a retry: it left pending (and the quota) before
-            return self._update(job.job_id, update, condition, values)
+        } | _status_keys(JobStatus.PROCESSING, now, job.job_id)
+        if job.status is JobStatus.PROCESSING:  # interrupted: it left pending (and the quota)
+            if not job.interrupted:
+                raise StaleTransition(job.job_id)
+            return self._update(
+                job.job_id, update, f"{condition} AND attribute_exists(#error)", values
+            )
         if job.status is not JobStatus.PENDING:
             raise StaleTransition(job.job_id)
         self._leave_pending(job, update, condition, values)
@@ -196,15 +277,23 @@ class DynamoJobTable:
             raise
 
     def finish(
-        self, job: Job, status: JobStatus, now: datetime, result: str | None, error: str | None
+        self,
+        job: Job,
+        status: JobStatus,
+        now: datetime,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        expires_at: int | None = None,
     ) -> Job:
         outcome = {":result": result} if result is not None else {":error": error}
         field = "result" if result is not None else "error"
         done = ", #progress = :hundred" if status is JobStatus.COMPLETED else ""
+        ttl = ", #expires_at = :expires_at" if expires_at is not None else ""
         return self._update(
             job.job_id,
-            f"SET #status = :status, #finished_at = :now, #updated_at = :now, #{field} = :{field}"
-            + done,
+            f"SET #status = :status, #finished_at = :now, #updated_at = :now, #{field} = :{field}, "
+            f"{_SET_STATUS_KEYS}{done}{ttl}",
             "#status = :processing AND #attempt = :attempt",
             {
                 ":status": status.value,
@@ -213,7 +302,9 @@ class DynamoJobTable:
                 ":attempt": job.attempt,
             }
             | outcome
-            | ({":hundred": 100} if done else {}),
+            | _status_keys(status, now, job.job_id)
+            | ({":hundred": 100} if done else {})
+            | ({":expires_at": expires_at} if ttl else {}),
         )
 
     def set_progress(self, job: Job, progress: int, now: datetime) -> Job:
@@ -229,29 +320,45 @@ class DynamoJobTable:
             },
         )
 
-    def note_failure(self, job: Job, error: str) -> Job:
+    def note_interrupted(self, job: Job, reason: str) -> Job:
         return self._update(
             job.job_id,
             "SET #error = :error",
             "#status = :processing AND #attempt = :attempt",
-            {":error": error, ":processing": JobStatus.PROCESSING.value, ":attempt": job.attempt},
+            {":error": reason, ":processing": JobStatus.PROCESSING.value, ":attempt": job.attempt},
         )
 
-    def abandon(self, job_id: str, error: str, now: datetime) -> Job:
+    def abandon(
+        self,
+        job_id: str,
+        error: str,
+        now: datetime,
+        *,
+        expires_at: int | None = None,
+        dead_letter_body: str | None = None,
+    ) -> Job:
+        extra: dict[str, Any] = {":expires_at": expires_at} if expires_at is not None else {}
+        if dead_letter_body is not None:
+            extra[":dead_letter_body"] = dead_letter_body
+        sets = "".join(f", #{name[1:]} = {name}" for name in extra)
         update = (
-            "SET #status = :failed, #finished_at = :now, #updated_at = :now, #error = :error"
-            " REMOVE #lane"
+            "SET #status = :failed, #finished_at = :now, #updated_at = :now, #error = :error, "
+            f"{_SET_STATUS_KEYS}{sets} REMOVE #lane"
         )
         for _ in range(3):  # the status may move between the read and the write; read again
             job = self.get(job_id)
             if job is None or job.status.is_final:
                 raise StaleTransition(job_id)
-            values = {
-                ":failed": JobStatus.FAILED.value,
-                ":now": now.isoformat(),
-                ":error": error,
-                ":seen": job.status.value,
-            }
+            values = (
+                {
+                    ":failed": JobStatus.FAILED.value,
+                    ":now": now.isoformat(),
+                    ":error": error,
+                    ":seen": job.status.value,
+                }
+                | _status_keys(JobStatus.FAILED, now, job_id)
+                | extra
+            )
             try:
                 if job.status is JobStatus.PROCESSING:
                     return self._update(job_id, update, "#status = :seen", values)
@@ -265,9 +372,65 @@ class DynamoJobTable:
                     "updated_at": now,
                     "error": error,
                     "queue_seq": None,
+                    "expires_at": expires_at,
+                    "dead_letter_body": dead_letter_body,
                 }
             )
         raise StaleTransition(job_id)
+
+    # --- every owner's jobs, by status -----------------------------------------------------
+
+    def by_status(
+        self,
+        status: JobStatus,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        newest_first: bool = True,
+        before: datetime | None = None,
+    ) -> JobPage:
+        partition = f"JOBS#{status.value}"
+        condition = "status_pk = :pk"
+        values: dict[str, Any] = {":pk": partition}
+        if before is not None:
+            condition += " AND status_sk < :before"
+            values[":before"] = _moment(before)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _values(values),
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = decode_cursor(
+                cursor, {"pk", "sk", "status_pk", "status_sk"}, ("status_pk", partition)
+            )
+        response = self._client.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return JobPage(
+            items=[_summary(item) for item in response.get("Items", [])],
+            next_cursor=encode_cursor(last) if last else None,
+        )
+
+    def count_by_status(self, status: JobStatus, since: datetime | None = None) -> int:
+        condition = "status_pk = :pk"
+        values: dict[str, Any] = {":pk": f"JOBS#{status.value}"}
+        if since is not None:
+            condition += " AND status_sk >= :since"
+            values[":since"] = _moment(since)
+        count = 0
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=_values(values),
+            Select="COUNT",
+        ):
+            count += page["Count"]
+        return count
 
     def _update(self, job_id: str, update: str, condition: str, values: dict[str, Any]) -> Job:
         try:

@@ -1,0 +1,83 @@
+"""/admin: the lane at a glance, every user's jobs by status, and the retry of a failed job."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Response
+from mangum import Mangum
+
+from ordo import lane_admin
+from ordo.clock import utcnow
+from ordo.http import CurrentUser, api_app
+from ordo.jobs import JobQueue, JobTable, QueueGauge
+from ordo.lane_admin import AdminJobPage, JobsQuery, LaneView, RetryAccepted
+from ordo.observability import MetricUnit, metrics
+from ordo.settings import settings
+from ordo.wiring import dead_letter_gauge, job_queue, job_table
+
+app = api_app(title="admin")
+
+Jobs = Annotated[JobTable, Depends(job_table)]
+
+_ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not signed in"},
+    403: {"description": "Admin role required"},
+}
+
+
+@app.get("/admin/lane", response_model=LaneView, responses=_ADMIN_ONLY)
+def lane(
+    user: CurrentUser,
+    table: Jobs,
+    dead_letters: Annotated[QueueGauge, Depends(dead_letter_gauge)],
+) -> LaneView:
+    """Counts by status, the oldest wait, the running job and the dead letters."""
+    return lane_admin.lane_view(table, dead_letters, user, utcnow())
+
+
+@app.get(
+    "/admin/jobs",
+    response_model=AdminJobPage,
+    responses=_ADMIN_ONLY
+    | {422: {"description": "A missing or unknown status, a bad limit, or a bad cursor"}},
+)
+def jobs(user: CurrentUser, table: Jobs, query: Annotated[JobsQuery, Query()]) -> AdminJobPage:
+    """Every user's jobs in one status, newest first (by when they entered it); pass
+    `next_cursor` back as `cursor` for the next page."""
+    return lane_admin.list_jobs(table, user, query)
+
+
+@app.post(
+    "/admin/jobs/{job_id}/retry",
+    status_code=202,
+    response_model=RetryAccepted,
+    responses=_ADMIN_ONLY
+    | {
+        404: {"description": "No such job"},
+        409: {"description": "The job is not failed, or was already retried"},
+        503: {"description": "The lane could not be reached; the new job was marked failed"},
+    },
+)
+def retry(
+    job_id: str,
+    user: CurrentUser,
+    response: Response,
+    table: Jobs,
+    queue: Annotated[JobQueue, Depends(job_queue)],
+) -> RetryAccepted:
+    """Queue a new job with the failed job's kind, payload and owner at the end of the lane;
+    the two are linked by `retry_of` and `retried_as`. Follow it with `GET /status/{job_id}`."""
+    accepted = lane_admin.retry_job(
+        table,
+        queue,
+        user,
+        job_id,
+        now=utcnow(),
+        retention_days=settings().job_retention_days,
+    )
+    response.headers["Location"] = f"/status/{accepted.job_id}"
+    metrics.add_metric(name="JobsRetried", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
+    return accepted
+
+
+handler = Mangum(app, lifespan="off")
