@@ -147,19 +147,33 @@ def test_running_the_reconciler_again_ends_nothing(cloud: Cloud) -> None:
     assert (again["job_ids"], again["moved_on"]) == ([], 0)
 
 
+def _may_send_to_the_lane(stack: Any, function: str) -> bool:
+    """Whether the function's role grants ``sqs:SendMessage`` on the lane."""
+    role = stack.resources[stack.resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]
+    for policy in role["Properties"].get("Policies", []):
+        statements = policy["PolicyDocument"]["Statement"]
+        for statement in statements if isinstance(statements, list) else [statements]:
+            actions = statement["Action"]
+            resources = statement["Resource"]
+            if "sqs:SendMessage" in (actions if isinstance(actions, list) else [actions]) and (
+                {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+                in (resources if isinstance(resources, list) else [resources])
+            ):
+                return True
+    return False
+
+
 def test_every_function_that_sends_to_the_lane_ends_within_the_submit_window(
     cloud: Cloud,
 ) -> None:
     """The reconciler's proof that a message was lost assumes it is sent within SUBMIT_WINDOW
-    of the job's creation, which a function's timeout bounds."""
-    lane = cloud.stack.queue_url("JobsQueue")
+    of the job's creation, which the timeout of every function allowed to send bounds."""
     senders = {
         lid: fn.timeout
         for lid, fn in cloud.stack.functions().items()
-        # The reconciler only reads the lane's depth.
-        if fn.environment.get("ORDO_QUEUE_URL") == lane and lid != "ReconcilerFunction"
+        if _may_send_to_the_lane(cloud.stack, lid)
     }
-    assert "SubmitFunction" in senders
+    assert {"SubmitFunction", "DocumentsFunction", "FetchFunction", "AdminFunction"} <= set(senders)
     assert all(timeout < SUBMIT_WINDOW.total_seconds() for timeout in senders.values()), senders
 
 
