@@ -4,19 +4,20 @@ Two measurements through the local cloud, at ``ORDO_TIME_SCALE=0.01``, from the 
 worker itself stores (``finished_at``, ``started_at``), so polling adds nothing:
 
 * recovery: 20 poison jobs (a runner raising ``ZeroDivisionError``), and 5 runaway ones (a
-  runner that never yields, stopped at its kind's budget), each followed by a good task; the
-  time from the poison job's end to the next job's start, p50 and max. The recovery bound at
+  runner that never yields, stopped at its kind's budget), each followed by a good task, all
+  queued behind a blocker so that every next job is already waiting; the time from the poison
+  job's end to the next job's start, p50 and max. The recovery bound at
   this scale is 10 s x 0.01 = 100 ms.
 * batch size: the lane's own cost per job at each of ``--batch-sizes`` (1, 2 and 5), each on
   a copy of template.yaml with the worker's BatchSize, its timeout and the queue's visibility
-  timeout set as tests/test_template.py demands: N tasks queued at once, then (last finish -
-  first start - the simulated delays) / N.
+  timeout set as tests/test_template.py demands: N tasks queued behind the blockers, then (last
+  finish - first start - the simulated delays) / N; the median of ``--runs`` runs.
 
 The fault kinds come from ``tests/faults.py``, preloaded into the local cloud's functions with
 ``ORDO_LOCAL_PRELOAD`` (the same injection the e2e fault tests use).
 
-    python -m bench.recovery [--poison N] [--runaway N] [--tasks N] [--batch-sizes 1,2,5]
-                             [--json]
+    python -m bench.recovery [--poison N] [--runaway N] [--tasks N] [--runs N]
+                             [--batch-sizes 1,2,5] [--json]
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ TARGET_RECOVERY_MS = 100.0
 TARGET_BATCH_COST_MS = 10.0  # issue 13: BatchSize 1 only if it costs less than this per job
 PRELOAD = {"ORDO_LOCAL_PRELOAD": "tests.faults"}
 TASK = {"kind": "reverse", "text": "abc"}
+# 2.5 s at the bench's time scale, just inside the fault kind's maximum (3 s); the jobs measured
+# queue up behind a few of them, so the lane never waits for the next one to arrive.
+BLOCKER = {"kind": "fault", "action": "sleep", "seconds": 250}
+BLOCKERS = 4
 
 
 def submit(client: httpx.Client, body: dict[str, Any]) -> str:
@@ -68,6 +73,12 @@ def wait_all(client: httpx.Client, job_ids: Sequence[str], timeout: float = 600)
             time.sleep(0.1)
 
 
+def all_queued(jobs: Jobs, blockers: Sequence[str]) -> None:
+    """Called right after the last submit: the lane must still be busy with the blockers."""
+    if jobs.item(blockers[-1]).get("finished_at"):
+        raise BenchError("the lane reached the jobs measured before all were queued; use fewer")
+
+
 class Jobs:
     """The worker's own timestamps, read from the local cloud's table."""
 
@@ -76,10 +87,13 @@ class Jobs:
         names = self.dynamodb.list_tables()["TableNames"]
         (self.table,) = [name for name in names if "JobsTable" in name]
 
+    def item(self, job_id: str) -> dict[str, Any]:
+        key = {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
+        item: dict[str, Any] = self.dynamodb.get_item(TableName=self.table, Key=key)["Item"]
+        return item
+
     def times(self, job_id: str) -> tuple[float, float]:
-        item = self.dynamodb.get_item(
-            TableName=self.table, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
-        )["Item"]
+        item = self.item(job_id)
         return parse_time(item["started_at"]["S"]), parse_time(item["finished_at"]["S"])
 
 
@@ -97,7 +111,11 @@ def measure_recovery(
 ) -> Recovery:
     account = sign_up(url)
     with httpx.Client(base_url=url, headers=account.headers, timeout=30) as client:
+        # Every pair waits behind the blocker, so a gap is the lane's recovery, never the time
+        # the next job took to arrive.
+        blockers = [submit(client, BLOCKER) for _ in range(BLOCKERS)]
         pairs = [(submit(client, poison), submit(client, TASK)) for _ in range(count)]
+        all_queued(jobs, blockers)
         wait_all(client, [job for pair in pairs for job in pair])
     gaps = [(jobs.times(after)[0] - jobs.times(failed)[1]) * 1000 for failed, after in pairs]
     p50, worst = statistics.median(gaps), max(gaps)
@@ -108,19 +126,22 @@ def measure_recovery(
 class BatchCost:
     batch_size: int
     tasks: int
-    per_job_ms: float
+    per_job_ms: float  # the median of the runs
+    runs_ms: list[float]
 
 
-def measure_batch(url: str, jobs: Jobs, tasks: int, batch_size: int) -> BatchCost:
+def measure_batch(url: str, jobs: Jobs, tasks: int) -> float:
+    """One run: ``tasks`` queued behind the blockers; the lane's own milliseconds per job."""
     account = sign_up(url)
     delay = 2.0 * TIME_SCALE  # reverse's simulated delay
     with httpx.Client(base_url=url, headers=account.headers, timeout=30) as client:
-        blocker = submit(client, {"kind": "fault", "action": "sleep", "seconds": 100})
-        ids = [submit(client, TASK) for _ in range(tasks)]  # queued while the blocker runs
-        wait_all(client, [blocker, *ids])
+        blockers = [submit(client, BLOCKER) for _ in range(BLOCKERS)]
+        ids = [submit(client, TASK) for _ in range(tasks)]  # queued while the blockers run
+        all_queued(jobs, blockers)
+        wait_all(client, ids)
     times = [jobs.times(job_id) for job_id in ids]
     span = max(end for _, end in times) - min(start for start, _ in times)
-    return BatchCost(batch_size, tasks, (span - tasks * delay) / tasks * 1000)
+    return (span - tasks * delay) / tasks * 1000
 
 
 def batch_template(batch_size: int) -> Path:
@@ -171,9 +192,11 @@ class Report:
         largest = max(cost.batch_size for cost in self.batch)
         lines.append(f"lane cost per job by worker batch size (against BatchSize {largest})")
         for cost in self.batch:
+            runs = ", ".join(f"{run:.1f}" for run in cost.runs_ms)
             lines.append(
                 f"  BatchSize {cost.batch_size}: {cost.per_job_ms:6.1f} ms per job"
-                f" ({self.cost_against_largest(cost.batch_size):+5.1f} ms; {cost.tasks} tasks)"
+                f" ({self.cost_against_largest(cost.batch_size):+5.1f} ms; median of {runs};"
+                f" {cost.tasks} tasks each)"
             )
         lines.append(f"  issue 13: BatchSize 1 only if it costs under {TARGET_BATCH_COST_MS} ms")
         return "\n".join(lines)
@@ -194,10 +217,13 @@ def run(args: argparse.Namespace) -> Report:
         template = batch_template(size)
         try:
             with local_cloud(env=PRELOAD, args=["--template", str(template)]) as cloud:
-                log(f"lane cost with BatchSize {size} ({args.tasks} tasks)")
-                batch.append(measure_batch(cloud.url, Jobs(cloud.aws_url), args.tasks, size))
+                runs = []
+                for run_number in range(1, args.runs + 1):
+                    log(f"lane cost with BatchSize {size}, run {run_number} ({args.tasks} tasks)")
+                    runs.append(measure_batch(cloud.url, Jobs(cloud.aws_url), args.tasks))
         finally:
             template.unlink(missing_ok=True)
+        batch.append(BatchCost(size, args.tasks, statistics.median(runs), runs))
     return Report(recovery, batch)
 
 
@@ -205,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recovery", description=__doc__)
     parser.add_argument("--poison", type=int, default=20)
     parser.add_argument("--runaway", type=int, default=5)
-    parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--tasks", type=int, default=150)
+    parser.add_argument("--runs", type=int, default=5, help="runs per batch size (median)")
     parser.add_argument(
         "--batch-sizes",
         type=lambda text: [int(n) for n in text.split(",")],

@@ -10,10 +10,10 @@ made to meet DynamoDB throttling (``tests/faults.py``). Each test checks three t
 * the order holds: jobs start in the order the lane accepted them (their SQS sequence numbers).
 
 ``make bench`` measures the recovery time itself; the allowance here only tells a recovery in
-seconds from one that waited out a visibility timeout (900 s).
+seconds from one that waited out a visibility timeout (360 s).
 
 The worker's timeout is lowered to 20 s in this cloud (``ORDO_LOCAL_TIMEOUTS``), so that a
-runner holding the GIL is timed out in 20 s rather than the template's 150 s; every job of the
+runner holding the GIL is timed out in 20 s rather than the template's 60 s; every job of the
 fault kind still fits the worker's time check (3 s + its 10 s margin).
 """
 

@@ -45,7 +45,7 @@ class Settings(BaseModel):
     sdk_read_timeout: float = Field(default=1.5, gt=0, le=30)
     sdk_max_attempts: int = Field(default=3, ge=1, le=5)
     # The worker function's timeout (reconciler: when a processing job is certainly stranded).
-    worker_timeout_seconds: int = Field(default=150, ge=1, le=900)
+    worker_timeout_seconds: int = Field(default=60, ge=1, le=900)
     # The reconciler leaves a pending job alone for this long before it looks for its message.
     reconcile_pending_minutes: int = Field(default=15, ge=1)
 
