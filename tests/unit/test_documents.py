@@ -124,6 +124,20 @@ def test_a_numeric_text_amount_is_a_number() -> None:
 
 
 @pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        ("999999999999999.99", 999999999999999.99),
+        ("-999999999999999.99", -999999999999999.99),
+        (0, 0.0),
+        ("0.01", 0.01),
+        ("-0.006", -0.01),
+    ],
+)
+def test_amounts_at_the_edges_of_the_rules_are_kept(amount: object, shown: float) -> None:
+    assert interpret_invoice({"amount": amount}, {})["amount"] == shown
+
+
+@pytest.mark.parametrize(
     ("content", "problem"),
     [
         ({"amount": "abc"}, "amount must be a number"),
@@ -131,6 +145,10 @@ def test_a_numeric_text_amount_is_a_number() -> None:
         ({"amount": [1]}, "amount must be a number"),
         ({"amount": "NaN"}, "finite"),
         ({"amount": "Infinity"}, "finite"),
+        ({"amount": 1e26}, "within ±999,999,999,999,999.99"),
+        ({"amount": "-1000000000000000"}, "within ±"),
+        ({"amount": 1e-30}, "zero or at least a cent"),
+        ({"amount": "0.004"}, "zero or at least a cent"),
         ({"currency": "EURO"}, "currency"),
         ({"vendor": {"name": "x"}}, "vendor must be text"),
     ],

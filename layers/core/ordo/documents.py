@@ -139,7 +139,7 @@ def _amount(value: Any) -> float | None:
     if not number.is_finite():
         raise InvalidDocument(f"amount must be a finite number, not {value!r}")
     if abs(number) > MAX_AMOUNT:
-        raise InvalidDocument(f"amount must be at most {MAX_AMOUNT:,} in size, not {value!r}")
+        raise InvalidDocument(f"amount must be within ±{MAX_AMOUNT:,}, not {value!r}")
     cents = number.quantize(CENT)
     if number and not cents:
         raise InvalidDocument(f"amount must be zero or at least a cent, not {value!r}")
