@@ -206,9 +206,7 @@ def test_processing_reports_progress_and_takes_its_time(kind: DocumentType, seco
     slept: list[float] = []
     reported: list[int] = []
     payload = UploadRequest(type=kind, content={}).payload()
-    ctx = RunContext(
-        "j" * 32, 0.5, deadline=0, report_progress=reported.append, sleeper=slept.append
-    )
+    ctx = RunContext("j" * 32, 0.5, report_progress=reported.append, sleeper=slept.append)
     run_document(payload, ctx)
     assert reported == [25, 50, 75]
     assert sum(slept) == pytest.approx(seconds * 0.5)
@@ -227,7 +225,7 @@ def run_worker(table: InMemoryJobTable, queue: InMemoryJobQueue, observe: Any = 
         sleep=observe or (lambda _: None),
     )
     for job_id in queue.sent:
-        lane.handle(Delivery("m-" + job_id, json.dumps({"job_id": job_id}), 1))
+        lane.handle(Delivery("m-" + job_id, json.dumps({"job_id": job_id})))
 
 
 def test_the_worker_records_progress_as_it_goes_and_100_only_when_done() -> None:

@@ -10,7 +10,6 @@ The kinds this deployment runs are registered in :mod:`ordo.registry`.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -116,9 +115,6 @@ class Registry:
     def __iter__(self) -> Iterator[Kind[Any]]:
         return iter(self._kinds.values())
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._kinds
-
     def names(self) -> list[str]:
         return list(self._kinds)
 
@@ -162,11 +158,10 @@ class Resources:
 @dataclass
 class RunContext:
     """What a runner gets besides its payload: the simulated clock, progress reports, the
-    resources the worker was given, and its deadline."""
+    resources the worker was given."""
 
     job_id: str
     time_scale: float
-    deadline: float  # time.monotonic() by which the worker stops the runner
     report_progress: Reporter = lambda _progress: None
     resources: Resources = field(default_factory=Resources)
     clock: Clock = utcnow
@@ -190,9 +185,6 @@ class RunContext:
 
     def now(self) -> datetime:
         return self.clock()
-
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
 
     def need[T](self, resource: type[T]) -> T:
         return self.resources.get(resource)

@@ -89,20 +89,7 @@ class AdminJob(BaseModel):
 
     @classmethod
     def of(cls, job: JobSummary) -> AdminJob:
-        return cls(
-            job_id=job.job_id,
-            owner=job.owner,
-            kind=job.kind,
-            status=job.status,
-            error=job.error,
-            attempts=job.attempt,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            updated_at=job.updated_at,
-            retry_of=job.retry_of,
-            retried_as=job.retried_as,
-        )
+        return cls(**job.model_dump(exclude={"attempt"}), attempts=job.attempt)
 
 
 class AdminJobPage(BaseModel):

@@ -81,17 +81,14 @@ class Delivery:
 
     message_id: str
     body: str
-    receive_count: int = 1
     receipt_handle: str = ""
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Delivery:
         """From a record of a Lambda SQS event."""
-        attributes = record.get("attributes") or {}
         return cls(
             message_id=str(record["messageId"]),
             body=str(record.get("body", "")),
-            receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
             receipt_handle=str(record.get("receiptHandle", "")),
         )
 
@@ -182,8 +179,9 @@ class Lane:
             return
         kind = self.kinds.find(job.kind)
         needed = (self._budget(kind) if kind else 0.0) + self.margin_seconds
-        if remaining() < needed:
-            raise HandBack(f"{remaining():.1f} s left; the job may need {needed:.1f} s")
+        left = remaining()
+        if left < needed:
+            raise HandBack(f"{left:.1f} s left; the job may need {needed:.1f} s")
         waiting = job
         try:
             job = budget.call(lambda: self.table.claim(waiting, self.clock()))
@@ -217,7 +215,6 @@ class Lane:
         ctx = RunContext(
             job_id=job.job_id,
             time_scale=self.time_scale,
-            deadline=time.monotonic() + seconds,
             report_progress=self._reporter(job),
             resources=self.resources,
             clock=self.clock,
