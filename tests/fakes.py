@@ -14,6 +14,7 @@ from ordo.jobs import (
     JobStatus,
     JobSummary,
     NotRetryable,
+    OwnerJobPage,
     PendingQuotaExceeded,
 )
 
@@ -165,6 +166,24 @@ class InMemoryJobTable:
             1
             for job in self.jobs.values()
             if job.status is status and (since is None or _entered(job) >= since)
+        )
+
+    def by_owner(self, owner: str, *, limit: int, cursor: str | None = None) -> OwnerJobPage:
+        mine = sorted(
+            (job for job in self.jobs.values() if job.owner == owner),
+            key=lambda job: (job.created_at, job.job_id),
+            reverse=True,
+        )
+        ids = [job.job_id for job in mine]
+        start = 0
+        if cursor:  # as the adapter: an empty cursor is the first page
+            if cursor not in ids:  # garbage, or another owner's job: as the adapter refuses it
+                raise InvalidInput("cursor is not valid")
+            start = ids.index(cursor) + 1
+        chosen = mine[start : start + limit]
+        more = start + limit < len(mine)
+        return OwnerJobPage(
+            items=chosen, next_cursor=chosen[-1].job_id if chosen and more else None
         )
 
     def _leave_pending(self, job: Job) -> None:

@@ -32,7 +32,7 @@ SCHEDULED_FUNCTIONS = ("ReconcilerFunction",)
 FUNCTIONS = (*API_FUNCTIONS, *QUEUE_FUNCTIONS, *SCHEDULED_FUNCTIONS)
 ROUTES = {
     "SubmitFunction": [("POST", "/jobs"), ("POST", "/tasks")],
-    "StatusFunction": [("GET", "/tasks/{task_id}")],
+    "StatusFunction": [("GET", "/jobs"), ("GET", "/tasks/{task_id}")],
     "ResultFunction": [("GET", "/tasks/{task_id}/result")],
     "AuthFunction": [
         ("GET", "/auth/me"),
@@ -98,6 +98,7 @@ GRANTS: dict[str, list[Grant]] = {
     "StatusFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
         ("dynamodb:Query", QUEUE_INDEX_ARN, ANY_ITEM),
+        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
         READ_SECRET,
     ],
     "ResultFunction": [

@@ -1,23 +1,45 @@
-"""GET /tasks/{task_id}: a task's state and its place in the lane (its owner or an admin)."""
+"""GET /tasks/{task_id}: a task's state and its place in the lane (its owner or an admin);
+GET /jobs: the caller's own jobs, newest first."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from mangum import Mangum
 
 from ordo.http import CurrentUser, api_app
-from ordo.jobs import JobTable
+from ordo.jobs import MAX_MY_JOBS_PAGE, MY_JOBS_PAGE, JobTable, MyJobPage, list_my_jobs
+from ordo.registry import KINDS
 from ordo.tasks import TaskView, get_task
 from ordo.wiring import job_table
 
 app = api_app(title="status")
 
+Jobs = Annotated[JobTable, Depends(job_table)]
+_BAD_QUERY: dict[int | str, dict[str, Any]] = {
+    422: {"description": "A limit out of range, or a cursor not from this caller's listing"}
+}
+
 
 @app.get("/tasks/{task_id}", response_model=TaskView)
-def task_status(
-    task_id: str, user: CurrentUser, table: Annotated[JobTable, Depends(job_table)]
-) -> TaskView:
+def task_status(task_id: str, user: CurrentUser, table: Jobs) -> TaskView:
     return get_task(table, user, task_id)
+
+
+@app.get("/jobs", response_model=MyJobPage, responses=_BAD_QUERY)
+def my_jobs(
+    user: CurrentUser,
+    table: Jobs,
+    limit: Annotated[int, Query(ge=1, le=MAX_MY_JOBS_PAGE)] = MY_JOBS_PAGE,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=2048, description="A page's `next_cursor`, for the next page."),
+    ] = None,
+) -> MyJobPage:
+    """The caller's own jobs of every kind and status, newest first (an admin's too: every
+    user's are under `GET /admin/jobs`). A pending job shows its `queue_position`, a completed
+    one its `result`, a failed one its `error`; pass `next_cursor` back as `cursor` for the
+    next page."""
+    return list_my_jobs(table, user.id, KINDS, limit=limit, cursor=cursor)
 
 
 handler = Mangum(app, lifespan="off")

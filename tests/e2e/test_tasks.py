@@ -1,6 +1,7 @@
 """Text tasks over HTTP, exactly as a client sees them."""
 
 import itertools
+import time
 
 import httpx
 import pytest
@@ -73,3 +74,34 @@ def test_invalid_submission_is_422_naming_the_problem(client: httpx.Client) -> N
     assert "at most 300" in response.json()["detail"]
     response = client.post("/tasks", content=b"{nope", headers={"content-type": "application/json"})
     assert response.status_code == 422
+
+
+def test_my_jobs_lists_the_callers_tasks_newest_first_with_their_results(
+    api: Api, client: httpx.Client
+) -> None:
+    first = submit(client, "reverse", "abc")
+    second = submit(client, "swap_pairs", "abcd")
+    for task_id in (first, second):
+        assert api.wait_for(client, task_id)["status"] == "completed"
+
+    # The listing reads an index, which DynamoDB brings up to date within about a second.
+    deadline = time.monotonic() + 10
+    while True:
+        response = client.get("/jobs")
+        assert response.status_code == 200, response.text
+        page = response.json()
+        done = [item["status"] == "completed" for item in page["items"]]
+        if done == [True, True] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [item["job_id"] for item in page["items"]] == [second, first]
+    assert [(item["kind"], item["status"], item["result"]) for item in page["items"]] == [
+        ("swap_pairs", "completed", "badc"),
+        ("reverse", "completed", "cba"),
+    ]
+    assert page["next_cursor"] is None
+    one = client.get("/jobs", params={"limit": 1}).json()
+    assert [item["job_id"] for item in one["items"]] == [second]
+    rest = client.get("/jobs", params={"limit": 1, "cursor": one["next_cursor"]}).json()
+    assert [item["job_id"] for item in rest["items"]] == [first]
+    assert client.get("/jobs", params={"cursor": "nope"}).status_code == 422

@@ -1,12 +1,14 @@
 """One contract, two implementations: the DynamoDB adapter on moto and the in-memory fake."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from ordo.errors import InvalidInput, StaleTransition
 from ordo.jobs import Job, JobStatus, JobTable, NotRetryable, PendingQuotaExceeded, new_job_id
 from ordo.storage.attributes import to_item
+from ordo.storage.cursors import encode_cursor
 from ordo.storage.dynamodb import DynamoJobTable, job_key
 from tests.fakes import InMemoryJobTable
 from tests.harness import Cloud
@@ -224,3 +226,117 @@ def test_an_item_stored_before_job_kinds_reads_as_its_kind(anonymous_cloud: Clou
     assert old_document is not None
     assert (old_task.kind, old_task.data) == ("swap_pairs", '{"kind": "swap_pairs", "text": "abc"}')
     assert (old_document.kind, old_document.data) == ("invoice", '{"content":{}}')
+
+
+# --- one owner's jobs (GET /jobs) ------------------------------------------------------------
+
+OTHER = "b" * 32
+
+
+def owned(table: JobTable, owner: str, seconds: float, data: str = "abc") -> Job:
+    job = make_job(data, created_at=NOW + timedelta(seconds=seconds)).model_copy(
+        update={"owner": owner}
+    )
+    table.create(job, 100)
+    return job
+
+
+def test_an_owners_jobs_newest_first_paged_whole_and_only_theirs(table: JobTable) -> None:
+    mine = [owned(table, OWNER, n) for n in range(5)]
+    theirs = owned(table, OTHER, 2.5)
+    done = table.finish(table.claim(mine[1], NOW), JobStatus.COMPLETED, NOW, result="cba")
+    table.set_queue_seq(mine[4].job_id, 7)
+
+    first = table.by_owner(OWNER, limit=2)
+    assert [job.job_id for job in first.items] == [mine[4].job_id, mine[3].job_id]
+    assert first.items[0].queue_seq == 7
+    assert first.next_cursor
+    second = table.by_owner(OWNER, limit=2, cursor=first.next_cursor)
+    assert second.items == [mine[2], done]  # the whole job: status, result, times, payload
+    assert second.next_cursor
+    last = table.by_owner(OWNER, limit=2, cursor=second.next_cursor)
+    assert [job.job_id for job in last.items] == [mine[0].job_id]
+    assert [job.job_id for job in table.by_owner(OTHER, limit=10).items] == [theirs.job_id]
+    assert table.by_owner("c" * 32, limit=10).items == []
+
+
+def test_jobs_accepted_at_the_same_moment_list_by_id(table: JobTable) -> None:
+    jobs = [owned(table, OWNER, 0) for _ in range(4)]
+    first = table.by_owner(OWNER, limit=2)
+    second = table.by_owner(OWNER, limit=2, cursor=first.next_cursor)
+    listed = [job.job_id for job in first.items + second.items]
+    assert listed == sorted((job.job_id for job in jobs), reverse=True)
+
+
+def test_a_retry_is_listed_as_its_owners_newest_job(table: JobTable) -> None:
+    original = owned(table, OWNER, 0)
+    failed = table.finish(table.claim(original, NOW), JobStatus.FAILED, NOW, error="boom")
+    again = make_job(created_at=NOW + timedelta(minutes=1)).model_copy(
+        update={"retry_of": failed.job_id}
+    )
+    table.retry(failed, again)
+    listed = table.by_owner(OWNER, limit=10).items
+    assert [job.job_id for job in listed] == [again.job_id, original.job_id]
+    assert listed[1].retried_as == again.job_id
+
+
+def test_a_cursor_pages_only_the_owner_it_came_from(table: JobTable) -> None:
+    for n in range(3):
+        owned(table, OWNER, n)
+        owned(table, OTHER, n)
+    cursor = table.by_owner(OWNER, limit=1).next_cursor
+    assert cursor
+    with pytest.raises(InvalidInput, match="cursor is not valid"):
+        table.by_owner(OTHER, limit=1, cursor=cursor)
+    with pytest.raises(InvalidInput, match="cursor is not valid"):
+        table.by_owner(OWNER, limit=1, cursor="not-a-cursor")
+
+
+def test_a_forged_cursor_naming_another_owners_partition_is_refused(
+    anonymous_cloud: Cloud,
+) -> None:
+    table = DynamoJobTable(
+        anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    )
+    victim = [owned(table, OTHER, n) for n in range(3)]
+    mine = owned(table, OWNER, 0)
+    item = table_item(anonymous_cloud, victim[2].job_id)
+    key = {name: item[name] for name in ("pk", "sk", "gsi1pk", "gsi1sk")}
+    with pytest.raises(InvalidInput, match="cursor is not valid"):
+        table.by_owner(OWNER, limit=10, cursor=encode_cursor(key))
+    # Relabelled as the caller's own partition, it only ever reads the caller's own jobs.
+    relabelled = encode_cursor(key | to_item({"gsi1pk": f"JOBS#{OWNER}"}))
+    assert [job.job_id for job in table.by_owner(OWNER, limit=10, cursor=relabelled).items] == [
+        mine.job_id
+    ]
+
+
+def test_a_job_stored_before_the_owner_index_is_not_listed(anonymous_cloud: Cloud) -> None:
+    name = anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    table = DynamoJobTable(anonymous_cloud.dynamodb, name)
+    listed = owned(table, OWNER, 1)
+    legacy = make_job()
+    item = table_item(anonymous_cloud, listed.job_id)
+    old = {k: v for k, v in item.items() if k not in ("gsi1pk", "gsi1sk")}
+    old |= job_key(legacy.job_id) | to_item({"job_id": legacy.job_id})
+    anonymous_cloud.dynamodb.put_item(TableName=name, Item=old)
+    assert table.get(legacy.job_id) is not None
+    assert [job.job_id for job in table.by_owner(OWNER, limit=10).items] == [listed.job_id]
+
+
+def table_item(cloud: Cloud, job_id: str) -> dict[str, Any]:
+    return cloud.dynamodb.get_item(
+        TableName=cloud.stack.physical["JobsTable"]["Ref"], Key=job_key(job_id)
+    )["Item"]
+
+
+def test_a_new_job_carries_its_owner_index_keys(anonymous_cloud: Cloud) -> None:
+    table = DynamoJobTable(
+        anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    )
+    job = owned(table, OWNER, 1.5)
+    item = table_item(anonymous_cloud, job.job_id)
+    assert (item["gsi1pk"], item["gsi1sk"]) == (
+        {"S": f"JOBS#{OWNER}"},
+        {"S": f"2026-11-21T12:00:01.500000Z#{job.job_id}"},
+    )

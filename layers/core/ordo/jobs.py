@@ -103,6 +103,13 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+class OwnerJobPage(BaseModel):
+    """One owner's jobs, whole (payload, progress and result included)."""
+
+    items: list[Job]
+    next_cursor: str | None
+
+
 class PendingQuotaExceeded(TooManyRequests):
     def __init__(self, limit: int) -> None:
         super().__init__(
@@ -200,6 +207,14 @@ class JobTable(Protocol):
 
     def count_by_status(self, status: JobStatus, since: datetime | None = None) -> int: ...
 
+    def by_owner(self, owner: str, *, limit: int, cursor: str | None = None) -> OwnerJobPage:
+        """``owner``'s jobs of every status, newest first (by acceptance, then by id).
+
+        ``cursor`` is a page's ``next_cursor`` from the same owner's listing; any other cursor
+        raises ``InvalidInput``. Jobs accepted before this listing existed are not in it.
+        """
+        ...
+
 
 class JobQueue(Protocol):
     """The queue port: one FIFO lane shared by every job."""
@@ -258,6 +273,40 @@ class JobStatusView(BaseModel):
             created_at=job.created_at,
             updated_at=job.last_changed,
         )
+
+
+class MyJobView(JobStatusView):
+    """``GET /jobs``: one of the caller's jobs, as ``/status/{job_id}`` shows it, with its kind,
+    its times and its place in the lane."""
+
+    kind: str = Field(description="The job's kind, e.g. reverse, invoice, fetch.")
+    started_at: datetime | None = Field(description="When its latest attempt started.")
+    finished_at: datetime | None
+    queue_position: int | None = Field(
+        description="Jobs ahead of this pending job (0 = next); null once it has started."
+    )
+
+    @classmethod
+    def of(cls, job: Job, kinds: Registry, queue_position: int | None = None) -> MyJobView:
+        return cls(
+            **dict(JobStatusView.of(job, kinds)),
+            kind=job.kind,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            queue_position=queue_position,
+        )
+
+
+class MyJobPage(BaseModel):
+    items: list[MyJobView]
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
+
+
+MY_JOBS_PAGE = 20
+MAX_MY_JOBS_PAGE = 50  # every pending job on a page costs one more query (its queue position)
+# The most JSON one page's jobs may add up to. Lambda answers with at most 6 MB, and its own
+# envelope can double a body of escapes, so a page of large results is cut short instead.
+PAGE_BYTES = 2_000_000
 
 
 # --- use cases --------------------------------------------------------------------------
@@ -339,3 +388,48 @@ def find_job(table: JobTable, viewer: Viewer, job_id: str) -> Job:
 
 def get_job_status(table: JobTable, viewer: Viewer, job_id: str, kinds: Registry) -> JobStatusView:
     return JobStatusView.of(find_job(table, viewer, job_id), kinds)
+
+
+def queue_position(table: JobTable, job: Job) -> int | None:
+    """How many jobs wait ahead of ``job`` in the lane; None unless it is pending."""
+    if job.status is not JobStatus.PENDING:
+        return None
+    if job.queue_seq is None:  # accepted a moment ago; its sequence number is being recorded
+        return None
+    return table.count_pending_before(job.queue_seq)
+
+
+def list_my_jobs(
+    table: JobTable,
+    owner: str,
+    kinds: Registry,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    max_bytes: int = PAGE_BYTES,
+) -> MyJobPage:
+    """The owner's own jobs, newest first, whatever the owner's role: an admin sees every
+    user's jobs through ``GET /admin/jobs`` instead.
+
+    A page ends early, with a cursor, where its jobs' JSON would pass ``max_bytes`` (never
+    before its first job). Each pending job's queue position costs one query.
+    """
+    page = table.by_owner(owner, limit=limit, cursor=cursor)
+    fits = _fitting([MyJobView.of(job, kinds) for job in page.items], max_bytes)
+    if fits < len(page.items):
+        # Asked again for exactly the jobs that fit, so the cursor resumes right after them.
+        page = table.by_owner(owner, limit=fits, cursor=cursor)
+    return MyJobPage(
+        items=[MyJobView.of(job, kinds, queue_position(table, job)) for job in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def _fitting(views: list[MyJobView], max_bytes: int) -> int:
+    """How many of ``views``, from the first, fit in ``max_bytes`` of JSON (at least one)."""
+    total = 0
+    for count, view in enumerate(views):
+        total += len(view.model_dump_json().encode())
+        if total > max_bytes:
+            return max(count, 1)
+    return len(views)

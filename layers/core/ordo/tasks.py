@@ -23,6 +23,7 @@ from ordo.jobs import (
     accept,
     is_job_id,
     new_job,
+    queue_position,
 )
 from ordo.kinds import Kind, RunContext
 from ordo.validation import require_storable_text
@@ -226,17 +227,9 @@ def get_task(table: JobTable, viewer: Viewer, task_id: str) -> TaskView:
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
-        queue_position=_queue_position(table, job),
+        queue_position=queue_position(table, job),
         error=job.error if job.status is JobStatus.FAILED else None,
     )
-
-
-def _queue_position(table: JobTable, job: Job) -> int | None:
-    if job.status is not JobStatus.PENDING:
-        return None
-    if job.queue_seq is None:  # accepted a moment ago; its sequence number is being recorded
-        return None
-    return table.count_pending_before(job.queue_seq)
 
 
 def get_result(table: JobTable, viewer: Viewer, task_id: str) -> TaskResult:

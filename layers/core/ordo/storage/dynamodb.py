@@ -11,6 +11,9 @@ lane, seq   ``LANE#jobs``, N    sparse GSI ``queue``: present only while the job
 status_pk,  ``JOBS#<status>``,  GSI ``jobs_by_status`` (the job without its payload and
 status_sk   ``<time>#<id>``     result): every owner's jobs by the time they entered
                                 their status, for the admin views and the reconciler
+gsi1pk,     ``JOBS#<owner>``,   GSI ``gsi1`` (the whole job): one owner's jobs by
+gsi1sk      ``<created>#<id>``  acceptance, for ``GET /jobs``. Set when the job is
+                                created; jobs created before it existed lack it
 expires_at  epoch seconds       TTL, set when the job finishes
 pk, sk      ``QUOTA#<owner>``,  ``pending``: the owner's pending jobs, changed in the
             PENDING             same transaction as every move into or out of pending
@@ -34,6 +37,7 @@ from ordo.jobs import (
     JobStatus,
     JobSummary,
     NotRetryable,
+    OwnerJobPage,
     PendingQuotaExceeded,
 )
 from ordo.storage.attributes import from_item, to_item
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
 
 QUEUE_INDEX = "queue"
 STATUS_INDEX = "jobs_by_status"
+OWNER_INDEX = "gsi1"
 LANE = "LANE#jobs"
 
 
@@ -70,6 +75,18 @@ def _status_keys(status: JobStatus, since: datetime, job_id: str) -> dict[str, A
 
 
 _SET_STATUS_KEYS = "#status_pk = :status_pk, #status_sk = :status_sk"
+
+
+def _owner_partition(owner: str) -> str:
+    return f"JOBS#{owner}"
+
+
+def _owner_keys(job: Job) -> dict[str, Any]:
+    """The job's place in its owner's listing: by acceptance, and never changed after."""
+    return {
+        "gsi1pk": _owner_partition(job.owner),
+        "gsi1sk": f"{_moment(job.created_at)}#{job.job_id}",
+    }
 
 
 def _upgrade(plain: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +150,7 @@ class DynamoJobTable:
             job_key(job.job_id)
             | _values(fields)
             | _values({"status_pk": status[":status_pk"], "status_sk": status[":status_sk"]})
+            | _values(_owner_keys(job))
         )
         quota: dict[str, Any] = {
             "TableName": self._table,
@@ -431,6 +449,32 @@ class DynamoJobTable:
         ):
             count += page["Count"]
         return count
+
+    # --- one owner's jobs ------------------------------------------------------------------
+
+    def by_owner(self, owner: str, *, limit: int, cursor: str | None = None) -> OwnerJobPage:
+        """From ``gsi1``, so a job may show the state it had up to about a second ago. Jobs
+        stored before the index keys were written (``gsi1pk``) are not listed."""
+        partition = _owner_partition(owner)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": _values({":pk": partition}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            # Locked to this owner's partition: a cursor can never page through another's jobs.
+            query["ExclusiveStartKey"] = decode_cursor(
+                cursor, {"pk", "sk", "gsi1pk", "gsi1sk"}, ("gsi1pk", partition)
+            )
+        response = self._client.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return OwnerJobPage(
+            items=[_job(item) for item in response.get("Items", [])],
+            next_cursor=encode_cursor(last) if last else None,
+        )
 
     def _update(self, job_id: str, update: str, condition: str, values: dict[str, Any]) -> Job:
         try:
