@@ -676,3 +676,154 @@ def test_every_invocation_goes_through_the_alias(stack: Stack) -> None:
             uri = op["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
             (target,) = re.findall(r"functions/\$\{([^}]+)\}/invocations", uri)
             assert any(target in names for names in aliases.values()), uri
+
+
+# --- console (README: "Deploying the console") -----------------------------------------------
+
+CONSOLE_SOURCE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}"
+    ":distribution/${ConsoleDistribution}"
+}
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+
+
+def _csp(stack: Stack) -> dict[str, str]:
+    """The console's Content-Security-Policy, directive -> sources, for this region."""
+    config = _props(stack, "ConsoleResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    header = config["SecurityHeadersConfig"]["ContentSecurityPolicy"]
+    assert header["Override"] is True
+    text = stack.resolve(header["ContentSecurityPolicy"])
+    directives = [d.split(None, 1) for d in text.split(";") if d.strip()]
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+def test_the_console_bucket_is_private_encrypted_and_owner_enforced(stack: Stack) -> None:
+    bucket = _props(stack, "ConsoleBucket")
+
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert "WebsiteConfiguration" not in bucket
+    assert "AccessControl" not in bucket
+
+
+def test_only_the_console_distribution_may_read_the_bucket(stack: Stack) -> None:
+    policies = [
+        res["Properties"]
+        for res in stack.of_type("AWS::S3::BucketPolicy").values()
+        if res["Properties"]["Bucket"] == {"Ref": "ConsoleBucket"}
+    ]
+    assert len(policies) == 1
+    statements = _as_list(policies[0]["PolicyDocument"]["Statement"])
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    denies = [s for s in statements if s["Effect"] == "Deny"]
+
+    assert allows, "no statement lets CloudFront read the bucket"
+    for statement in allows:
+        assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}, statement
+        assert _as_list(statement["Action"]) == ["s3:GetObject"], statement
+        assert statement["Resource"] == {"Fn::Sub": "${ConsoleBucket.Arn}/*"}, statement
+        assert statement["Condition"] == {"StringEquals": {"AWS:SourceArn": CONSOLE_SOURCE_ARN}}, (
+            statement
+        )
+    assert [s["Condition"] for s in denies] == [{"Bool": {"aws:SecureTransport": "false"}}]
+    assert denies[0]["Principal"] == "*"
+    assert denies[0]["Action"] == "s3:*"
+
+
+def test_the_distribution_reads_the_bucket_through_origin_access_control(stack: Stack) -> None:
+    config = _props(stack, "ConsoleDistribution")["DistributionConfig"]
+    (origin,) = config["Origins"]
+    oac = _props(stack, "ConsoleOriginAccessControl")["OriginAccessControlConfig"]
+
+    assert origin["DomainName"] == {"Fn::GetAtt": ["ConsoleBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["ConsoleOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no OAI
+    assert "CustomOriginConfig" not in origin  # not a website endpoint
+    assert stack.of_type("AWS::CloudFront::CloudFrontOriginAccessIdentity") == {}
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    assert oac["SigningProtocol"] == "sigv4"
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["TargetOriginId"] == origin["Id"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["CachePolicyId"] == CACHING_OPTIMIZED
+    assert behavior["ResponseHeadersPolicyId"] == {"Ref": "ConsoleResponseHeadersPolicy"}
+    assert config["DefaultRootObject"] == "index.html"
+    assert (config["PriceClass"], config["HttpVersion"]) == ("PriceClass_100", "http2and3")
+
+
+def test_the_console_csp_allows_no_inline_code_and_no_third_party_origin(stack: Stack) -> None:
+    csp = _csp(stack)
+    sources = " ".join(csp.values())
+
+    assert csp["default-src"] == "'self'"
+    assert csp["script-src"] == "'self'"
+    assert csp["style-src"] == "'self'"
+    assert csp["object-src"] == "'none'"
+    assert csp["frame-ancestors"] == "'none'"
+    assert csp["base-uri"] == "'none'"
+    assert "'unsafe-inline'" not in sources
+    assert "'unsafe-eval'" not in sources
+    origins = re.findall(r"\bhttps?://\S+|\*(?:\s|$)", sources)
+    assert origins == ["https://*.execute-api.us-east-1.amazonaws.com"]
+    assert csp["connect-src"] == "'self' https://*.execute-api.us-east-1.amazonaws.com"
+    other_region = Stack.load(region="eu-west-1")
+    assert "https://*.execute-api.eu-west-1.amazonaws.com" in _csp(other_region)["connect-src"]
+
+
+def test_the_console_sends_the_security_headers(stack: Stack) -> None:
+    config = _props(stack, "ConsoleResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    headers = config["SecurityHeadersConfig"]
+
+    assert headers["ContentTypeOptions"] == {"Override": True}  # nosniff
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] in (
+        "no-referrer",
+        "strict-origin-when-cross-origin",
+    )
+    assert headers["FrameOptions"] == {"FrameOption": "DENY", "Override": True}
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert all(header["Override"] is True for header in headers.values()), headers
+
+
+def test_the_api_allows_only_the_console_origin(stack: Stack) -> None:
+    (api,) = stack.of_type("AWS::ApiGatewayV2::Api").values()
+    cors = api["Properties"]["Body"]["x-amazon-apigateway-cors"]
+
+    assert cors["allowOrigins"] == [{"Fn::Sub": "https://${ConsoleDistribution.DomainName}"}]
+    assert sorted(cors["allowHeaders"]) == ["authorization", "content-type"]
+    assert sorted(cors["allowMethods"]) == ["DELETE", "GET", "OPTIONS", "POST", "PUT"]
+    assert cors["maxAge"] == 600
+    assert cors.get("allowCredentials", False) is False
+    # The distribution must not name the API, or the two would depend on each other.
+    for lid in ("ConsoleDistribution", "ConsoleResponseHeadersPolicy", "ConsoleBucket"):
+        assert not re.search(r"\bApi\b", str(stack.resources[lid])), lid
+
+
+def test_the_outputs_name_the_console(stack: Stack) -> None:
+    outputs = stack.template["Outputs"]
+
+    assert outputs["ConsoleUrl"]["Value"] == {
+        "Fn::Sub": "https://${ConsoleDistribution.DomainName}"
+    }
+    assert outputs["ConsoleBucketName"]["Value"] == {"Ref": "ConsoleBucket"}
+    assert outputs["ConsoleDistributionId"]["Value"] == {"Ref": "ConsoleDistribution"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_function_may_touch_the_console(stack: Stack, function: str) -> None:
+    role = stack.resources[_role_of(stack, function)]
+    text = str(role["Properties"])
+
+    assert "Console" not in text
+    assert not any(
+        str(action).startswith(("s3:", "cloudfront:"))
+        for statement in _statements(role)
+        for action in _as_list(statement["Action"])
+    )
