@@ -10,6 +10,7 @@ PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION := 1.170.0
 STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
 export SAM_CLI_TELEMETRY := 0
 
 define need_python312
@@ -34,11 +35,17 @@ $(SAM):
 	$(PYTHON312) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
 
+# Swagger UI and ReDoc for /docs and /redoc, pinned in web/package-lock.json.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found: the docs' assets (web/package.json) need Node.js and npm."; exit 1; }
+	cd web && npm ci --ignore-scripts
+	@touch $@
+
 .PHONY: venv
 venv: $(STAMP)  ## Create the venv and install ordo with its dev tools
 
 .PHONY: dev
-dev: $(STAMP)  ## Run template.yaml locally without Docker (ORDO_PORT, default 3000)
+dev: $(STAMP) $(WEB_STAMP)  ## Run template.yaml and the console locally without Docker (ORDO_PORT, default 3000)
 	@$(PY) -m infra.local
 
 .PHONY: openapi
@@ -57,8 +64,12 @@ build: $(SAM)  ## sam build, with a precompiled layer
 	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build --template template.yaml
 
 .PHONY: test
-test: lint build  ## Lint, build, then run every test
+test: lint build $(WEB_STAMP)  ## Lint, build, then run every test (browser tests need chromium)
 	$(VENV)/bin/pytest
+
+.PHONY: screenshots
+screenshots: $(STAMP) $(WEB_STAMP)  ## Rewrite docs/screens/*.png from the console's browser tests
+	ORDO_SCREENSHOTS=docs/screens $(VENV)/bin/pytest -q tests/e2e/test_console.py
 
 .PHONY: bench
 bench: $(STAMP) build  ## Cold start, the local cloud's overheads, the lane's recovery, the catalog
@@ -67,9 +78,17 @@ bench: $(STAMP) build  ## Cold start, the local cloud's overheads, the lane's re
 	$(PY) -m bench.recovery
 	$(PY) -m bench.catalog
 
+# The stack `make deploy-console` publishes to: samconfig.toml's stack_name. REGION is optional.
+STACK ?= ordo
+
 .PHONY: deploy
-deploy: build  ## sam deploy (guided the first time)
+deploy: build  ## sam deploy (guided the first time), then publish the console
 	$(SAM) deploy --guided
+	$(MAKE) deploy-console
+
+.PHONY: deploy-console
+deploy-console: $(STAMP)  ## Upload web/ to the console bucket and write config.json (STACK=ordo)
+	$(PY) -m infra.console --stack-name $(STACK) $(if $(REGION),--region $(REGION))
 
 .PHONY: clean
 clean:  ## Remove build output and caches (keeps the venvs)

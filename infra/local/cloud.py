@@ -21,15 +21,17 @@ from urllib.parse import parse_qs
 from infra.local import moto_fidelity
 from infra.local.clock import LocalClock
 from infra.local.functions import CodeWatcher, FunctionHost, Functions
-from infra.local.gateway import Gateway
+from infra.local.gateway import Answer, Gateway
 from infra.local.routing import Route
 from infra.local.stack import TEMPLATE, Function, Stack
+from infra.local.static import ASSET_PREFIX, StaticFiles
 
 log = logging.getLogger("ordo.local")
 
 REGION = "us-east-1"
 SECRET_PARAMETER = "JwtSecretParameterName"  # noqa: S105 - the parameter's name
 TIMEOUTS_VARIABLE = "ORDO_LOCAL_TIMEOUTS"
+JSON = {"content-type": "application/json"}
 # Passed to every function, as Lambda's own environment would be.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
 
@@ -99,7 +101,10 @@ class LocalCloud:
             for lid, fn in definitions.items()
             for method, path in fn.http_routes
         ]
-        self.gateway = Gateway((self.host, self.port), routes, self.functions, self._local)
+        static = StaticFiles()
+        self.gateway = Gateway(
+            (self.host, self.port), routes, self.functions, self._local, static.answer
+        )
         self.port = int(self.gateway.server_address[1])
         self._threads.append(self.gateway.serve_in_thread())
         self._start_event_sources(definitions, sqs, dynamodb)
@@ -235,15 +240,11 @@ class LocalCloud:
 
     def _local(  # noqa: PLR0911 - one answer per local endpoint
         self, method: str, path: str, query: str, body: bytes
-    ) -> tuple[int, str, bytes] | None:
+    ) -> Answer | None:
         del body
         if path == "/openapi.json" and method == "GET":
-            return 200, "application/json", json.dumps(self.openapi()).encode()
-        if path == "/docs" and method == "GET":
-            from infra.local.openapi import swagger_ui
-
-            return 200, "text/html; charset=utf-8", swagger_ui().encode()
-        if not path.startswith("/_local/"):
+            return self._json(self.openapi())
+        if not path.startswith("/_local/") or path.startswith(ASSET_PREFIX):
             return None
         if path == "/_local/health":
             return self._json({"status": "ok", "aws_endpoint": self.aws_url})
@@ -253,12 +254,12 @@ class LocalCloud:
             try:
                 seconds = float(parse_qs(query).get("seconds", ["0"])[0])
             except ValueError:
-                return 400, "application/json", b'{"message":"seconds must be a number"}'
+                return 400, JSON, b'{"message":"seconds must be a number"}'
             self.clock.advance(seconds)
             return self._json({"time": self.clock.time(), "now": self.clock.now().isoformat()})
         if path == "/_local/functions" and method == "GET":
             return self._json({lid: host.pids() for lid, host in self.functions.hosts.items()})
-        return 404, "application/json", b'{"message":"Not Found"}'
+        return 404, JSON, b'{"message":"Not Found"}'
 
     def _admin_line(self) -> list[str]:
         if SECRET_PARAMETER not in self.stack.parameters:
@@ -266,8 +267,8 @@ class LocalCloud:
         return [f"  Admin       {self.admin.username} / {self.admin.shown_password}"]
 
     @staticmethod
-    def _json(value: Any) -> tuple[int, str, bytes]:
-        return 200, "application/json", json.dumps(value).encode()
+    def _json(value: Any) -> Answer:
+        return 200, JSON, json.dumps(value).encode()
 
     # --- banner ------------------------------------------------------------------------
 
@@ -276,7 +277,8 @@ class LocalCloud:
             "",
             "ordo local cloud — template.yaml without Docker",
             f"  API         {self.url}",
-            f"  Docs        {self.url}/docs",
+            f"  Console     {self.url}/",
+            f"  Docs        {self.url}/docs  (ReDoc: {self.url}/redoc)",
             f"  AWS         {self.aws_url}",
             f"              (aws --endpoint-url {self.aws_url} dynamodb list-tables)",
             *self._admin_line(),

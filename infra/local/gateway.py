@@ -4,7 +4,7 @@ Routes come from the template. Each request becomes a real v2 event for the func
 the route, and the function's answer becomes the HTTP response. Errors are answered as API
 Gateway answers them:
 
-* no route: 404 ``{"message":"Not Found"}``
+* no route: 404 ``{"message":"Not Found"}``, unless a static file answers (the console, the docs)
 * body over 10 MB (HttpApi's payload limit): 413 ``{"message":"Request Entity Too Large"}``
 * the function raised, or was throttled: 500 ``{"message":"Internal Server Error"}``
 * the function timed out: 503 ``{"message":"Service Unavailable"}`` (the local cloud's rule; a
@@ -32,8 +32,12 @@ log = logging.getLogger("ordo.local.gateway")
 MAX_BODY = 10 * 1024 * 1024
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
-# A local endpoint answers (status, content type, body) for a request, or None to fall through.
-LocalEndpoint = Callable[[str, str, str, bytes], tuple[int, str, bytes] | None]
+# An answer is (status, headers, body); an endpoint returns None to fall through.
+Answer = tuple[int, dict[str, str], bytes]
+# The local cloud's own endpoints, asked before the routes: (method, path, query, body).
+LocalEndpoint = Callable[[str, str, str, bytes], Answer | None]
+# Static files, asked when no route matches: (method, path).
+StaticEndpoint = Callable[[str, str], Answer | None]
 
 
 class Gateway(ThreadingHTTPServer):
@@ -46,11 +50,13 @@ class Gateway(ThreadingHTTPServer):
         routes: list[Route],
         invoker: Invoker,
         local: LocalEndpoint | None = None,
+        static: StaticEndpoint | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
         self.invoker = invoker
         self.local = local
+        self.static = static
 
     @property
     def url(self) -> str:
@@ -101,13 +107,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.local is not None:
             answer = self.server.local(method, raw_path, query, body)
             if answer is not None:
-                status, content_type, content = answer
-                self._send(status, {"content-type": content_type}, [], content)
+                self._send(answer[0], answer[1], [], answer[2])
                 return
         path = unquote(raw_path, errors="replace")
         found = match(self.server.routes, method, path) if method in METHODS else None
         if found is None:
-            self._send_json(404, {"message": "Not Found"})
+            static = self.server.static(method, path) if self.server.static else None
+            if static is not None:
+                self._send(static[0], static[1], [], static[2])
+            else:
+                self._send_json(404, {"message": "Not Found"})
             return
         headers: dict[str, str] = {}
         for name, value in self.headers.items():

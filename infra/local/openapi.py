@@ -1,7 +1,7 @@
 """One OpenAPI document for the whole API, merged from every API function's FastAPI app.
 
-The local cloud serves it at ``/openapi.json`` (with Swagger UI at ``/docs``), and
-``infra/openapi.json`` holds a copy that a test keeps current (``make openapi`` rewrites it).
+The local cloud serves it at ``/openapi.json`` (Swagger UI at ``/docs``, ReDoc at ``/redoc``),
+and ``infra/openapi.json`` holds a copy that a test keeps current (``make openapi`` rewrites it).
 """
 
 from __future__ import annotations
@@ -43,12 +43,6 @@ def render(document: dict[str, Any]) -> str:
 
 def write(document: dict[str, Any], path: Path = EXPORTED) -> None:
     path.write_text(render(document))
-
-
-def swagger_ui(title: str = "ordo") -> str:
-    from fastapi.openapi.docs import get_swagger_ui_html
-
-    return bytes(get_swagger_ui_html(openapi_url="/openapi.json", title=title).body).decode()
 
 
 def documents_in_process(stack: Stack) -> list[dict[str, Any]]:
