@@ -523,6 +523,51 @@ def test_a_user_has_no_admin_link_and_gets_no_admin_data(screen: Screen, api: Ap
         assert client.get("/admin/lane").status_code == 403
 
 
+# --- live updates -------------------------------------------------------------------------
+
+
+def requests_to(screen: Screen, path: str) -> int:
+    return sum(1 for seen, _ in screen.responses if seen == path)
+
+
+def test_polling_stops_for_finished_jobs_and_while_the_tab_is_hidden(
+    screen: Screen, api: Api
+) -> None:
+    username, _ = signed_up(api)
+    screen.sign_in(username)
+    page = screen.page
+    page.get_by_label("Data").fill("abc")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("tr[data-status='completed']")).to_have_count(1)
+    page.wait_for_timeout(300)  # the poll that saw it finish
+    settled = requests_to(screen, "/jobs")
+    page.wait_for_timeout(1500)  # five polls' worth at the fastest pace
+    assert requests_to(screen, "/jobs") == settled
+
+    page.get_by_role("button", name="Sign out").click()
+    assert api.admin is not None
+    screen.sign_in(*api.admin)
+    screen.go("Admin")
+    expect(page.get_by_text("Dead letters")).to_be_visible()
+    page.evaluate(
+        """() => {
+          Object.defineProperty(document, 'hidden', {value: true, configurable: true});
+          document.dispatchEvent(new Event('visibilitychange'));
+        }"""
+    )
+    hidden = requests_to(screen, "/admin/lane")
+    page.wait_for_timeout(2500)  # more than two polls at the lane's fastest pace (1 s)
+    assert requests_to(screen, "/admin/lane") == hidden
+    page.evaluate(
+        """() => {
+          Object.defineProperty(document, 'hidden', {value: false, configurable: true});
+          document.dispatchEvent(new Event('visibilitychange'));
+        }"""
+    )
+    page.wait_for_timeout(500)
+    assert requests_to(screen, "/admin/lane") > hidden
+
+
 # --- layout, docs -------------------------------------------------------------------------
 
 
