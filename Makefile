@@ -35,7 +35,7 @@ $(SAM):
 	$(PYTHON312) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
 
-# Swagger UI and ReDoc for /docs and /redoc, pinned in web/package-lock.json.
+# Swagger UI and ReDoc for /docs and /redoc, and prettier: pinned in web/package-lock.json.
 $(WEB_STAMP): web/package.json web/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm not found: the docs' assets (web/package.json) need Node.js and npm."; exit 1; }
 	cd web && npm ci --ignore-scripts
@@ -53,9 +53,10 @@ openapi: $(STAMP)  ## Rewrite infra/openapi.json, the merged OpenAPI of every AP
 	$(PY) -m infra.local.openapi
 
 .PHONY: lint
-lint: $(STAMP)  ## ruff, mypy and cfn-lint
+lint: $(STAMP) $(WEB_STAMP)  ## ruff, mypy, cfn-lint, and prettier for the console
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	web/node_modules/.bin/prettier --check --log-level warn web/app web/style.css web/index.html
 	$(VENV)/bin/mypy layers/core functions infra tests bench client
 	$(VENV)/bin/cfn-lint template.yaml
 

@@ -50,21 +50,21 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+CHROMIUM = chromium_path()
+if CHROMIUM is None:
+    MISSING = "chromium not found: install Debian's chromium to run the console's browser tests"
+    if os.environ.get("ORDO_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{MISSING} (ORDO_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(MISSING, allow_module_level=True)
+
+
 # Module scope: Playwright's sync API runs an event loop of its own, which must be gone before
 # tests that run one (FastAPI's TestClient, Mangum) start.
 @pytest.fixture(scope="module")
-def browser(api: Api) -> Iterator[Browser]:
-    if not api.local:
-        pytest.skip("the console tests run against the local cloud")
-    executable = chromium_path()
-    if executable is None:
-        reason = "chromium not found: install Debian's chromium to run the console's browser tests"
-        if os.environ.get("ORDO_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason} (ORDO_REQUIRE_BROWSER=1)")
-        pytest.skip(reason)
+def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=executable,
+            executable_path=CHROMIUM,
             args=[
                 "--no-sandbox",
                 "--disable-gpu",
@@ -133,6 +133,8 @@ class Screen:
 
 @pytest.fixture
 def screen(browser: Browser, api: Api) -> Iterator[Screen]:
+    if not api.local:
+        pytest.skip("the console tests run against the local cloud")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = Screen(context.new_page(), api)
     yield tab
@@ -429,6 +431,18 @@ def test_an_admin_creates_a_product_and_sees_a_field_error(
     found = admin.get("/products/search", params={"q": sku}).json()
     assert [item["price"] for item in found["items"]] == [12.5]
 
+    page.get_by_label("Search").fill(sku)
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_role("button", name=f"Edit Lamp {sku}").click()
+    editor = page.get_by_role("form", name=f"Edit Lamp {sku}")
+    editor.get_by_label("Price").fill("15")
+    editor.get_by_role("button", name="Save product").click()
+    expect(page.get_by_role("cell", name="15.00")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete Lamp {sku}").click()
+    expect(page.get_by_text("No products match.")).to_be_visible()
+    assert admin.get("/products/search", params={"q": sku}).json()["total"] == 0
+
 
 # --- data ---------------------------------------------------------------------------------
 
@@ -572,6 +586,8 @@ def test_polling_stops_for_finished_jobs_and_while_the_tab_is_hidden(
 
 
 def test_every_screen_fits_a_360_px_phone(browser: Browser, api: Api) -> None:
+    if not api.local:
+        pytest.skip("the console tests run against the local cloud")
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     tab = Screen(context.new_page(), api)
     try:

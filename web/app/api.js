@@ -15,7 +15,11 @@ export class ApiError extends Error {
     super(describe(detail) || `Request failed (${status})`);
     this.status = status;
     this.detail = detail;
-    this.errors = Array.isArray(body && body.errors) ? body.errors : Array.isArray(detail) ? detail : [];
+    this.errors = Array.isArray(body && body.errors)
+      ? body.errors
+      : Array.isArray(detail)
+        ? detail
+        : [];
   }
 
   // Messages by field name: {price: "Input should be greater than or equal to 0"}.
@@ -159,7 +163,12 @@ export async function signOut() {
   saveSession(null);
   if (!current) return;
   try {
-    await send("POST", "/auth/logout", { refresh_token: current.refresh_token }, current.access_token);
+    await send(
+      "POST",
+      "/auth/logout",
+      { refresh_token: current.refresh_token },
+      current.access_token,
+    );
   } catch {
     // Offline: the tokens are forgotten here either way, and expire on their own.
   }

@@ -111,7 +111,15 @@ export function table(caption, headers, rows) {
       "table",
       {},
       h("caption", {}, caption),
-      h("thead", {}, h("tr", {}, headers.map((text) => h("th", { scope: "col" }, text)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          headers.map((text) => h("th", { scope: "col" }, text)),
+        ),
+      ),
       h("tbody", {}, rows),
     ),
   );

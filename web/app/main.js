@@ -41,7 +41,14 @@ function renderNav(current) {
       screen.label,
     ),
   );
-  replace(nav, h("ul", {}, links.map((link) => h("li", {}, link))));
+  replace(
+    nav,
+    h(
+      "ul",
+      {},
+      links.map((link) => h("li", {}, link)),
+    ),
+  );
 }
 
 function renderAccount() {
@@ -77,7 +84,8 @@ function show() {
   renderNav(screen.path);
   renderAccount();
   replace(view);
-  const render = screen.path === "cases" && rest[0] ? (node) => renderCase(node, rest[0]) : screen.render;
+  const render =
+    screen.path === "cases" && rest[0] ? (node) => renderCase(node, rest[0]) : screen.render;
   cleanup = render(view) || null;
   const heading = view.querySelector("h1");
   if (heading) {
@@ -91,7 +99,10 @@ async function start() {
   try {
     await api.loadConfig();
   } catch (error) {
-    replace(view, h("p", { role: "alert" }, `The console could not load its settings: ${error.message}`));
+    replace(
+      view,
+      h("p", { role: "alert" }, `The console could not load its settings: ${error.message}`),
+    );
     return;
   }
   api.onSessionChange(() => show());

@@ -7,7 +7,12 @@ import { poll } from "../poll.js";
 
 const ACCEPT = ".pdf,.txt,application/pdf,text/plain";
 const MAX_FILE_BYTES = 20 * 1024 * 1024;
-const STATUSES = [["", "All"], ["submitted", "submitted"], ["processing", "processing"], ["complete", "complete"]];
+const STATUSES = [
+  ["", "All"],
+  ["submitted", "submitted"],
+  ["processing", "processing"],
+  ["complete", "complete"],
+];
 
 // A button that opens a file chooser; the file stays on this device, only its name is used.
 function filePicker(label) {
@@ -19,12 +24,20 @@ function filePicker(label) {
     node: null,
     onchange: () => {},
   };
-  const button = h("button", { type: "button", class: "secondary", onclick: () => input.click() }, label);
+  const button = h(
+    "button",
+    { type: "button", class: "secondary", onclick: () => input.click() },
+    label,
+  );
   input.addEventListener("change", () => {
     const file = input.files[0] || null;
     error.textContent = "";
     picker.file = null;
-    if (file && !/\.(pdf|txt)$/i.test(file.name) && !/^(application\/pdf|text\/plain)$/.test(file.type)) {
+    if (
+      file &&
+      !/\.(pdf|txt)$/i.test(file.name) &&
+      !/^(application\/pdf|text\/plain)$/.test(file.type)
+    ) {
       error.textContent = `Error: ${file.name} is not a PDF or text file`;
     } else if (file && file.size > MAX_FILE_BYTES) {
       error.textContent = `Error: ${file.name} is over 20 MB`;
@@ -67,7 +80,11 @@ function caseList() {
               h(
                 "tr",
                 {},
-                h("td", {}, h("a", { href: `#/cases/${encodeURIComponent(item.case_id)}` }, item.case_id)),
+                h(
+                  "td",
+                  {},
+                  h("a", { href: `#/cases/${encodeURIComponent(item.case_id)}` }, item.case_id),
+                ),
                 h("td", {}, item.procedure_name),
                 h("td", {}, badge(item.status)),
                 h("td", {}, formatTime(item.created_at)),
@@ -80,7 +97,14 @@ function caseList() {
   filter.input.addEventListener("change", () => load(true));
   more.addEventListener("click", () => load(false));
   load(true).catch((error) => replace(list, h("p", { role: "alert" }, error.message)));
-  return h("section", { "aria-labelledby": "cases-list" }, h("h2", { id: "cases-list" }, "Your cases"), filter.wrap, list, more);
+  return h(
+    "section",
+    { "aria-labelledby": "cases-list" },
+    h("h2", { id: "cases-list" }, "Your cases"),
+    filter.wrap,
+    list,
+    more,
+  );
 }
 
 export function renderCases(view) {
@@ -110,7 +134,11 @@ export function renderCases(view) {
       "section",
       { class: "card", "aria-labelledby": "new-case" },
       h("h2", { id: "new-case" }, "New case"),
-      h("p", { class: "hint" }, "Your files stay on this device: the case records their names only."),
+      h(
+        "p",
+        { class: "hint" },
+        "Your files stay on this device: the case records their names only.",
+      ),
       record.node,
       guidelines.node,
       alert.node,
@@ -141,7 +169,12 @@ function renderStep(step, index) {
     h("h4", {}, "Reasoning"),
     h("p", { class: "reasoning" }, step.reasoning),
     h("h4", {}, "Decision"),
-    h("p", { class: "decision" }, step.decision, step.is_met ? " — criteria met" : " — criteria not met"),
+    h(
+      "p",
+      { class: "decision" },
+      step.decision,
+      step.is_met ? " — criteria met" : " — criteria not met",
+    ),
     (step.evidence || []).length
       ? [
           h("h4", {}, "Evidence"),
@@ -153,7 +186,11 @@ function renderStep(step, index) {
                 "li",
                 {},
                 h("q", {}, item.content),
-                h("span", { class: "source" }, ` ${item.pdf_name}, page ${item.page_number}, ${formatTime(item.event_datetime)}`),
+                h(
+                  "span",
+                  { class: "source" },
+                  ` ${item.pdf_name}, page ${item.page_number}, ${formatTime(item.event_datetime)}`,
+                ),
               ),
             ),
           ),
@@ -174,30 +211,42 @@ export function renderCase(view, caseId) {
     alert.node,
     body,
   );
-  const poller = poll(async () => {
-    const item = await api.get(`/cases/${encodeURIComponent(caseId)}`);
-    alert.show("");
-    replace(status, "Status: ", badge(item.status));
-    replace(
-      body,
-      h("dl", { class: "facts" },
-        h("dt", {}, "Procedure"), h("dd", {}, item.procedure_name),
-        h("dt", {}, "CPT codes"), h("dd", {}, (item.cpt_codes || []).join(", ")),
-        h("dt", {}, "Created"), h("dd", {}, formatTime(item.created_at)),
-      ),
-      item.status === "submitted" ? h("p", {}, "The case is waiting for review.") : null,
-      item.summary ? [h("h2", {}, "Summary"), h("p", { class: "summary" }, item.summary)] : null,
-      item.status === "complete"
-        ? [
-            h("p", { class: "verdict" }, item.is_met ? "Outcome: criteria met" : "Outcome: criteria not met"),
-            h("h2", {}, "Review steps"),
-            h("ol", { class: "steps" }, (item.steps || []).map(renderStep)),
-          ]
-        : null,
-    );
-    const changed = item.status !== lastStatus;
-    lastStatus = item.status;
-    return { changed, done: item.status === "complete" };
-  }, { min: 500, max: 5000, onError: (error) => alert.show(error.message) });
+  const poller = poll(
+    async () => {
+      const item = await api.get(`/cases/${encodeURIComponent(caseId)}`);
+      alert.show("");
+      replace(status, "Status: ", badge(item.status));
+      replace(
+        body,
+        h(
+          "dl",
+          { class: "facts" },
+          h("dt", {}, "Procedure"),
+          h("dd", {}, item.procedure_name),
+          h("dt", {}, "CPT codes"),
+          h("dd", {}, (item.cpt_codes || []).join(", ")),
+          h("dt", {}, "Created"),
+          h("dd", {}, formatTime(item.created_at)),
+        ),
+        item.status === "submitted" ? h("p", {}, "The case is waiting for review.") : null,
+        item.summary ? [h("h2", {}, "Summary"), h("p", { class: "summary" }, item.summary)] : null,
+        item.status === "complete"
+          ? [
+              h(
+                "p",
+                { class: "verdict" },
+                item.is_met ? "Outcome: criteria met" : "Outcome: criteria not met",
+              ),
+              h("h2", {}, "Review steps"),
+              h("ol", { class: "steps" }, (item.steps || []).map(renderStep)),
+            ]
+          : null,
+      );
+      const changed = item.status !== lastStatus;
+      lastStatus = item.status;
+      return { changed, done: item.status === "complete" };
+    },
+    { min: 500, max: 5000, onError: (error) => alert.show(error.message) },
+  );
   return () => poller.stop();
 }

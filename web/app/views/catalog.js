@@ -3,9 +3,22 @@
 import * as api from "../api.js";
 import { alertBox, field, h, replace, select, table, toast } from "../dom.js";
 
-const SORTS = [["created_at", "Newest"], ["name", "Name"], ["price", "Price"], ["stock", "Stock"]];
-const ORDERS = [["desc", "Descending"], ["asc", "Ascending"]];
-const SIZES = [["5", "5"], ["10", "10"], ["20", "20"], ["50", "50"]];
+const SORTS = [
+  ["created_at", "Newest"],
+  ["name", "Name"],
+  ["price", "Price"],
+  ["stock", "Stock"],
+];
+const ORDERS = [
+  ["desc", "Descending"],
+  ["asc", "Ascending"],
+];
+const SIZES = [
+  ["5", "5"],
+  ["10", "10"],
+  ["20", "20"],
+  ["50", "50"],
+];
 const PRODUCT_FIELDS = [
   ["name", "Name", { type: "text", required: true, maxlength: "255" }],
   ["sku", "SKU", { type: "text", required: true, maxlength: "64" }],
@@ -64,10 +77,16 @@ function productForm(product, onSaved, onCancel) {
       },
     },
     h("h3", {}, product ? `Edit ${product.name}` : "New product"),
-    h("div", { class: "grid" }, Object.values(fields).map((entry) => entry.wrap)),
+    h(
+      "div",
+      { class: "grid" },
+      Object.values(fields).map((entry) => entry.wrap),
+    ),
     alert.node,
     save,
-    onCancel ? h("button", { type: "button", class: "secondary", onclick: onCancel }, "Cancel") : null,
+    onCancel
+      ? h("button", { type: "button", class: "secondary", onclick: onCancel }, "Cancel")
+      : null,
   );
 }
 
@@ -104,7 +123,9 @@ export function renderCatalog(view) {
     const q = search.input.value.trim();
     let result;
     try {
-      result = q ? await api.get("/products/search", { ...query, q }) : await api.get("/products", query);
+      result = q
+        ? await api.get("/products/search", { ...query, q })
+        : await api.get("/products", query);
     } catch (error) {
       if (ticket === loads) alert.show(error.message);
       return;
@@ -126,7 +147,11 @@ export function renderCatalog(view) {
                 h("td", {}, product.name),
                 h("td", {}, product.category || "—"),
                 h("td", { class: "number" }, Number(product.price).toFixed(2)),
-                h("td", { class: "number" }, product.stock > 0 ? String(product.stock) : "0 (out of stock)"),
+                h(
+                  "td",
+                  { class: "number" },
+                  product.stock > 0 ? String(product.stock) : "0 (out of stock)",
+                ),
                 h("td", {}, product.sku),
                 admin ? h("td", {}, actions(product)) : null,
               ),
@@ -137,9 +162,22 @@ export function renderCatalog(view) {
     const pages = Math.max(1, result.total_pages);
     replace(
       pager,
-      h("button", { type: "button", class: "secondary", disabled: page <= 1, onclick: () => go(page - 1) }, "Previous page"),
+      h(
+        "button",
+        { type: "button", class: "secondary", disabled: page <= 1, onclick: () => go(page - 1) },
+        "Previous page",
+      ),
       h("span", {}, ` Page ${result.page} of ${pages} `),
-      h("button", { type: "button", class: "secondary", disabled: page >= pages, onclick: () => go(page + 1) }, "Next page"),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "secondary",
+          disabled: page >= pages,
+          onclick: () => go(page + 1),
+        },
+        "Next page",
+      ),
     );
   }
 
@@ -150,30 +188,48 @@ export function renderCatalog(view) {
 
   function actions(product) {
     return [
-      h("button", {
-        type: "button",
-        class: "secondary",
-        "aria-label": `Edit ${product.name}`,
-        onclick: () => {
-          replace(editor, productForm(product, () => { replace(editor); load(); }, () => replace(editor)));
-          editor.querySelector("input").focus();
+      h(
+        "button",
+        {
+          type: "button",
+          class: "secondary",
+          "aria-label": `Edit ${product.name}`,
+          onclick: () => {
+            replace(
+              editor,
+              productForm(
+                product,
+                () => {
+                  replace(editor);
+                  load();
+                },
+                () => replace(editor),
+              ),
+            );
+            editor.querySelector("input").focus();
+          },
         },
-      }, "Edit"),
-      h("button", {
-        type: "button",
-        class: "danger",
-        "aria-label": `Delete ${product.name}`,
-        onclick: async () => {
-          if (!window.confirm(`Delete ${product.name}?`)) return;
-          try {
-            await api.del(`/products/${encodeURIComponent(product.id)}`);
-            toast(`${product.name} deleted`);
-            load();
-          } catch (error) {
-            alert.show(error.message);
-          }
+        "Edit",
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "danger",
+          "aria-label": `Delete ${product.name}`,
+          onclick: async () => {
+            if (!window.confirm(`Delete ${product.name}?`)) return;
+            try {
+              await api.del(`/products/${encodeURIComponent(product.id)}`);
+              toast(`${product.name} deleted`);
+              load();
+            } catch (error) {
+              alert.show(error.message);
+            }
+          },
         },
-      }, "Delete"),
+        "Delete",
+      ),
     ];
   }
 
@@ -187,14 +243,29 @@ export function renderCatalog(view) {
         go(1);
       },
     },
-    h("div", { class: "grid" },
-      search.wrap, category.wrap, minPrice.wrap, maxPrice.wrap, sortBy.wrap, order.wrap, size.wrap,
+    h(
+      "div",
+      { class: "grid" },
+      search.wrap,
+      category.wrap,
+      minPrice.wrap,
+      maxPrice.wrap,
+      sortBy.wrap,
+      order.wrap,
+      size.wrap,
       h("div", { class: "field check" }, inStock, h("label", { for: "in-stock" }, "In stock only")),
     ),
     h("button", { type: "submit" }, "Apply"),
   );
   const creator = h("div", {});
-  const freshForm = () => replace(creator, productForm(null, () => { freshForm(); load(); }));
+  const freshForm = () =>
+    replace(
+      creator,
+      productForm(null, () => {
+        freshForm();
+        load();
+      }),
+    );
   freshForm();
   view.append(
     h("h1", {}, "Catalog"),
@@ -203,10 +274,13 @@ export function renderCatalog(view) {
     results,
     pager,
     admin
-      ? h("section", { "aria-labelledby": "manage" },
+      ? h(
+          "section",
+          { "aria-labelledby": "manage" },
           h("h2", { id: "manage" }, "Manage products"),
           editor,
-          creator)
+          creator,
+        )
       : null,
   );
   load();

@@ -13,7 +13,11 @@ function fetchOutcome(job) {
 }
 
 export function renderData(view) {
-  const userId = field("User ID", h("input", { type: "number", min: "1", step: "1" }), "Leave empty for every user.");
+  const userId = field(
+    "User ID",
+    h("input", { type: "number", min: "1", step: "1" }),
+    "Leave empty for every user.",
+  );
   const alert = alertBox();
   const list = h("div", { "aria-live": "polite" });
   const more = h("button", { type: "button", class: "secondary", hidden: true }, "More posts");
@@ -46,7 +50,14 @@ export function renderData(view) {
             "Posts",
             ["ID", "User", "Title", "Body"],
             posts.map((post) =>
-              h("tr", {}, h("td", {}, String(post.id)), h("td", {}, String(post.user_id)), h("td", {}, post.title), h("td", {}, post.body)),
+              h(
+                "tr",
+                {},
+                h("td", {}, String(post.id)),
+                h("td", {}, String(post.user_id)),
+                h("td", {}, post.title),
+                h("td", {}, post.body),
+              ),
             ),
           )
         : h("p", {}, "No posts yet: press Fetch now."),
@@ -59,16 +70,25 @@ export function renderData(view) {
     try {
       const queued = await api.post("/fetch?mode=task");
       replace(fetchStatus, `Fetch job ${queued.job_id.slice(0, 8)}: `, badge("pending"));
-      follow = poll(async () => {
-        const job = await api.get(`/fetch/status/${encodeURIComponent(queued.job_id)}`);
-        const done = job.status === "completed" || job.status === "failed";
-        replace(fetchStatus, `Fetch job ${job.job_id.slice(0, 8)}: `, badge(job.status), " ", fetchOutcome(job));
-        if (done) {
-          fetchNow.disabled = false;
-          if (job.status === "completed") load(true);
-        }
-        return { done };
-      }, { onError: (error) => replace(fetchStatus, `Error: ${error.message}`) });
+      follow = poll(
+        async () => {
+          const job = await api.get(`/fetch/status/${encodeURIComponent(queued.job_id)}`);
+          const done = job.status === "completed" || job.status === "failed";
+          replace(
+            fetchStatus,
+            `Fetch job ${job.job_id.slice(0, 8)}: `,
+            badge(job.status),
+            " ",
+            fetchOutcome(job),
+          );
+          if (done) {
+            fetchNow.disabled = false;
+            if (job.status === "completed") load(true);
+          }
+          return { done };
+        },
+        { onError: (error) => replace(fetchStatus, `Error: ${error.message}`) },
+      );
     } catch (error) {
       replace(fetchStatus, `Error: ${error.message}`);
       fetchNow.disabled = false;
@@ -78,10 +98,22 @@ export function renderData(view) {
 
   view.append(
     h("h1", {}, "Data"),
-    h("div", { class: "card" }, h("p", {}, "Posts aggregated from the source, on a schedule and on demand."), fetchNow, fetchStatus),
+    h(
+      "div",
+      { class: "card" },
+      h("p", {}, "Posts aggregated from the source, on a schedule and on demand."),
+      fetchNow,
+      fetchStatus,
+    ),
     h(
       "form",
-      { class: "card filters", onsubmit: (event) => { event.preventDefault(); load(true); } },
+      {
+        class: "card filters",
+        onsubmit: (event) => {
+          event.preventDefault();
+          load(true);
+        },
+      },
       userId.wrap,
       h("button", { type: "submit" }, "Filter"),
     ),

@@ -40,23 +40,42 @@ function tracker(jobId) {
     h("div", { class: "progress" }, bar, label),
     outcome,
   );
-  const poller = poll(async () => {
-    const job = await api.get(`/status/${encodeURIComponent(jobId)}`);
-    bar.value = job.progress;
-    label.textContent = `${job.progress}%`;
-    replace(status, "Status: ", badge(job.status));
-    if (job.status === "completed") {
-      replace(outcome, h("h3", {}, "Result"), h("pre", { class: "result" }, showResult(job.result)));
-    } else if (job.status === "failed") {
-      replace(outcome, h("p", { class: "error-text", role: "alert" }, `Error: ${job.error}`));
-    }
-    return { changed: true, done: job.status === "completed" || job.status === "failed" };
-  }, { onError: (error) => replace(outcome, h("p", { class: "error-text" }, `Error: ${error.message}`)) });
+  const poller = poll(
+    async () => {
+      const job = await api.get(`/status/${encodeURIComponent(jobId)}`);
+      bar.value = job.progress;
+      label.textContent = `${job.progress}%`;
+      replace(status, "Status: ", badge(job.status));
+      if (job.status === "completed") {
+        replace(
+          outcome,
+          h("h3", {}, "Result"),
+          h("pre", { class: "result" }, showResult(job.result)),
+        );
+      } else if (job.status === "failed") {
+        replace(outcome, h("p", { class: "error-text", role: "alert" }, `Error: ${job.error}`));
+      }
+      return { changed: true, done: job.status === "completed" || job.status === "failed" };
+    },
+    {
+      onError: (error) =>
+        replace(outcome, h("p", { class: "error-text" }, `Error: ${error.message}`)),
+    },
+  );
   return { node, stop: () => poller.stop() };
 }
 
 export function renderDocuments(view) {
-  const type = field("Document type", select([["invoice", "invoice"], ["contract", "contract"]], "invoice"));
+  const type = field(
+    "Document type",
+    select(
+      [
+        ["invoice", "invoice"],
+        ["contract", "contract"],
+      ],
+      "invoice",
+    ),
+  );
   const file = field("JSON file", h("input", { type: "file", accept: ".json,application/json" }));
   const pasted = field(
     "Document JSON",

@@ -12,7 +12,8 @@ export function showResult(result) {
 }
 
 function outcome(job) {
-  if (job.status === "failed") return h("span", { class: "error-text" }, `Error: ${job.error || "failed"}`);
+  if (job.status === "failed")
+    return h("span", { class: "error-text" }, `Error: ${job.error || "failed"}`);
   if (job.status === "completed") return h("pre", { class: "result" }, showResult(job.result));
   if (job.status === "pending" && job.queue_position !== null && job.queue_position !== undefined) {
     return `Queue position ${job.queue_position}`;
@@ -40,24 +41,31 @@ export function jobList() {
   const node = h("div", { class: "jobs", "aria-live": "polite" });
   const alert = alertBox();
   let last = "";
-  const poller = poll(async () => {
-    const page = await api.get("/jobs", { limit: 20 });
-    alert.show("");
-    const items = page.items || [];
-    const snapshot = JSON.stringify(items.map((job) => [job.job_id, job.status, job.progress]));
-    replace(
-      node,
-      items.length
-        ? table(
-            "Newest first",
-            ["Job", "Kind", "Status", "Queue position", "Elapsed", "Result"],
-            items.map(row),
-          )
-        : h("p", {}, "No jobs yet."),
-    );
-    const changed = snapshot !== last;
-    last = snapshot;
-    return { changed, done: items.every((job) => FINAL.has(job.status)) };
-  }, { onError: (error) => alert.show(error.message) });
-  return { node: h("div", {}, alert.node, node), refresh: () => poller.wake(), stop: () => poller.stop() };
+  const poller = poll(
+    async () => {
+      const page = await api.get("/jobs", { limit: 20 });
+      alert.show("");
+      const items = page.items || [];
+      const snapshot = JSON.stringify(items.map((job) => [job.job_id, job.status, job.progress]));
+      replace(
+        node,
+        items.length
+          ? table(
+              "Newest first",
+              ["Job", "Kind", "Status", "Queue position", "Elapsed", "Result"],
+              items.map(row),
+            )
+          : h("p", {}, "No jobs yet."),
+      );
+      const changed = snapshot !== last;
+      last = snapshot;
+      return { changed, done: items.every((job) => FINAL.has(job.status)) };
+    },
+    { onError: (error) => alert.show(error.message) },
+  );
+  return {
+    node: h("div", {}, alert.node, node),
+    refresh: () => poller.wake(),
+    stop: () => poller.stop(),
+  };
 }

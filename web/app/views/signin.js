@@ -8,7 +8,10 @@ export function renderSignIn(view) {
 
   function draw() {
     const alert = alertBox();
-    const email = field("Email", h("input", { type: "email", autocomplete: "email", required: true }));
+    const email = field(
+      "Email",
+      h("input", { type: "email", autocomplete: "email", required: true }),
+    );
     const username = field(
       "Username",
       h("input", { type: "text", autocomplete: "username", required: true, maxlength: "50" }),

@@ -30,7 +30,10 @@ export function renderTasks(view) {
         data.setError("");
         submit.disabled = true;
         try {
-          const accepted = await api.post("/tasks", { type: type.input.value, data: data.input.value });
+          const accepted = await api.post("/tasks", {
+            type: type.input.value,
+            data: data.input.value,
+          });
           toast(`Task ${accepted.task_id.slice(0, 8)} accepted`);
           data.input.value = "";
           jobs.refresh();
