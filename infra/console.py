@@ -72,13 +72,19 @@ def cache_control(key: str) -> str:
     return NO_CACHE if key == CONFIG_KEY or key.endswith(".html") else SHORT_CACHE
 
 
+def is_console_path(parts: Sequence[str]) -> bool:
+    """Whether ``web/<parts>`` is part of the console: no dotfile, no build or test input.
+    The local cloud serves by the same rule."""
+    if not parts or any(part.startswith(".") for part in parts):
+        return False
+    return parts[0] not in PRIVATE and "node_modules" not in parts
+
+
 def console_files(web_dir: Path) -> Iterator[tuple[str, Path]]:
-    """Every file to serve, as (object key, path): no dotfile, no build or test input."""
+    """Every file to serve, as (object key, path)."""
     for path in sorted(web_dir.rglob("*")):
         parts = path.relative_to(web_dir).parts
-        if any(part.startswith(".") for part in parts):
-            continue
-        if parts[0] in PRIVATE or "node_modules" in parts or not path.is_file():
+        if not is_console_path(parts) or not path.is_file():
             continue
         key = "/".join(parts)
         if key == CONFIG_KEY:  # written from the stack below, never copied

@@ -24,7 +24,7 @@ from infra.local.functions import CodeWatcher, FunctionHost, Functions
 from infra.local.gateway import Answer, Gateway
 from infra.local.routing import Route
 from infra.local.stack import TEMPLATE, Function, Stack
-from infra.local.static import ASSET_PREFIX, StaticFiles
+from infra.local.static import StaticFiles
 
 log = logging.getLogger("ordo.local")
 
@@ -244,7 +244,7 @@ class LocalCloud:
         del body
         if path == "/openapi.json" and method == "GET":
             return self._json(self.openapi())
-        if not path.startswith("/_local/") or path.startswith(ASSET_PREFIX):
+        if not path.startswith("/_local/"):
             return None
         if path == "/_local/health":
             return self._json({"status": "ok", "aws_endpoint": self.aws_url})

@@ -15,7 +15,7 @@ import json
 import mimetypes
 from pathlib import Path
 
-from infra.console import CONTENT_TYPES, PRIVATE
+from infra.console import CONTENT_TYPES, is_console_path
 from infra.local.stack import ROOT
 
 WEB = ROOT / "web"
@@ -24,7 +24,7 @@ ASSETS = {
     "swagger-ui": NODE_MODULES / "swagger-ui-dist",
     "redoc": NODE_MODULES / "redoc" / "bundles",
 }
-ASSET_PREFIX = "/_local/assets/"
+ASSET_PREFIX = "/_docs/"
 
 # The same policy as the template's ConsoleResponseHeadersPolicy, with the API on this origin.
 CONSOLE_HEADERS = {
@@ -94,8 +94,7 @@ class StaticFiles:
 
     def _console(self, path: str) -> Answer | None:
         relative = "index.html" if path == "/" else path.lstrip("/")
-        parts = relative.split("/")
-        if parts[0] in PRIVATE or any(part.startswith(".") for part in parts):
+        if not is_console_path(relative.split("/")):
             return None
         found = _file_under(self.web, relative)
         if found is None:

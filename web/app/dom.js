@@ -124,3 +124,42 @@ export function table(caption, headers, rows) {
     ),
   );
 }
+
+// A form's submit handler: no page load, and its button disabled until `action` settles.
+export function onSubmit(button, action) {
+  return async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    try {
+      await action();
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
+// An API error: each field's message next to its field (the first one focused), anything
+// else in the alert.
+export function showError(error, fields, alert) {
+  const messages = error.fieldErrors ? error.fieldErrors() : {};
+  const shown = Object.entries(messages).filter(([name]) => fields[name]);
+  for (const [name, message] of shown) fields[name].setError(message);
+  if (shown.length) fields[shown[0][0]].input.focus();
+  else alert.show(error.message);
+}
+
+// "More …" for a cursor-paged list: hidden while there is no next page, disabled while loading.
+export function moreButton(label, loadMore, onError) {
+  const button = h("button", { type: "button", class: "secondary", hidden: true }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await loadMore();
+    } catch (error) {
+      onError(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
+}

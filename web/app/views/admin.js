@@ -1,7 +1,7 @@
 // Operators: the lane live, recent failures with retry, and the users.
 
 import * as api from "../api.js";
-import { alertBox, badge, elapsed, formatTime, h, replace, table, toast } from "../dom.js";
+import { alertBox, elapsed, formatTime, h, moreButton, replace, table, toast } from "../dom.js";
 import { poll } from "../poll.js";
 
 function seconds(value) {
@@ -133,7 +133,11 @@ function failuresPanel() {
 function usersPanel() {
   const alert = alertBox();
   const list = h("div", {});
-  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More users");
+  const more = moreButton(
+    "More users",
+    () => load(false),
+    (error) => alert.show(error.message),
+  );
   const pages = api.cursorPages((cursor) => api.get("/users", { limit: 20, cursor }));
   const me = api.currentUser();
 
@@ -218,14 +222,6 @@ function usersPanel() {
     more.hidden = !loaded.more;
     draw();
   }
-  more.addEventListener("click", () => {
-    more.disabled = true;
-    load(false)
-      .catch((error) => alert.show(error.message))
-      .finally(() => {
-        more.disabled = false;
-      });
-  });
   load(true).catch((error) => alert.show(error.message));
   return h(
     "section",

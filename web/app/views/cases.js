@@ -2,7 +2,17 @@
 // its review appears as it moves from submitted to processing to complete.
 
 import * as api from "../api.js";
-import { alertBox, badge, field, formatTime, h, replace, select, table } from "../dom.js";
+import {
+  alertBox,
+  badge,
+  field,
+  formatTime,
+  h,
+  moreButton,
+  replace,
+  select,
+  table,
+} from "../dom.js";
 import { poll } from "../poll.js";
 
 const ACCEPT = ".pdf,.txt,application/pdf,text/plain";
@@ -61,7 +71,8 @@ function notesFor(record, guidelines) {
 function caseList() {
   const filter = field("Status filter", select(STATUSES, ""));
   const list = h("div", {});
-  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More cases");
+  const failed = (error) => replace(list, h("p", { role: "alert" }, error.message));
+  const more = moreButton("More cases", () => load(false), failed);
   const pages = api.cursorPages((cursor) =>
     api.get("/cases", { status: filter.input.value, limit: 10, cursor }),
   );
@@ -94,9 +105,8 @@ function caseList() {
         : h("p", {}, "No cases."),
     );
   }
-  filter.input.addEventListener("change", () => load(true));
-  more.addEventListener("click", () => load(false));
-  load(true).catch((error) => replace(list, h("p", { role: "alert" }, error.message)));
+  filter.input.addEventListener("change", () => load(true).catch(failed));
+  load(true).catch(failed);
   return h(
     "section",
     { "aria-labelledby": "cases-list" },

@@ -1,7 +1,7 @@
 // Browse, filter, sort and search the catalog; admins create, edit and delete products.
 
 import * as api from "../api.js";
-import { alertBox, field, h, replace, select, table, toast } from "../dom.js";
+import { alertBox, field, h, onSubmit, replace, select, showError, table, toast } from "../dom.js";
 
 const SORTS = [
   ["created_at", "Newest"],
@@ -43,8 +43,7 @@ function productForm(product, onSaved, onCancel) {
       class: "card",
       "aria-label": product ? `Edit ${product.name}` : "New product",
       noValidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
+      onsubmit: onSubmit(save, async () => {
         alert.show("");
         Object.values(fields).forEach((entry) => entry.setError(""));
         const body = {};
@@ -53,7 +52,6 @@ function productForm(product, onSaved, onCancel) {
           if (value === "" && name !== "description") continue;
           body[name] = name === "stock" ? Number(value) : value;
         }
-        save.disabled = true;
         try {
           const saved = product
             ? await api.put(`/products/${encodeURIComponent(product.id)}`, body)
@@ -61,20 +59,9 @@ function productForm(product, onSaved, onCancel) {
           toast(`${saved.name} saved`);
           onSaved(saved);
         } catch (error) {
-          const errors = error.fieldErrors ? error.fieldErrors() : {};
-          let shown = false;
-          for (const [name, message] of Object.entries(errors)) {
-            if (fields[name]) {
-              fields[name].setError(message);
-              if (!shown) fields[name].input.focus();
-              shown = true;
-            }
-          }
-          if (!shown) alert.show(error.message);
-        } finally {
-          save.disabled = false;
+          showError(error, fields, alert);
         }
-      },
+      }),
     },
     h("h3", {}, product ? `Edit ${product.name}` : "New product"),
     h(

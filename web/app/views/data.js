@@ -1,7 +1,7 @@
 // The aggregated posts, filtered by user and paged, and "Fetch now" through the lane.
 
 import * as api from "../api.js";
-import { alertBox, badge, field, h, replace, table } from "../dom.js";
+import { alertBox, badge, field, h, moreButton, replace, showError, table } from "../dom.js";
 import { poll } from "../poll.js";
 
 function fetchOutcome(job) {
@@ -20,7 +20,11 @@ export function renderData(view) {
   );
   const alert = alertBox();
   const list = h("div", { "aria-live": "polite" });
-  const more = h("button", { type: "button", class: "secondary", hidden: true }, "More posts");
+  const more = moreButton(
+    "More posts",
+    () => load(false),
+    (error) => alert.show(error.message),
+  );
   const fetchNow = h("button", { type: "button" }, "Fetch now");
   const fetchStatus = h("div", { class: "fetch-status", role: "status" });
   let follow = null;
@@ -35,9 +39,7 @@ export function renderData(view) {
     try {
       loaded = await pages.load(reset);
     } catch (error) {
-      const fields = error.fieldErrors ? error.fieldErrors() : {};
-      if (fields.user_id) userId.setError(fields.user_id);
-      else alert.show(error.message);
+      showError(error, { user_id: userId }, alert);
       return;
     }
     if (!loaded) return; // a newer filter's answer wins
@@ -94,7 +96,6 @@ export function renderData(view) {
       fetchNow.disabled = false;
     }
   });
-  more.addEventListener("click", () => load(false));
 
   view.append(
     h("h1", {}, "Data"),

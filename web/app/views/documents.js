@@ -1,7 +1,7 @@
 // Upload an invoice or a contract (a JSON file, or pasted), and follow its progress to 100.
 
 import * as api from "../api.js";
-import { alertBox, badge, field, h, replace, select } from "../dom.js";
+import { alertBox, badge, field, h, onSubmit, replace, select } from "../dom.js";
 import { poll } from "../poll.js";
 import { showResult } from "./jobs.js";
 
@@ -100,8 +100,7 @@ export function renderDocuments(view) {
     "form",
     {
       class: "card",
-      onsubmit: async (event) => {
-        event.preventDefault();
+      onsubmit: onSubmit(submit, async () => {
         alert.show("");
         pasted.setError("");
         let document;
@@ -112,7 +111,6 @@ export function renderDocuments(view) {
           pasted.input.focus();
           return;
         }
-        submit.disabled = true;
         try {
           const accepted = await api.post("/upload", { type: type.input.value, ...document });
           const follow = tracker(accepted.job_id);
@@ -120,10 +118,8 @@ export function renderDocuments(view) {
           trackers.prepend(follow.node);
         } catch (error) {
           alert.show(error.message);
-        } finally {
-          submit.disabled = false;
         }
-      },
+      }),
     },
     type.wrap,
     file.wrap,

@@ -1,7 +1,7 @@
 // Sign in, or register and then sign in.
 
 import * as api from "../api.js";
-import { alertBox, field, h } from "../dom.js";
+import { alertBox, field, h, onSubmit } from "../dom.js";
 
 export function renderSignIn(view) {
   let registering = false;
@@ -29,9 +29,7 @@ export function renderSignIn(view) {
       "form",
       {
         class: "card narrow",
-        onsubmit: async (event) => {
-          event.preventDefault();
-          submit.disabled = true;
+        onsubmit: onSubmit(submit, async () => {
           alert.show("");
           try {
             if (registering) {
@@ -41,9 +39,8 @@ export function renderSignIn(view) {
             }
           } catch (error) {
             alert.show(error.message);
-            submit.disabled = false;
           }
-        },
+        }),
       },
       registering ? email.wrap : null,
       username.wrap,

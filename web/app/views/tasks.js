@@ -1,7 +1,7 @@
 // Submit a text task and follow it in the list of your jobs.
 
 import * as api from "../api.js";
-import { alertBox, field, h, select, toast } from "../dom.js";
+import { alertBox, field, h, onSubmit, select, showError, toast } from "../dom.js";
 import { jobList } from "./jobs.js";
 
 const TYPES = [
@@ -24,11 +24,9 @@ export function renderTasks(view) {
     "form",
     {
       class: "card",
-      onsubmit: async (event) => {
-        event.preventDefault();
+      onsubmit: onSubmit(submit, async () => {
         alert.show("");
         data.setError("");
-        submit.disabled = true;
         try {
           const accepted = await api.post("/tasks", {
             type: type.input.value,
@@ -38,13 +36,9 @@ export function renderTasks(view) {
           data.input.value = "";
           jobs.refresh();
         } catch (error) {
-          const fields = error.fieldErrors ? error.fieldErrors() : {};
-          if (fields.data) data.setError(fields.data);
-          else alert.show(error.message);
-        } finally {
-          submit.disabled = false;
+          showError(error, { data }, alert);
         }
-      },
+      }),
     },
     h("div", { class: "row" }, type.wrap, data.wrap),
     alert.node,
