@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ordo.jobs import JobStatus
-from ordo.kinds import Registry
+from ordo.kinds import JobFailed, Registry
 from ordo.tasks import TRANSFORMS, TaskType
 from ordo.worker import CRASHED
 from tests.harness import Cloud
@@ -224,6 +224,56 @@ def test_a_runner_error_of_any_type_fails_its_job_at_once_and_the_next_job_runs(
     assert (response.status, response.body["error"]) == (409, view["error"])
     assert result_of(cloud, after) == "retfa"
     assert cloud.module("WorkerFunction").lane.table.get(poison).attempt == 1
+    assert cloud.dead_letters() == []
+
+
+class Unforeseen(BaseException):
+    """Defined here, so no code in ordo can name it."""
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this error fails too")
+
+    __repr__ = __str__
+
+
+class UnprintableRefusal(JobFailed):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this refusal fails too")
+
+
+def _raise(error: BaseException) -> Callable[..., str]:
+    def run(payload: Any, ctx: Any) -> str:
+        raise error
+
+    return run
+
+
+# Failures injected by what the runner does, not chosen from a list the worker knows.
+SURPRISES: dict[str, Callable[..., str]] = {
+    "an exception class nobody defined before": _raise(Unforeseen()),
+    "an error whose str() raises": _raise(Unprintable()),
+    "a refusal whose str() raises": _raise(UnprintableRefusal("x")),
+    "a result too large for a DynamoDB item": lambda payload, ctx: "x" * 500_000,
+    "a result DynamoDB cannot store": lambda payload, ctx: "\ud800",
+}
+
+
+@pytest.mark.parametrize("surprise", list(SURPRISES))
+def test_a_runner_failure_nobody_anticipated_ends_its_job_and_the_next_job_runs(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, surprise: str
+) -> None:
+    poison = submit(cloud, "swap_pairs", "poison")
+    after = submit(cloud, "reverse", "after")
+    replace_runner(cloud, monkeypatch, "swap_pairs", SURPRISES[surprise])
+    cloud.drain()
+    view = cloud.request("GET", f"/tasks/{poison}").body
+    assert view["status"] == JobStatus.FAILED
+    assert view["error"]
+    assert result_of(cloud, after) == "retfa"
+    for status in ("pending", "processing"):
+        assert cloud.module("WorkerFunction").lane.table.count_by_status(JobStatus(status)) == 0
     assert cloud.dead_letters() == []
 
 

@@ -88,15 +88,15 @@ def test_the_docs_load_their_assets_from_disk(web: Path) -> None:
         answer = files.answer("GET", page)
         assert answer is not None
         html = answer[2].decode()
-        assert f"/_local/assets/{asset}" in html
+        assert f"/_docs/{asset}" in html
         assert "cdn.jsdelivr.net" not in html
         assert "fonts.googleapis.com" not in html
         assert "img-src 'self' data:;" in answer[1]["content-security-policy"]
-    css = files.answer("GET", "/_local/assets/swagger-ui/swagger-ui.css")
+    css = files.answer("GET", "/_docs/swagger-ui/swagger-ui.css")
     assert css is not None
     assert css[2] == b"body{}"
-    assert files.answer("GET", "/_local/assets/swagger-ui/../../package.json") is None
-    assert files.answer("GET", "/_local/assets/other/x.js") is None
+    assert files.answer("GET", "/_docs/swagger-ui/../../package.json") is None
+    assert files.answer("GET", "/_docs/other/x.js") is None
 
 
 def test_missing_assets_say_how_to_install_them(tmp_path: Path) -> None:

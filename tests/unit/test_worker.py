@@ -51,6 +51,8 @@ ACTIONS: dict[str, Callable[[RunContext], Any]] = {
     "exit": lambda ctx: (_ for _ in ()).throw(SystemExit(3)),
     "interrupt": lambda ctx: (_ for _ in ()).throw(KeyboardInterrupt()),
     "not-text": lambda ctx: 42,
+    "huge": lambda ctx: "é" * 200_000,
+    "surrogate": lambda ctx: "\ud800",
     "refused": lambda ctx: (_ for _ in ()).throw(JobFailed("amount is not a number")),
     "throttled": lambda ctx: (_ for _ in ()).throw(_throttled()),
 }
@@ -149,6 +151,8 @@ def test_redelivery_of_a_completed_job_does_not_run_it_again() -> None:
         ("exit", "the probe runner failed (SystemExit); not retried"),
         ("interrupt", "the probe runner failed (KeyboardInterrupt); not retried"),
         ("not-text", "the probe runner returned int, not text"),
+        ("huge", "the probe runner returned 400,000 bytes; a result may take at most 262,144"),
+        ("surrogate", "the probe runner returned text that is not valid Unicode"),
         ("refused", "amount is not a number"),
     ],
 )

@@ -44,6 +44,9 @@ from ordo.retry import BudgetSpent, RetryBudget, describe, is_transient
 
 # Seconds of transient AWS failures one job's own lane calls may retry through, in place.
 RETRY_SECONDS = 5.0
+# The most a runner's result may take, as UTF-8: with the job's payload (the kinds keep theirs
+# under about 100 KB) it stays inside one DynamoDB item (400 KB). Every kind's real results fit.
+MAX_RESULT_BYTES = 256 * 1024
 
 
 def job_margin(call_seconds: float, retry_seconds: float = RETRY_SECONDS) -> float:
@@ -235,12 +238,7 @@ class Lane:
             return self._stop(thread, ctx, kind, seconds)
         if "error" in box:
             return self._runner_failed(kind, box["error"])
-        result = box.get("result")
-        if not isinstance(result, str):
-            return _Outcome(
-                error=f"the {kind.name} runner returned {type(result).__name__}, not text"
-            )
-        return _Outcome(result=result)
+        return _checked_result(kind, box.get("result"))
 
     def _budget(self, kind: Kind[Any]) -> float:
         return kind.budget(self.time_scale, self.min_run_seconds)
@@ -347,6 +345,23 @@ class Lane:
             body=delivery.body[:1000],
         )
         metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
+
+
+def _checked_result(kind: Kind[Any], result: object) -> _Outcome:
+    """A runner's result as the job's outcome, or the job's error if it could never be stored:
+    the lane's own write must not be the thing that fails."""
+    if not isinstance(result, str):
+        return _Outcome(error=f"the {kind.name} runner returned {type(result).__name__}, not text")
+    try:
+        size = len(result.encode())
+    except UnicodeEncodeError:  # a lone surrogate: DynamoDB stores UTF-8 only
+        return _Outcome(error=f"the {kind.name} runner returned text that is not valid Unicode")
+    if size > MAX_RESULT_BYTES:
+        return _Outcome(
+            error=f"the {kind.name} runner returned {size:,} bytes; "
+            f"a result may take at most {MAX_RESULT_BYTES:,}"
+        )
+    return _Outcome(result=result)
 
 
 def _raise_in(thread: threading.Thread, exception: type[BaseException]) -> None:
