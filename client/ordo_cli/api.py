@@ -1,8 +1,15 @@
-"""HTTP to the ordo API: tokens (refreshed when they expire) and one error type for the CLI."""
+"""HTTP to the ordo API: tokens (refreshed when they expire) and one error type for the CLI.
+
+The stored tokens are forgotten only when the server says they are no good (401), never on a
+5xx, a 429 or a network error: those pass, and the session with them.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -16,6 +23,44 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: traffic that never leaves this machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, insecure: bool = False) -> None:
+    """``CliError`` (exit 2) unless ``url`` is https, or http to loopback, or ``insecure``:
+    plain http elsewhere would carry the password and the tokens in clear text."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CliError(f"the API URL must look like https://HOST, not {url!r}", 2)
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
+        raise CliError(
+            f"refusing plain http:// to {parts.hostname}: your password and tokens would cross "
+            "the network unencrypted. Use https://, or pass --insecure to accept that",
+            2,
+        )
+
+
+@dataclass(frozen=True)
+class Logout:
+    """``signed_in``: there were tokens here (now forgotten). ``problem``: why the server could
+    not be told to revoke the session, or None if it was told (or had nothing to revoke)."""
+
+    signed_in: bool
+    problem: str | None = None
+
+
+# /auth/logout answers that leave nothing to revoke on the server: revoked (204), no valid
+# token to revoke (401), or a server without the route (404).
+SERVER_DONE = (204, 401, 404)
 
 
 class Api:
@@ -75,14 +120,29 @@ class Api:
                 "POST", "/auth/login", False, data={"username": username, "password": password}
             )
         )
-        credentials.save(
-            self.url, {"access_token": pair["access_token"], "refresh_token": pair["refresh_token"]}
-        )
+        self._store(pair)
 
-    def logout(self) -> bool:
-        signed_in = credentials.load(self.url) is not None
-        credentials.save(self.url, None)
-        return signed_in
+    def logout(self) -> Logout:
+        """Revoke the session on the server (``POST /auth/logout``), then forget the tokens
+        here, whatever the server answered, even on ctrl+c."""
+        tokens = credentials.load(self.url)
+        if tokens is None:
+            return Logout(signed_in=False)
+        try:
+            response = self._send(
+                "POST", "/auth/logout", True, json={"refresh_token": tokens.get("refresh_token")}
+            )
+            if response.is_success or response.status_code in SERVER_DONE:
+                return Logout(signed_in=True)
+            try:
+                self._json(response)
+            except CliError as refused:
+                return Logout(signed_in=True, problem=refused.message)
+            return Logout(signed_in=True, problem=f"HTTP {response.status_code}")
+        except CliError as unreachable:
+            return Logout(signed_in=True, problem=unreachable.message)
+        finally:
+            self._forget()
 
     def _refresh(self) -> bool:
         tokens = credentials.load(self.url)
@@ -91,11 +151,22 @@ class Api:
         response = self._send(
             "POST", "/auth/refresh", False, json={"refresh_token": tokens["refresh_token"]}
         )
-        if not response.is_success:
-            credentials.save(self.url, None)
+        if response.status_code == 401:  # spent, revoked or expired: these tokens are done
+            self._forget()
             raise CliError("your session has expired; run `ordo login` again")
-        pair = response.json()
-        credentials.save(
-            self.url, {"access_token": pair["access_token"], "refresh_token": pair["refresh_token"]}
-        )
+        pair = self._json(response)  # a 5xx or a 429 raises here, and the tokens stay
+        self._store(pair)
         return True
+
+    def _store(self, pair: dict[str, Any]) -> None:
+        tokens = {"access_token": pair["access_token"], "refresh_token": pair["refresh_token"]}
+        try:
+            credentials.save(self.url, tokens)
+        except OSError as exc:
+            raise CliError(f"cannot store the tokens in {credentials.path()}: {exc}") from exc
+
+    def _forget(self) -> None:
+        try:
+            credentials.save(self.url, None)
+        except OSError as exc:
+            raise CliError(f"cannot forget the tokens in {credentials.path()}: {exc}") from exc

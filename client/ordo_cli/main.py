@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ordo_cli import credentials
-from ordo_cli.api import Api, CliError
+from ordo_cli.api import Api, CliError, check_url
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 TASK_TYPES = {"1": "reverse", "2": "swap_pairs", "3": "repeat_by_position"}
@@ -223,7 +223,7 @@ def fetch(api: Api, out: Output, args: argparse.Namespace) -> int:
         f"{answer['status']}: fetched {answer['fetched']}, created {answer['created']}, "
         f"updated {answer['updated']}, skipped {answer['skipped']}"
         if args.sync
-        else f"fetch job {answer['job_id']} queued"
+        else f"fetch job {answer['job_id']} {answer.get('status', 'pending')}: {answer['message']}"
     )
     out.show(text, answer)
     return 0
@@ -320,8 +320,17 @@ def login(api: Api, out: Output, args: argparse.Namespace) -> int:
 
 
 def logout(api: Api, out: Output, _: argparse.Namespace) -> int:
-    was = api.logout()
-    out.show("signed out" if was else "not signed in", {"signed_out": was})
+    done = api.logout()
+    if done.problem:
+        print(
+            f"ordo: the server could not be told ({done.problem}); the session stays valid "
+            "there until its refresh token expires",
+            file=sys.stderr,
+        )
+    out.show(
+        "signed out" if done.signed_in else "not signed in",
+        {"signed_out": done.signed_in, "server_told": done.signed_in and not done.problem},
+    )
     return 0
 
 
@@ -361,10 +370,19 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
     )
+    common.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="allow a plain http:// API URL that is not loopback (sends the password and "
+        "tokens in clear text)",
+    )
     main = argparse.ArgumentParser(
         prog="ordo",
         parents=[common],
-        description="The ordo client: text tasks, documents, cases and the aggregator.",
+        description="The ordo client: text tasks, documents, cases and the aggregator.\n\n"
+        "It talks https, or plain http only to this machine (127.0.0.0/8, ::1, localhost),\n"
+        "unless --insecure is given. `ordo logout` revokes the session on the server too.",
         epilog="example: ordo login && ordo run reverse 'hello world'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -447,7 +465,12 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--username")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add("logout", logout, "forget the stored tokens", "ordo logout")
+    add(
+        "logout",
+        logout,
+        "sign out: revoke the session on the server, then forget the stored tokens",
+        "ordo logout",
+    )
     add("whoami", whoami, "the signed-in user", "ordo whoami")
     add(
         "local",
@@ -518,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         cli.error(f"unrecognized arguments: {' '.join(extra)}")
     url = getattr(args, "api_url", None) or os.environ.get("ORDO_API_URL") or DEFAULT_URL
     out = Output(as_json=getattr(args, "json", False))
+    if args.command != "local":  # before any request: no password or token goes out in clear
+        try:
+            check_url(url, insecure=getattr(args, "insecure", False))
+        except CliError as error:
+            fail(error.message, error.code)
     api = Api(url)
     try:
         handler: Command = args.handler

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -89,6 +90,7 @@ def busy_lane(api: Api, ahead: int = 25) -> None:
 def test_the_credentials_file_is_private(cli: Cli) -> None:
     credentials = cli.home / "ordo" / "credentials.json"
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert stat.S_IMODE(credentials.parent.stat().st_mode) == 0o700
     assert cli("whoami").returncode == 0
     assert cli("logout").stdout.strip() == "signed out"
     assert cli("whoami").returncode == 1
@@ -206,7 +208,10 @@ def test_cases_fetch_and_data(cli: Cli) -> None:
     assert [item["case_id"] for item in listed["items"]] == [case_id]
     queued = cli("fetch")
     assert queued.returncode == 0
-    assert "queued" in queued.stdout
+    # queued now, already active (queued by another test), or cached after a recent fetch
+    assert re.fullmatch(
+        r"fetch job [0-9a-f]{32} (pending|processing|completed): .+\n", queued.stdout
+    ), queued.stdout
     assert cli("fetch", "--sync").returncode == 1  # admins only
     assert cli("data", "--user-id", "1", "--json").returncode == 0
 
@@ -419,3 +424,150 @@ def test_admin_commands_refuse_users_and_bad_input(cli: Cli, admin_cli: Cli) -> 
     for action in ("lane", "jobs", "retry"):
         helped = admin_cli("admin", action, "--help")
         assert "example: ordo admin " + action in helped.stdout
+
+
+# --- plain http, stored tokens and logout ----------------------------------------------------
+
+
+def stand_in(api: Api, home: Path, httpserver: HTTPServer) -> tuple[Cli, str]:
+    """A CLI pointed at a stand-in API on loopback, already holding tokens a1/r1 for it."""
+    url = httpserver.url_for("/").rstrip("/")
+    folder = home / "ordo"
+    folder.mkdir(mode=0o700, parents=True)
+    tokens = {"access_token": "a1", "refresh_token": "r1"}
+    (folder / "credentials.json").write_text(json.dumps({url: tokens}))
+    runner = Cli(api, home)
+    runner.env["ORDO_API_URL"] = url
+    return runner, url
+
+
+def stored(cli: Cli, url: str) -> object:
+    data = json.loads((cli.home / "ordo" / "credentials.json").read_text())
+    return data.get(url)
+
+
+def test_plain_http_to_a_host_that_is_not_loopback_is_refused(
+    api: Api, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    # Given a URL naming 0.0.0.0: not loopback by its name, though Linux connects it here
+    httpserver.expect_request("/data").respond_with_json({"items": [], "next_cursor": None})
+    url = f"http://0.0.0.0:{httpserver.port}"
+    cli = Cli(api, tmp_path)
+    for args, stdin in (
+        (("data",), None),
+        (("login", "--username", "ann", "--password-stdin"), "pw\n"),
+    ):
+        refused = cli(*args, "--api-url", url, stdin=stdin)
+        # Then nothing is sent, and the reason is one line with exit code 2
+        assert refused.returncode == 2, refused
+        assert refused.stderr.startswith(
+            "ordo: refusing plain http:// to 0.0.0.0: your password and tokens would cross "
+            "the network unencrypted. Use https://, or pass --insecure"
+        )
+        assert "Traceback" not in refused.stderr
+    assert httpserver.log == []
+    # Unless --insecure says the risk is accepted
+    allowed = cli("data", "--api-url", url, "--insecure")
+    assert (allowed.returncode, allowed.stdout.strip()) == (0, "no data")
+    assert len(httpserver.log) == 1
+    # And loopback by name is plain http's only default
+    assert cli("data", "--api-url", httpserver.url_for("/")).returncode == 0
+
+
+def test_stored_tokens_survive_a_5xx_and_a_429_and_go_only_on_a_401(
+    api: Api, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    cli, url = stand_in(api, tmp_path, httpserver)
+    task = f"/tasks/{'e' * 32}"
+    for status, body, message in (
+        (
+            503,
+            {"message": "Service Unavailable"},
+            "ordo: the server failed (503): Service Unavailable",
+        ),
+        (
+            429,
+            {"detail": "Too many requests; retry in 30 s"},
+            "ordo: Too many requests; retry in 30 s",
+        ),
+        (500, {"detail": "boom"}, "ordo: the server failed (500): boom"),
+    ):
+        httpserver.clear()
+        httpserver.expect_request(task).respond_with_json({"detail": "Invalid token"}, status=401)
+        httpserver.expect_request("/auth/refresh", method="POST").respond_with_json(
+            body, status=status
+        )
+        failed = cli("status", "e" * 32)
+        assert (failed.returncode, failed.stderr.strip()) == (1, message)
+        assert stored(cli, url) == {"access_token": "a1", "refresh_token": "r1"}, status
+    httpserver.clear()
+    httpserver.expect_request(task).respond_with_json({"detail": "Invalid token"}, status=401)
+    httpserver.expect_request("/auth/refresh", method="POST").respond_with_json(
+        {"detail": "Invalid token"}, status=401
+    )
+    expired = cli("status", "e" * 32)
+    assert (expired.returncode, expired.stderr.strip()) == (
+        1,
+        "ordo: your session has expired; run `ordo login` again",
+    )
+    assert stored(cli, url) is None
+
+
+def test_logout_tells_the_server_then_forgets_the_tokens(
+    api: Api, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    cli, url = stand_in(api, tmp_path, httpserver)
+    httpserver.expect_request("/auth/logout", method="POST").respond_with_data("", status=204)
+    out = cli("logout", "--json")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert json.loads(out.stdout) == {"signed_out": True, "server_told": True}
+    assert stored(cli, url) is None
+    ((request, _),) = httpserver.log
+    assert request.headers["authorization"] == "Bearer a1"
+    assert request.get_json() == {"refresh_token": "r1"}
+    assert cli("logout").stdout.strip() == "not signed in"
+    assert len(httpserver.log) == 1  # no tokens: nothing to tell the server
+
+
+@pytest.mark.parametrize(
+    ("status", "told"),
+    [(204, True), (401, True), (404, True), (500, False), (503, False), (429, False)],
+)
+def test_logout_forgets_the_tokens_whatever_the_server_answers(
+    api: Api, tmp_path: Path, httpserver: HTTPServer, status: int, told: bool
+) -> None:
+    cli, url = stand_in(api, tmp_path, httpserver)
+    httpserver.expect_request("/auth/logout", method="POST").respond_with_json(
+        {"detail": "nope"}, status=status
+    )
+    out = cli("logout")
+    assert (out.returncode, out.stdout.strip()) == (0, "signed out")
+    assert stored(cli, url) is None
+    if told:
+        assert out.stderr == ""
+    else:
+        assert "ordo: the server could not be told (" in out.stderr
+        assert "until its refresh token expires" in out.stderr
+
+
+def test_logout_with_the_server_down_still_forgets_the_tokens(api: Api, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    folder = tmp_path / "ordo"
+    folder.mkdir(mode=0o700)
+    (folder / "credentials.json").write_text(
+        json.dumps({url: {"access_token": "a1", "refresh_token": "r1"}})
+    )
+    cli = Cli(api, tmp_path)
+    out = cli("logout", "--api-url", url)
+    assert (out.returncode, out.stdout.strip()) == (0, "signed out")
+    assert out.stderr.startswith("ordo: the server could not be told (cannot reach the ordo API")
+    assert stored(cli, url) is None
+
+
+def test_logout_revokes_the_session_on_the_real_server(api: Api, cli: Cli) -> None:
+    tokens = json.loads((cli.home / "ordo" / "credentials.json").read_text())[api.url]
+    out = cli("logout")
+    assert (out.returncode, out.stdout.strip(), out.stderr) == (0, "signed out", "")
+    with api.client() as anonymous:
+        again = anonymous.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert again.status_code == 401, again.text
