@@ -31,6 +31,7 @@ def get_health(
     return JSONResponse(
         report.model_dump(mode="json", exclude_none=True),
         status_code=200 if report.healthy else 503,
+        headers={} if report.healthy else {"Retry-After": "1"},
     )
 
 

@@ -47,9 +47,9 @@ def test_invalid_utf8_body_reaches_the_function_base64_and_is_rejected(
         content=b'{"type":"reverse","data":"\xff\xfe"}',
         headers={"content-type": "application/json"},
     )
-    # FastAPI cannot decode the body at all: a 400, still with a detail.
-    assert response.status_code == 400
-    assert response.json()["detail"]
+    # Text that is not UTF-8 is refused before FastAPI parses it (ordo.validation): a 422.
+    assert response.status_code == 422
+    assert "not UTF-8" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

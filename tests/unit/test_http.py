@@ -11,7 +11,7 @@ from mangum import Mangum
 
 from infra.local.context import LambdaContext
 from infra.local.events import http_event
-from ordo.errors import NotFound
+from ordo.errors import NotFound, Unavailable
 from ordo.http import api_app
 from ordo.observability import logger
 
@@ -48,6 +48,11 @@ def unreachable() -> None:
     from botocore.exceptions import EndpointConnectionError
 
     raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+@app.get("/conflicted")
+def conflicted() -> None:
+    raise Unavailable("Too many simultaneous changes; please retry")
 
 
 @app.get("/denied")
@@ -108,12 +113,13 @@ def test_an_unhandled_error_is_still_a_json_500_with_detail() -> None:
     assert response["body"] == '{"detail":"Internal server error"}'
 
 
-@pytest.mark.parametrize("path", ["/throttled", "/unreachable"])
+@pytest.mark.parametrize("path", ["/throttled", "/unreachable", "/conflicted"])
 def test_a_dependency_that_is_busy_or_unreachable_is_a_503_to_retry(path: str) -> None:
     response = _call(path)
     assert response["statusCode"] == 503
     assert response["headers"]["retry-after"] == "1"
     assert "please retry" in response["body"]
+    assert '"detail"' in response["body"]
 
 
 def test_an_aws_error_that_retrying_cannot_fix_stays_a_500() -> None:

@@ -31,6 +31,9 @@ Price = Annotated[
     Field(ge=0, max_digits=12, decimal_places=2),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
+# A price filter: finer than a cent is allowed (it rounds to the cents it can match), but no
+# number so long that ``Decimal`` arithmetic on it overflows (``1e999999``).
+PriceBound = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=4)]
 
 
 class ProductNotFound(NotFound):
@@ -103,8 +106,8 @@ class Listing(BaseModel):
     page_size: int = Field(default=10, ge=1, le=100)
     name: str | None = Field(default=None, max_length=255)
     category: str | None = Field(default=None, max_length=100)
-    min_price: Decimal | None = Field(default=None, ge=0)
-    max_price: Decimal | None = Field(default=None, ge=0)
+    min_price: PriceBound | None = None
+    max_price: PriceBound | None = None
     in_stock_only: bool = False
     sort_by: SortBy = SortBy.CREATED_AT
     sort_order: SortOrder = SortOrder.DESC
