@@ -16,6 +16,7 @@ from ordo.jobs import (
     NotRetryable,
     OwnerJobPage,
     PendingQuotaExceeded,
+    SingletonMoved,
 )
 
 
@@ -23,6 +24,7 @@ class InMemoryJobTable:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.pending: dict[str, int] = {}
+        self.singletons: dict[str, str] = {}
 
     def create(self, job: Job, max_pending: int) -> None:
         if job.job_id in self.jobs:
@@ -30,6 +32,22 @@ class InMemoryJobTable:
         if self.pending.get(job.owner, 0) >= max_pending:
             raise PendingQuotaExceeded(max_pending)
         self.pending[job.owner] = self.pending.get(job.owner, 0) + 1
+        self.jobs[job.job_id] = job.model_copy(update={"queue_seq": None})
+
+    def create_singleton(self, job: Job, max_pending: int, replacing: str | None) -> None:
+        if self.singletons.get(job.kind) != replacing:
+            raise SingletonMoved(f"another {job.kind} job is active")
+        self.create(job, max_pending)
+        self.singletons[job.kind] = job.job_id
+
+    def singleton(self, kind: str) -> str | None:
+        return self.singletons.get(kind)
+
+    def record(self, job: Job) -> None:
+        if not job.status.is_final:
+            raise ValueError(f"only an ended job is recorded, not a {job.status} one")
+        if job.job_id in self.jobs:
+            raise StaleTransition(job.job_id)
         self.jobs[job.job_id] = job.model_copy(update={"queue_seq": None})
 
     def pending_count(self, owner: str) -> int:

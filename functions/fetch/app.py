@@ -2,6 +2,7 @@
 (EventBridge), and serve the stored posts back."""
 
 import secrets
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Response
@@ -32,7 +33,11 @@ app = api_app(title="fetch")
     "/fetch",
     response_model=FetchReport | FetchQueued,
     responses={
-        202: {"model": FetchQueued, "description": "mode=task: queued on the lane"},
+        200: {
+            "description": "mode=sync: the report. mode=task: the fetch job already active, or "
+            "one that ended `cached` at once within the cache window",
+        },
+        202: {"model": FetchQueued, "description": "mode=task: a new fetch job on the lane"},
         403: {"description": "mode=sync needs an admin"},
         409: {"description": "Another fetch holds the lock"},
         502: {"description": "The source failed; the stored data is unchanged"},
@@ -47,19 +52,23 @@ def fetch(
     queue: Annotated[JobQueue, Depends(job_queue)],
     mode: Literal["sync", "task"] = "sync",
 ) -> FetchReport | FetchQueued:
-    """`sync` (admins) fetches now, or answers `cached` after a recent fetch; `task` queues a
-    fetch job on the lane (202)."""
+    """`sync` (admins) fetches now, or answers `cached` after a recent fetch. `task` queues a
+    fetch job on the lane (202), unless one is already pending or running (200, that job's
+    id, whoever queued it) or a fetch just succeeded (200, a job that ended `cached`)."""
     config = settings()
     if mode == "task":
-        response.status_code = 202
-        return aggregation.submit_fetch(
+        outcome = aggregation.submit_fetch(
             table,
             queue,
+            fetcher.log,
             owner=user.id,
             now=utcnow(),
             retention_days=config.job_retention_days,
             max_pending=config.max_pending_per_user,
+            cache_window=timedelta(seconds=config.fetch_cache_seconds),
         )
+        response.status_code = 202 if outcome.queued else 200
+        return outcome.answer
     require_admin(user)
     holder = f"sync-{secrets.token_hex(8)}"
     return aggregation.fetch_sync(fetcher, holder, utcnow(), config.fetch_cache_seconds)
@@ -67,9 +76,10 @@ def fetch(
 
 @app.get("/fetch/status/{job_id}", response_model=FetchJobView)
 def fetch_status(
-    job_id: str, user: CurrentUser, table: Annotated[JobTable, Depends(job_table)]
+    job_id: str, _user: CurrentUser, table: Annotated[JobTable, Depends(job_table)]
 ) -> FetchJobView:
-    return aggregation.get_fetch_job(table, user, job_id)
+    """Any signed-in user may follow any fetch job: `mode=task` shares the active one."""
+    return aggregation.get_fetch_job(table, job_id)
 
 
 @app.get("/data", response_model=PostPage)

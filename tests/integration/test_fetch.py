@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -151,6 +152,7 @@ def test_a_task_fetch_runs_on_the_lane(cloud: Cloud, source: HTTPServer) -> None
     assert set(pending) == {
         "job_id",
         "status",
+        "outcome",
         "created_at",
         "updated_at",
         "error",
@@ -162,8 +164,9 @@ def test_a_task_fetch_runs_on_the_lane(cloud: Cloud, source: HTTPServer) -> None
     assert pending["status"] == "pending"
     cloud.drain()
     done = cloud.request("GET", f"/fetch/status/{job_id}").body
-    assert (done["status"], done["fetched"], done["created"], done["error"]) == (
+    assert (done["status"], done["outcome"], done["fetched"], done["created"], done["error"]) == (
         "completed",
+        "ok",
         10,
         10,
         None,
@@ -325,3 +328,117 @@ def test_a_deeply_nested_answer_fails_the_fetch_job_readably(
     )
     task = cloud.request("GET", f"/tasks/{after.body['task_id']}").body
     assert task["status"] == "completed"
+
+
+# --- mode=task: one active fetch job for everyone, and the cache window -----------------------
+
+
+def task_fetch(cloud: Cloud, account: Account | None = None) -> Any:
+    token = account.access_token if account else cloud.token
+    return cloud.request("POST", "/fetch", query="mode=task", token=token)
+
+
+def test_parallel_task_fetches_queue_one_job_and_all_answer_with_it(
+    cloud: Cloud, source: HTTPServer
+) -> None:
+    # Given six users, each about to ask for a fetch twice at the same moment
+    source.expect_request("/posts").respond_with_json(POSTS)
+    users = [cloud.sign_up(f"user{n}") for n in range(6)]
+    assert cloud.request("GET", f"/fetch/status/{'0' * 32}").status == 404  # warm: one import
+    start = threading.Barrier(12)
+
+    def ask(account: Account) -> Any:
+        start.wait(timeout=10)
+        return task_fetch(cloud, account)
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(ask, users * 2))
+    # Then one job was queued (202), and every other request answered with its id (200)
+    assert sorted(answer.status for answer in answers) == [200] * 11 + [202]
+    job_ids = {answer.body["job_id"] for answer in answers}
+    assert len(job_ids) == 1, job_ids
+    assert cloud.queue_depth() == 1
+    (job_id,) = job_ids
+    # And every one of them may follow it, though only its owner sees it among their jobs
+    for account in users:
+        view = cloud.request("GET", f"/fetch/status/{job_id}", token=account.access_token)
+        assert (view.status, view.body["status"]) == (200, "pending")
+    cloud.drain()
+    assert requests_made(source) == 1
+    owners = [
+        account
+        for account in users
+        if cloud.request("GET", f"/status/{job_id}", token=account.access_token).status == 200
+    ]
+    assert len(owners) == 1
+
+
+def test_a_second_task_fetch_answers_with_the_pending_job_then_cached(
+    cloud: Cloud, source: HTTPServer
+) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    bob = cloud.sign_up("bob")
+    queued = task_fetch(cloud)
+    assert (queued.status, queued.body["status"]) == (202, "pending")
+    same = task_fetch(cloud, bob)
+    assert (same.status, same.body["job_id"], same.body["status"]) == (
+        200,
+        queued.body["job_id"],
+        "pending",
+    )
+    assert same.body["message"] == "A fetch job is already pending; follow that one"
+    cloud.drain()
+    # Within the cache window: a job that ended cached at once, without the lane or the source
+    cached = task_fetch(cloud, bob)
+    assert (cached.status, cached.body["status"], cached.body["message"]) == (
+        200,
+        "completed",
+        "Data fetched recently; using the stored data",
+    )
+    assert cached.body["job_id"] != queued.body["job_id"]
+    assert cloud.queue_depth() == 0
+    view = cloud.request("GET", f"/fetch/status/{cached.body['job_id']}", token=bob.access_token)
+    assert (view.body["status"], view.body["outcome"], view.body["fetched"]) == (
+        "completed",
+        "cached",
+        0,
+    )
+    mine = cloud.request("GET", f"/status/{cached.body['job_id']}", token=bob.access_token)
+    assert mine.body["result"]["status"] == "cached"
+    assert requests_made(source) == 1
+
+
+def test_a_failed_fetch_job_does_not_block_the_next(cloud: Cloud, source: HTTPServer) -> None:
+    source.expect_request("/posts").respond_with_data("down", status=503)
+    first = task_fetch(cloud).body["job_id"]
+    cloud.drain()
+    assert cloud.request("GET", f"/fetch/status/{first}").body["status"] == "failed"
+    second = task_fetch(cloud)
+    assert second.status == 202
+    assert second.body["job_id"] != first
+
+
+def test_a_marker_naming_a_job_that_is_gone_does_not_block_fetching(
+    cloud: Cloud, source: HTTPServer
+) -> None:
+    # Given the marker names a job that expired (TTL) or whose write never happened
+    source.expect_request("/posts").respond_with_json(POSTS)
+    cloud.dynamodb.put_item(
+        TableName=cloud.stack.physical["JobsTable"]["Ref"],
+        Item={"pk": {"S": "ACTIVE#fetch"}, "sk": {"S": "JOB"}, "job_id": {"S": "e" * 32}},
+    )
+    queued = task_fetch(cloud)
+    assert queued.status == 202
+    assert queued.body["job_id"] != "e" * 32
+
+
+def test_a_fetch_job_that_runs_just_after_a_sync_fetch_ends_cached(
+    cloud: Cloud, source: HTTPServer, admin: Account
+) -> None:
+    source.expect_request("/posts").respond_with_json(POSTS)
+    job_id = task_fetch(cloud).body["job_id"]
+    assert sync(cloud, admin).body["status"] == "ok"
+    cloud.drain()
+    view = cloud.request("GET", f"/fetch/status/{job_id}").body
+    assert (view["status"], view["outcome"], view["fetched"]) == ("completed", "cached", 0)
+    assert requests_made(source) == 1

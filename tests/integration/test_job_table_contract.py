@@ -6,7 +6,15 @@ from typing import Any
 import pytest
 
 from ordo.errors import InvalidInput, StaleTransition
-from ordo.jobs import Job, JobStatus, JobTable, NotRetryable, PendingQuotaExceeded, new_job_id
+from ordo.jobs import (
+    Job,
+    JobStatus,
+    JobTable,
+    NotRetryable,
+    PendingQuotaExceeded,
+    SingletonMoved,
+    new_job_id,
+)
 from ordo.storage.attributes import to_item
 from ordo.storage.cursors import encode_cursor
 from ordo.storage.dynamodb import DynamoJobTable, job_key
@@ -340,3 +348,62 @@ def test_a_new_job_carries_its_owner_index_keys(anonymous_cloud: Cloud) -> None:
         {"S": f"JOBS#{OWNER}"},
         {"S": f"2026-11-21T12:00:01.500000Z#{job.job_id}"},
     )
+
+
+# --- singleton kinds (fetch): one marker names the kind's active job ---------------------------
+
+
+def make_fetch() -> Job:
+    return Job(job_id=new_job_id(), owner=OWNER, kind="fetch", data="{}", created_at=NOW)
+
+
+def test_a_singleton_is_created_only_while_the_marker_names_what_was_read(
+    table: JobTable,
+) -> None:
+    assert table.singleton("fetch") is None
+    first = make_fetch()
+    table.create_singleton(first, 100, replacing=None)
+    assert (table.singleton("fetch"), table.pending_count(OWNER)) == (first.job_id, 1)
+    late = make_fetch()  # a racer that read "no marker" too
+    with pytest.raises(SingletonMoved):
+        table.create_singleton(late, 100, replacing=None)
+    with pytest.raises(SingletonMoved):
+        table.create_singleton(late, 100, replacing=new_job_id())
+    # Nothing of the loser was written: no job, no quota
+    assert (table.get(late.job_id), table.pending_count(OWNER)) == (None, 1)
+    second = make_fetch()
+    table.create_singleton(second, 100, replacing=first.job_id)
+    assert table.singleton("fetch") == second.job_id
+    assert table.singleton("reverse") is None
+
+
+def test_a_singleton_within_a_full_quota_is_refused_and_the_marker_is_unchanged(
+    table: JobTable,
+) -> None:
+    new_job(table)
+    with pytest.raises(PendingQuotaExceeded):
+        table.create_singleton(make_fetch(), 1, replacing=None)
+    assert table.singleton("fetch") is None
+
+
+def test_an_ended_job_is_recorded_outside_the_quota_and_the_lane(table: JobTable) -> None:
+    ended = make_fetch().model_copy(
+        update={
+            "status": JobStatus.COMPLETED,
+            "progress": 100,
+            "finished_at": NOW,
+            "updated_at": NOW,
+            "result": '{"status":"cached"}',
+            "expires_at": 1_900_000_000,
+        }
+    )
+    table.record(ended)
+    assert table.get(ended.job_id) == ended
+    assert table.pending_count(OWNER) == 0
+    assert table.count_pending_before(10**30) == 0
+    assert [job.job_id for job in table.by_owner(OWNER, limit=5).items] == [ended.job_id]
+    assert table.by_status(JobStatus.COMPLETED, limit=5).items[0].job_id == ended.job_id
+    with pytest.raises(StaleTransition):
+        table.record(ended)
+    with pytest.raises(ValueError, match="only an ended job"):
+        table.record(make_fetch())

@@ -10,12 +10,15 @@ from botocore.stub import Stubber
 
 from ordo.aggregation import (
     Aggregator,
+    FetchJobView,
     FetchLocked,
     FetchStatus,
     Post,
     SourceFailed,
+    TaskFetch,
     fetch_now,
     fetch_sync,
+    get_fetch_job,
     submit_fetch,
     validate,
 )
@@ -121,8 +124,15 @@ def test_the_worker_runs_a_fetch_job_and_fails_it_readably() -> None:
 
     def run_fetch_job() -> tuple[JobStatus, str | None, str | None]:
         job_id = submit_fetch(
-            table, InMemoryJobQueue(), owner="o" * 32, now=NOW, retention_days=0, max_pending=9
-        ).job_id
+            table,
+            InMemoryJobQueue(),
+            aggregator.log,
+            owner="o" * 32,
+            now=NOW,
+            retention_days=0,
+            max_pending=9,
+            cache_window=timedelta(0),
+        ).answer.job_id
         lane.handle(Delivery("m-1", json.dumps({"job_id": job_id})))
         job = table.jobs[job_id]
         return job.status, job.result, job.error
@@ -169,3 +179,143 @@ def test_items_that_stay_unprocessed_become_unavailable() -> None:
         stub.add_response("batch_write_item", {"UnprocessedItems": leftover})
     with stub, pytest.raises(Unavailable):
         store.upsert([Post(id=1, user_id=1, title="t", body="b")])
+
+
+# --- mode=task: one active fetch job, and the cache window ------------------------------------
+
+
+class TaskFetches:
+    """``submit_fetch`` on the in-memory ports, and the worker that runs what it queues."""
+
+    def __init__(self, cache_seconds: float = 60) -> None:
+        from tests.fakes import InMemoryJobQueue, InMemoryJobTable
+
+        self.source = ListSource([post(1)])
+        self.aggregator = Aggregator(
+            self.source,
+            InMemoryPostStore(),
+            InMemoryFetchLock(),
+            InMemoryFetchLog(),
+            cache_window=timedelta(seconds=cache_seconds),
+        )
+        self.table = InMemoryJobTable()
+        self.queue = InMemoryJobQueue()
+        self.now = NOW
+        self.lane = Lane(
+            self.table,
+            KINDS,
+            clock=lambda: self.now,
+            resources=Resources({Aggregator: lambda: self.aggregator}),
+        )
+
+    def submit(self, owner: str = "a" * 32) -> TaskFetch:
+        return submit_fetch(
+            self.table,
+            self.queue,
+            self.aggregator.log,
+            owner=owner,
+            now=self.now,
+            retention_days=1,
+            max_pending=9,
+            cache_window=self.aggregator.cache_window,
+        )
+
+    def run(self, job_id: str) -> FetchJobView:
+        self.lane.handle(Delivery(f"m-{job_id}", json.dumps({"job_id": job_id})))
+        return get_fetch_job(self.table, job_id)
+
+
+def test_a_task_fetch_while_one_is_pending_or_running_answers_with_that_job() -> None:
+    fetches = TaskFetches()
+    first = fetches.submit("a" * 32)
+    assert (first.queued, first.answer.status) == (True, JobStatus.PENDING)
+    again = fetches.submit("b" * 32)  # another user, while the first is pending
+    assert (again.queued, again.answer.job_id, again.answer.status) == (
+        False,
+        first.answer.job_id,
+        JobStatus.PENDING,
+    )
+    assert "already pending" in again.answer.message
+    fetches.table.claim(fetches.table.jobs[first.answer.job_id], NOW)  # now it runs
+    running = fetches.submit("c" * 32)
+    assert (running.answer.job_id, running.answer.status) == (
+        first.answer.job_id,
+        JobStatus.PROCESSING,
+    )
+    assert fetches.queue.sent == [first.answer.job_id]
+
+
+def test_once_the_active_job_has_ended_failed_a_new_one_is_queued() -> None:
+    fetches = TaskFetches()
+    fetches.source.error = "the source answered 503"
+    first = fetches.submit().answer.job_id
+    assert fetches.run(first).status == "failed"
+    second = fetches.submit()
+    assert second.queued
+    assert second.answer.job_id != first
+    assert fetches.queue.sent == [first, second.answer.job_id]
+
+
+def test_a_job_stranded_by_the_reconciler_stops_blocking_as_soon_as_it_ends() -> None:
+    fetches = TaskFetches()
+    stranded = fetches.submit().answer.job_id
+    assert not fetches.submit().queued
+    fetches.table.abandon(stranded, "its message was lost", NOW)
+    assert fetches.submit().queued
+
+
+def test_within_the_cache_window_a_task_fetch_ends_cached_at_once_off_the_lane() -> None:
+    fetches = TaskFetches(cache_seconds=60)
+    first = fetches.submit().answer.job_id
+    done = fetches.run(first)
+    assert (done.status, done.outcome, done.fetched) == ("completed", FetchStatus.OK, 1)
+    fetches.now = NOW + timedelta(seconds=59)
+    cached = fetches.submit()
+    assert (cached.queued, cached.answer.status) == (False, JobStatus.COMPLETED)
+    assert cached.answer.message == "Data fetched recently; using the stored data"
+    view = get_fetch_job(fetches.table, cached.answer.job_id)
+    assert (view.status, view.outcome, view.fetched, view.error) == (
+        "completed",
+        FetchStatus.CACHED,
+        0,
+        None,
+    )
+    assert fetches.queue.sent == [first]
+    assert fetches.source.calls == 1
+    assert fetches.table.pending_count("a" * 32) == 0
+    fetches.now = NOW + timedelta(seconds=60)  # the window has passed
+    assert fetches.submit().queued
+
+
+def test_a_fetch_job_that_runs_within_the_cache_window_ends_cached_without_the_source() -> None:
+    fetches = TaskFetches(cache_seconds=60)
+    job_id = fetches.submit().answer.job_id
+    # a sync (or scheduled) fetch succeeds while the job waits in the lane
+    fetch_sync(fetches.aggregator, "sync", NOW, cache_seconds=60)
+    fetches.now = NOW + timedelta(seconds=5)
+    view = fetches.run(job_id)
+    assert (view.status, view.outcome, view.fetched) == ("completed", FetchStatus.CACHED, 0)
+    assert fetches.source.calls == 1
+
+
+def test_a_fetch_job_completed_before_results_carried_a_status_reads_as_ok() -> None:
+    fetches = TaskFetches()
+    job_id = fetches.submit().answer.job_id
+    job = fetches.table.claim(fetches.table.jobs[job_id], NOW)
+    old = '{"fetched":3,"created":2,"updated":1,"skipped":0}'
+    fetches.table.finish(job, JobStatus.COMPLETED, NOW, result=old)
+    view = get_fetch_job(fetches.table, job_id)
+    assert (view.outcome, view.fetched, view.created) == (FetchStatus.OK, 3, 2)
+
+
+def test_only_fetch_jobs_are_readable_through_fetch_status() -> None:
+    from ordo.errors import JobNotFound
+    from ordo.jobs import new_job
+    from ordo.tasks import ReversePayload
+
+    fetches = TaskFetches()
+    task = new_job(ReversePayload(text="abc"), owner="a" * 32, now=NOW)
+    fetches.table.create(task, 9)
+    for job_id in (task.job_id, "0" * 32, "not-an-id"):
+        with pytest.raises(JobNotFound):
+            get_fetch_job(fetches.table, job_id)

@@ -3,6 +3,10 @@
 A fetch runs on demand (``POST /fetch``, at once or as a job on the lane) or on a schedule.
 Only one runs at a time, under a lock with an expiry. The source is untrusted: its items are
 validated one by one, and the invalid ones are counted as ``skipped``.
+
+Within the cache window after a successful fetch, a fetch of any mode answers ``cached``
+without asking the source. At most one fetch job is active (pending or processing) at a time:
+``mode=task`` while one is active answers with that job, whoever queued it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,27 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ordo.errors import Conflict, JobNotFound, UpstreamFailed
-from ordo.jobs import JobQueue, JobStatus, JobTable, Viewer, accept, find_job, new_job
+from ordo.errors import Conflict, JobNotFound, Unavailable, UpstreamFailed
+from ordo.jobs import (
+    Job,
+    JobQueue,
+    JobStatus,
+    JobTable,
+    SingletonMoved,
+    enqueue,
+    expiry,
+    is_job_id,
+    new_job,
+)
 from ordo.kinds import Kind, RunContext
 
 log = logging.getLogger("ordo.aggregation")
 
 MAX_PAGE = 100
+CACHED_MESSAGE = "Data fetched recently; using the stored data"
+# Rounds of "read the active fetch job, else create one" a task request makes while racing
+# others; each lost round means another request just created the active job.
+SUBMIT_ROUNDS = 3
 
 
 class SourcePost(BaseModel):
@@ -77,17 +95,35 @@ class FetchReport(FetchCounts):
 
 
 class FetchQueued(BaseModel):
-    """``POST /fetch?mode=task``."""
+    """``POST /fetch?mode=task``: the fetch job to follow at ``/fetch/status/{job_id}``."""
 
     message: str = "Fetch job queued in background"
     job_id: str
+    status: JobStatus = Field(
+        default=JobStatus.PENDING,
+        description="pending (queued now, 202); pending or processing (a fetch job already "
+        "active, 200); completed (within the cache window: ended `cached` at once, 200).",
+    )
+
+
+@dataclass(frozen=True)
+class TaskFetch:
+    """What ``mode=task`` did: ``queued`` is true only when a new job went on the lane."""
+
+    answer: FetchQueued
+    queued: bool
 
 
 class FetchJobView(BaseModel):
-    """``GET /fetch/status/{job_id}``."""
+    """``GET /fetch/status/{job_id}``: readable by any signed-in user, since a fetch job is
+    shared (its counts are of the public ``/data``; its owner is not shown)."""
 
     job_id: str
     status: str
+    outcome: FetchStatus | None = Field(
+        description="Once completed: ok (the source was fetched) or cached (a fetch had just "
+        "succeeded; the source was not asked and the counts are 0)."
+    )
     created_at: datetime
     updated_at: datetime
     error: str | None
@@ -142,6 +178,8 @@ class Aggregator:
     lock: FetchLock
     log: FetchLog
     lock_ttl: timedelta = timedelta(seconds=90)
+    # After a successful fetch, how long every fetch answers ``cached`` (ORDO_FETCH_CACHE_SECONDS).
+    cache_window: timedelta = timedelta(0)
 
 
 # --- use cases --------------------------------------------------------------------------------
@@ -178,13 +216,18 @@ def fetch_now(aggregator: Aggregator, holder: str, now: datetime) -> FetchCounts
         aggregator.lock.release(holder)
 
 
+def recently_fetched(log: FetchLog, now: datetime, window: timedelta) -> bool:
+    """A fetch succeeded less than ``window`` ago: the stored data stand for the source."""
+    last = log.last_success()
+    return last is not None and now - last < window
+
+
 def fetch_sync(
     aggregator: Aggregator, holder: str, now: datetime, cache_seconds: int
 ) -> FetchReport:
     """``mode=sync``: a fresh enough earlier fetch answers ``cached`` without the source."""
-    last = aggregator.log.last_success()
-    if last is not None and now - last < timedelta(seconds=cache_seconds):
-        return FetchReport(message="Data fetched recently; using the stored data", status="cached")
+    if recently_fetched(aggregator.log, now, timedelta(seconds=cache_seconds)):
+        return FetchReport(message=CACHED_MESSAGE, status=FetchStatus.CACHED)
     counts = fetch_now(aggregator, holder, now)
     return FetchReport(
         message="Data fetched successfully", status=FetchStatus.OK, **counts.model_dump()
@@ -223,8 +266,21 @@ class FetchPayload(BaseModel):
 
 def run_fetch(_payload: FetchPayload, ctx: RunContext) -> str:
     """Fetch under the lock, holding it as this job; a locked or failing source fails the job
-    with a readable error."""
-    return fetch_now(ctx.need(Aggregator), ctx.job_id, ctx.now()).model_dump_json()
+    with a readable error. Within the cache window (a fetch succeeded after this job was
+    queued) it ends ``cached`` without the source."""
+    aggregator = ctx.need(Aggregator)
+    now = ctx.now()
+    if recently_fetched(aggregator.log, now, aggregator.cache_window):
+        return _cached().model_dump_json()
+    counts = fetch_now(aggregator, ctx.job_id, now)
+    report = FetchReport(
+        message="Data fetched successfully", status=FetchStatus.OK, **counts.model_dump()
+    )
+    return report.model_dump_json()
+
+
+def _cached() -> FetchReport:
+    return FetchReport(message=CACHED_MESSAGE, status=FetchStatus.CACHED)
 
 
 FETCH: Kind[FetchPayload] = Kind(
@@ -243,32 +299,92 @@ FETCH: Kind[FetchPayload] = Kind(
 def submit_fetch(
     table: JobTable,
     queue: JobQueue,
+    log: FetchLog,
     *,
     owner: str,
     now: datetime,
     retention_days: int,
     max_pending: int,
-) -> FetchQueued:
-    """``mode=task``: a fetch job on the lane, in order with every other job."""
+    cache_window: timedelta,
+) -> TaskFetch:
+    """``mode=task``: the active fetch job if there is one; else, within the cache window, a
+    job that ends ``cached`` at once, off the lane; else a new fetch job on the lane.
+
+    Race-safe without a release step: the new job and the marker naming it are written in one
+    transaction, on condition that the marker still names what this request read. Two racing
+    requests queue one job; the loser answers with the winner's. A job that ends (even failed,
+    or ended by the reconciler) stops blocking as soon as it ends.
+    """
+    for _ in range(SUBMIT_ROUNDS):
+        current = table.singleton(FETCH.name)
+        active = _active(table, current)
+        if active is not None:
+            message = f"A fetch job is already {active.status.value}; follow that one"
+            return TaskFetch(
+                FetchQueued(message=message, job_id=active.job_id, status=active.status),
+                queued=False,
+            )
+        if recently_fetched(log, now, cache_window):
+            ended = _cached_job(owner, now, retention_days)
+            table.record(ended)
+            return TaskFetch(
+                FetchQueued(message=CACHED_MESSAGE, job_id=ended.job_id, status=ended.status),
+                queued=False,
+            )
+        job = new_job(FetchPayload(), owner=owner, now=now)
+        try:
+            table.create_singleton(job, max_pending, replacing=current)
+        except SingletonMoved:
+            continue  # another request made the active job a moment ago: answer with it
+        enqueue(table, queue, job, now, retention_days)
+        return TaskFetch(FetchQueued(job_id=job.job_id), queued=True)
+    raise Unavailable("Too many simultaneous fetch requests; please retry")
+
+
+def _active(table: JobTable, job_id: str | None) -> Job | None:
+    job = table.get(job_id) if job_id else None
+    return job if job is not None and not job.status.is_final else None
+
+
+def _cached_job(owner: str, now: datetime, retention_days: int) -> Job:
     job = new_job(FetchPayload(), owner=owner, now=now)
-    accept(table, queue, job, now, max_pending=max_pending, retention_days=retention_days)
-    return FetchQueued(job_id=job.job_id)
+    return job.model_copy(
+        update={
+            "status": JobStatus.COMPLETED,
+            "progress": 100,
+            "finished_at": now,
+            "result": _cached().model_dump_json(),
+            "expires_at": expiry(now, retention_days),
+        }
+    )
 
 
-def get_fetch_job(table: JobTable, viewer: Viewer, job_id: str) -> FetchJobView:
-    job = find_job(table, viewer, job_id)
-    if job.kind != FETCH.name:
+def get_fetch_job(table: JobTable, job_id: str) -> FetchJobView:
+    """Any signed-in user may read any fetch job: ``mode=task`` hands every caller the one
+    shared active job, whoever queued it. Other kinds of job stay their owner's (404)."""
+    job = table.get(job_id) if is_job_id(job_id) else None
+    if job is None or job.kind != FETCH.name:
         raise JobNotFound()
-    done = job.status is JobStatus.COMPLETED and job.result
-    counts = FetchCounts.model_validate_json(job.result) if done and job.result else None
+    report = _report(job)
     return FetchJobView(
         job_id=job.job_id,
         status=job.status.value,
+        outcome=report.status if report else None,
         created_at=job.created_at,
         updated_at=job.last_changed,
         error=job.error if job.status is JobStatus.FAILED else None,
-        fetched=counts.fetched if counts else None,
-        created=counts.created if counts else None,
-        updated=counts.updated if counts else None,
-        skipped=counts.skipped if counts else None,
+        fetched=report.fetched if report else None,
+        created=report.created if report else None,
+        updated=report.updated if report else None,
+        skipped=report.skipped if report else None,
     )
+
+
+def _report(job: Job) -> FetchReport | None:
+    """A completed job's result; jobs from before results carried a status were all ``ok``."""
+    if job.status is not JobStatus.COMPLETED or not job.result:
+        return None
+    counts = FetchCounts.model_validate_json(job.result)
+    status = json.loads(job.result).get("status", FetchStatus.OK)
+    message = CACHED_MESSAGE if status == FetchStatus.CACHED else "Data fetched successfully"
+    return FetchReport(message=message, status=status, **counts.model_dump())

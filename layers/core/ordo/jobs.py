@@ -122,6 +122,11 @@ class NotRetryable(Conflict):
     """Only a failed job can be retried, and only once."""
 
 
+class SingletonMoved(Conflict):
+    """A kind's singleton marker no longer names the job the caller saw: another request
+    created the kind's active job first."""
+
+
 class Viewer(Protocol):
     """Who is asking: a user sees their own jobs, an admin sees every job."""
 
@@ -139,6 +144,25 @@ class JobTable(Protocol):
 
     def create(self, job: Job, max_pending: int) -> None:
         """Raises ``PendingQuotaExceeded`` if the owner already has ``max_pending`` pending."""
+        ...
+
+    def create_singleton(self, job: Job, max_pending: int, replacing: str | None) -> None:
+        """``create``, and make ``job`` the one its kind's marker names, in one atomic write.
+
+        The marker must still name ``replacing`` (``None``: there is no marker yet), else
+        ``SingletonMoved``. Nothing ever releases the marker: the next job replaces it once
+        the job it names has ended, so a crash cannot leave it held.
+        """
+        ...
+
+    def singleton(self, kind: str) -> str | None:
+        """The id of the job that ``kind``'s marker names (strongly consistent), if any; that
+        job may have ended since, or expired."""
+        ...
+
+    def record(self, job: Job) -> None:
+        """Store a job that ended without going on the lane (completed or failed, never
+        pending): it is outside every quota and queue."""
         ...
 
     def pending_count(self, owner: str) -> int: ...

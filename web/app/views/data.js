@@ -6,6 +6,7 @@ import { poll } from "../poll.js";
 
 function fetchOutcome(job) {
   if (job.status === "completed") {
+    if (job.outcome === "cached") return "Data fetched recently; using the stored data.";
     return `Fetched ${job.fetched}: ${job.created} new, ${job.updated} updated, ${job.skipped} unchanged.`;
   }
   if (job.status === "failed") return `Error: ${job.error}`;
