@@ -10,7 +10,8 @@ pk                sk       what
 ================  =======  ===================================================================
 
 An upsert reads the stored posts (BatchGetItem), writes only the new and changed ones
-(BatchWriteItem), and retries unprocessed keys and items with backoff.
+(BatchWriteItem), and retries unprocessed keys and items with backoff. Both indexes hold only
+keys, so a page of ``/data`` is a ``Query`` for its keys and a ``BatchGetItem`` for its posts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from botocore.exceptions import ClientError
 from ordo.aggregation import FetchCounts, Post, PostPage
 from ordo.errors import Unavailable
 from ordo.storage.attributes import from_item, to_item
+from ordo.storage.batch import base_items
 from ordo.storage.cursors import decode_cursor, encode_cursor
 from ordo.storage.transactions import is_condition_failure
 
@@ -131,8 +133,9 @@ class DynamoPostStore:
             )
         response = self._client.query(**query)
         last = response.get("LastEvaluatedKey")
+        items = base_items(self._client, self._table, response["Items"], sleep=self._sleep)
         return PostPage(
-            items=[_post(item) for item in response["Items"]],
+            items=[_post(item) for item in items],
             next_cursor=encode_cursor(last) if last else None,
         )
 

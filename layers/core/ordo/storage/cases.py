@@ -8,7 +8,9 @@ pk                  sk      what
                             ``<created epoch ms, 13 digits>#<id>``
 ==================  ======  ==================================================================
 
-A status filter is a range of that sort key, so every listing is one ``Query``.
+A status filter is a range of that sort key, so every listing is one ``Query``. Both indexes
+hold only keys (a case's notes, summary and steps are clinical text), so the page's cases are
+then read from the table with one ``BatchGetItem``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botocore.exceptions import ClientError
 from ordo.cases import Case, to_millis
 from ordo.errors import StaleTransition
 from ordo.storage.attributes import from_item, to_item
+from ordo.storage.batch import base_items
 from ordo.storage.cursors import decode_cursor, encode_cursor
 from ordo.storage.transactions import is_condition_failure
 
@@ -120,7 +123,8 @@ class DynamoCaseTable:
             query["ExclusiveStartKey"] = start
         response = self._client.query(**query)
         last = response.get("LastEvaluatedKey")
-        return [_case(item) for item in response["Items"]], encode_cursor(last) if last else None
+        items = base_items(self._client, self._table, response["Items"])
+        return [_case(item) for item in items], encode_cursor(last) if last else None
 
 
 class SqsCaseTimer:

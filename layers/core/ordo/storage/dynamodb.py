@@ -11,12 +11,15 @@ lane, seq   ``LANE#jobs``, N    sparse GSI ``queue``: present only while the job
 status_pk,  ``JOBS#<status>``,  GSI ``jobs_by_status`` (the job without its payload and
 status_sk   ``<time>#<id>``     result): every owner's jobs by the time they entered
                                 their status, for the admin views and the reconciler
-gsi1pk,     ``JOBS#<owner>``,   GSI ``gsi1`` (the whole job): one owner's jobs by
+gsi1pk,     ``JOBS#<owner>``,   GSI ``gsi1`` (keys only): one owner's jobs by
 gsi1sk      ``<created>#<id>``  acceptance, for ``GET /jobs``. Set when the job is
                                 created; jobs created before it existed lack it
 expires_at  epoch seconds       TTL, set when the job finishes
 pk, sk      ``QUOTA#<owner>``,  ``pending``: the owner's pending jobs, changed in the
             PENDING             same transaction as every move into or out of pending
+pk, sk      ``ACTIVE#<kind>``,  ``job_id``: the one active job of a singleton kind
+            JOB                 (fetch), written in the same transaction as that job,
+                                and replaced, never deleted, once the job has ended
 ==========  ==================  ===================================================
 """
 
@@ -39,8 +42,10 @@ from ordo.jobs import (
     NotRetryable,
     OwnerJobPage,
     PendingQuotaExceeded,
+    SingletonMoved,
 )
 from ordo.storage.attributes import from_item, to_item
+from ordo.storage.batch import base_items
 from ordo.storage.cursors import decode_cursor, encode_cursor
 from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 
@@ -59,6 +64,10 @@ def job_key(job_id: str) -> dict[str, Any]:
 
 def quota_key(owner: str) -> dict[str, Any]:
     return {"pk": {"S": f"QUOTA#{owner}"}, "sk": {"S": "PENDING"}}
+
+
+def singleton_key(kind: str) -> dict[str, Any]:
+    return {"pk": {"S": f"ACTIVE#{kind}"}, "sk": {"S": "JOB"}}
 
 
 def _values(values: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +148,54 @@ class DynamoJobTable:
             if len(failed) == 2 and failed[1]:
                 raise PendingQuotaExceeded(max_pending) from error
             if len(failed) == 2 and failed[0]:
+                raise StaleTransition(job.job_id) from error
+            raise
+
+    def create_singleton(self, job: Job, max_pending: int, replacing: str | None) -> None:
+        marker: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": singleton_key(job.kind) | _values({"job_id": job.job_id}),
+        }
+        if replacing is None:
+            marker["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            marker["ConditionExpression"] = "job_id = :replacing"
+            marker["ExpressionAttributeValues"] = _values({":replacing": replacing})
+        try:
+            transact_write(self._client, [*self._new_pending(job, max_pending), {"Put": marker}])
+        except ClientError as error:
+            failed = _cancelled_by_condition(error)
+            if len(failed) == 3 and failed[2]:
+                raise SingletonMoved(f"another {job.kind} job is active") from error
+            if len(failed) == 3 and failed[1]:
+                raise PendingQuotaExceeded(max_pending) from error
+            if len(failed) == 3 and failed[0]:
+                raise StaleTransition(job.job_id) from error
+            raise
+
+    def singleton(self, kind: str) -> str | None:
+        item = self._client.get_item(
+            TableName=self._table, Key=singleton_key(kind), ConsistentRead=True
+        ).get("Item")
+        return item["job_id"]["S"] if item else None
+
+    def record(self, job: Job) -> None:
+        if not job.status.is_final:
+            raise ValueError(f"only an ended job is recorded, not a {job.status} one")
+        fields = job.model_dump(mode="json", exclude_none=True, exclude={"queue_seq"})
+        status = _status_keys(job.status, job.finished_at or job.created_at, job.job_id)
+        item = (
+            job_key(job.job_id)
+            | _values(fields)
+            | _values({"status_pk": status[":status_pk"], "status_sk": status[":status_sk"]})
+            | _values(_owner_keys(job))
+        )
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
                 raise StaleTransition(job.job_id) from error
             raise
 
@@ -453,8 +510,9 @@ class DynamoJobTable:
     # --- one owner's jobs ------------------------------------------------------------------
 
     def by_owner(self, owner: str, *, limit: int, cursor: str | None = None) -> OwnerJobPage:
-        """From ``gsi1``, so a job may show the state it had up to about a second ago. Jobs
-        stored before the index keys were written (``gsi1pk``) are not listed."""
+        """The page's keys from ``gsi1`` (keys only), then the jobs themselves, strongly
+        consistent, from the table. A job accepted in the last second or so may not be listed
+        yet; jobs stored before the index keys were written (``gsi1pk``) never are."""
         partition = _owner_partition(owner)
         query: dict[str, Any] = {
             "TableName": self._table,
@@ -471,8 +529,9 @@ class DynamoJobTable:
             )
         response = self._client.query(**query)
         last = response.get("LastEvaluatedKey")
+        items = base_items(self._client, self._table, response.get("Items", []))
         return OwnerJobPage(
-            items=[_job(item) for item in response.get("Items", [])],
+            items=[_job(item) for item in items],
             next_cursor=encode_cursor(last) if last else None,
         )
 
