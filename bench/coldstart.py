@@ -7,13 +7,19 @@ written), the template's environment. It imports ``app`` and handles one real AP
 event against a moto server provisioned from template.yaml. The floor is the same interpreter
 importing boto3 and making one DynamoDB call: what any Python function pays.
 
-Every API route needs a bearer access token, so each event carries one, signed with a secret
-that sits in moto's SSM as the SecureString the template names (``JwtSecretParameterName``), for
-a user seeded in the table. A function's cold start therefore includes what it pays deployed:
-one SSM GetParameter for the secret, verifying the JWT and one GetItem of the user, on top of
-its own work. That is expected, and is part of the figure measured against the floor.
+Every API route needs a bearer access token, so each event carries one, signed with an Ed25519
+key whose public half sits in moto's SSM as the String the template names
+(``JwtPublicKeysParameterName``), for a user seeded in the table. A function's cold start
+therefore includes what it pays deployed: one SSM GetParameter for the public keys, verifying
+the token (cryptography's ed25519) and one GetItem of the user, on top of its own work. That is
+expected, and is part of the figure measured against the floor.
 
-    python -m bench.coldstart [--rounds N] [--json]
+Then, the import cost of token verification alone (``--crypto-only`` runs just this): a fresh
+process imports pydantic, then one of: ordo's verifier path (``ordo.tokens`` and cryptography's
+ed25519), the old HS256 path (``import jwt`` without cryptography), or ``import jwt`` with
+cryptography installed (pyjwt then imports every algorithm cryptography has).
+
+    python -m bench.coldstart [--rounds N] [--json] [--crypto-only]
     python -m bench.coldstart --importtime StatusFunction
 """
 
@@ -24,7 +30,6 @@ import contextlib
 import http.client
 import json
 import random
-import secrets
 import shutil
 import signal
 import socket
@@ -329,11 +334,12 @@ def prepare(endpoint: str) -> dict[str, Case]:
     from infra.local.stack import Stack
     from ordo.accounts import RegisterRequest, register
     from ordo.jobs import Job, JobStatus, new_job_id
+    from ordo.keyring import store_signing_key
     from ordo.queue import SqsJobQueue
-    from ordo.security import TokenType, issue_token
-    from ordo.storage.accounts import DynamoUserTable
+    from ordo.storage.accounts import DynamoLoginGuard, DynamoUserTable
     from ordo.storage.dynamodb import DynamoJobTable, job_key
     from ordo.tasks import ReversePayload, TaskRequest, TaskType, submit_task
+    from ordo.tokens import SigningKey, TokenType, issue_token
 
     session = boto3.Session(
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -347,15 +353,21 @@ def prepare(endpoint: str) -> dict[str, Case]:
     functions = stack.functions()
     warn_if_stale(functions)
 
-    # As deployed: the functions read the secret from the SecureString the template names.
-    parameter = stack.parameters["JwtSecretParameterName"]
+    # As deployed: the functions read the public keys from the String the template names.
+    parameter = stack.parameters["JwtPublicKeysParameterName"]
     for lid in API_FUNCTIONS:
-        named = functions[lid].environment.get("ORDO_JWT_SECRET_PARAMETER")
+        named = functions[lid].environment.get("ORDO_JWT_PUBLIC_KEYS_PARAMETER")
         if named != parameter:
-            raise BenchError(f"{lid} reads its JWT secret from {named!r}, not {parameter!r}")
-    secret = secrets.token_urlsafe(48)
-    ssm = session.client("ssm", endpoint_url=endpoint)
-    ssm.put_parameter(Name=parameter, Type="SecureString", Value=secret, Overwrite=True)
+            raise BenchError(f"{lid} reads the JWT public keys from {named!r}, not {parameter!r}")
+    key = SigningKey.generate()
+    store_signing_key(
+        session.client("ssm", endpoint_url=endpoint),
+        key,
+        private_name=stack.parameters["JwtSigningKeyParameterName"],
+        public_name=parameter,
+    )
+    issuer = functions["StatusFunction"].environment["ORDO_JWT_ISSUER"]
+    audience = functions["StatusFunction"].environment["ORDO_JWT_AUDIENCE"]
 
     submit_env = functions["SubmitFunction"].environment
     table_name = submit_env["ORDO_TABLE_NAME"]
@@ -364,11 +376,22 @@ def prepare(endpoint: str) -> dict[str, Case]:
     now = datetime.now(UTC)
     user = register(
         DynamoUserTable(dynamodb, table_name),
+        DynamoLoginGuard(dynamodb, table_name),
         RegisterRequest(email="bench@example.com", username="bench", password="Bench-passw0rd"),
-        now,
+        now=now,
+        client="127.0.0.1",
     )
     token, _ = issue_token(
-        user.id, user.role, TokenType.ACCESS, now=now, lifetime=TOKEN_LIFETIME, secret=secret
+        key,
+        user.id,
+        user.role,
+        TokenType.ACCESS,
+        now=now,
+        lifetime=TOKEN_LIFETIME,
+        generation=0,
+        family="bench",
+        issuer=issuer,
+        audience=audience,
     )
     pending = submit_task(
         table,
@@ -700,6 +723,132 @@ def importtime_report(imports: list[Import], sample: Sample, name: str, top: int
     return "\n".join(lines).rstrip()
 
 
+# --- the import cost of token verification ------------------------------------------------
+
+# argv: mode, JWKS, token. Times one import (and, for "verify", one verification) after what
+# every API function has imported before it sees a token: FastAPI, pydantic's BaseModel, and
+# ordo.errors. (``import pydantic`` alone is lazy: BaseModel would be billed to the verifier.)
+CRYPTO_RUNNER = """\
+import json, sys, time
+mode, jwks, token = sys.argv[1:]
+if mode == "jwt-hs256":
+    class NoCryptography:  # the layer before: pyjwt without its crypto extra
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] == "cryptography":
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+    sys.meta_path.insert(0, NoCryptography())
+import fastapi
+from pydantic import BaseModel
+import ordo.errors
+started = time.perf_counter()
+if mode == "tokens-module":
+    import ordo.tokens
+elif mode.startswith("verifier"):
+    from datetime import datetime, UTC
+    from ordo.tokens import PublicKeys, TokenType, TokenVerifier
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    if mode == "verifier+verify":
+        verifier = TokenVerifier.of(PublicKeys.from_jwks(jwks))
+        verifier.verify(token, TokenType.ACCESS, datetime.now(UTC))
+else:
+    import jwt
+    if jwt.algorithms.has_crypto != (mode == "jwt-crypto"):
+        sys.exit(f"{mode}: pyjwt has_crypto is {jwt.algorithms.has_crypto}")
+elapsed = time.perf_counter() - started
+if mode == "tokens-module" and "cryptography" in sys.modules:
+    sys.exit("importing ordo.tokens imported cryptography")
+if "jwt" in sys.modules and not mode.startswith("jwt"):
+    sys.exit("the verifier imported jwt")
+sys.stderr.write("ORDO_BENCH " + json.dumps({"import_s": elapsed, "handler_s": 0.0}) + "\\n")
+"""
+CRYPTO_CASES = {
+    "tokens-module": "ordo.tokens alone (its Claims model; no crypto yet)",
+    "verifier": "ordo verifier: ordo.tokens + cryptography ed25519",
+    "verifier+verify": "  the same, and one token verified",
+    "jwt-hs256": "before: import jwt, no cryptography (HS256)",
+    "jwt-crypto": "import jwt with cryptography (pyjwt[crypto])",
+}
+
+
+def crypto_cases() -> dict[str, Case]:
+    """The three import paths, in the layer as ``sam build`` made it."""
+    _parent_imports()
+    from ordo.tokens import SigningKey, TokenType, issue_token
+
+    if not (LAYER / "cryptography").is_dir() or not (LAYER / "jwt").is_dir():
+        raise BenchError(f"{LAYER.relative_to(ROOT)} lacks cryptography or jwt: run 'make build'")
+    key = SigningKey.generate()
+    token, _ = issue_token(
+        key,
+        "bench",
+        "user",
+        TokenType.ACCESS,
+        now=datetime.now(UTC),
+        lifetime=TOKEN_LIFETIME,
+        generation=0,
+        family="bench",
+    )
+    env = _child_env({}, "http://127.0.0.1:9", [LAYER])
+    jwks = key.public_keys().to_jwks()
+    return {
+        mode: Case(mode, CRYPTO_RUNNER, (mode, jwks, token), env, LAYER) for mode in CRYPTO_CASES
+    }
+
+
+@dataclass(frozen=True)
+class CryptoReport:
+    """Median in-process import time of each token path, fresh processes."""
+
+    samples: dict[str, list[Sample]]
+    rounds: int
+    python: str
+
+    def median_ms(self, mode: str) -> float:
+        return statistics.median(sample.import_s for sample in self.samples[mode]) * 1000
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            mode: {
+                "median_ms": round(self.median_ms(mode), 2),
+                "samples_ms": [round(s.import_s * 1000, 2) for s in self.samples[mode]],
+            }
+            for mode in CRYPTO_CASES
+        }
+
+    def table(self) -> str:
+        width = max(len(label) for label in CRYPTO_CASES.values())
+        lines = [
+            f"Token verification import cost: Python {self.python}, the sam build layer, "
+            f"{self.rounds} fresh processes each, interleaved; in-process time after "
+            "fastapi, pydantic.BaseModel and ordo.errors are imported",
+            f"{'path'.ljust(width)}  {'median':>9}  {'min':>9}  {'max':>9}",
+            f"{'-' * width}  {'-' * 9}  {'-' * 9}  {'-' * 9}",
+        ]
+        for mode, label in CRYPTO_CASES.items():
+            values = [sample.import_s * 1000 for sample in self.samples[mode]]
+            lines.append(
+                f"{label.ljust(width)}  {self.median_ms(mode):>6.1f} ms  "
+                f"{min(values):>6.1f} ms  {max(values):>6.1f} ms"
+            )
+        verifier = self.median_ms("verifier+verify")
+        ed25519 = self.median_ms("verifier") - self.median_ms("tokens-module")
+        lines.append(
+            f"CRYPTO: cryptography's ed25519 adds {ed25519:+.1f} ms to ordo.tokens; the whole "
+            f"verifier path (import, one verification) is {verifier:.1f} ms against "
+            f"{self.median_ms('jwt-hs256'):.1f} ms for the old 'import jwt'; pyjwt with "
+            f"cryptography would cost {self.median_ms('jwt-crypto'):.1f} ms in every API "
+            "function (issue 15's budget: at most 30 ms more)"
+        )
+        return "\n".join(lines)
+
+
+def measure_crypto(python: Path, rounds: int, warmup: int, seed: int, version: str) -> CryptoReport:
+    samples = measure(python, crypto_cases(), rounds, warmup, seed)
+    return CryptoReport(samples, rounds, version)
+
+
 # --- entry point --------------------------------------------------------------------------
 
 
@@ -720,6 +869,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
+        "--crypto-only",
+        action="store_true",
+        help="measure only the import cost of token verification (no moto, no functions)",
+    )
+    parser.add_argument(
         "--importtime",
         metavar="FUNCTION",
         choices=(*API_FUNCTIONS, FLOOR),
@@ -738,6 +892,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_build()
         python = ensure_bench_venv()
         version, boto3_version = runtime_versions(python)
+        if args.crypto_only:
+            crypto = measure_crypto(python, args.rounds, args.warmup, args.seed, version)
+            print(json.dumps(crypto.as_json(), indent=2) if args.json else crypto.table())
+            return 0
         with moto_server() as endpoint:
             cases = prepare(endpoint)
             if args.importtime:
@@ -747,6 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(importtime_report(parse_importtime(stderr), sample, case.name))
                 return 0
             samples = measure(python, cases, args.rounds, args.warmup, args.seed)
+        crypto = measure_crypto(python, args.rounds, args.warmup, args.seed, version)
     except BenchError as error:
         log(f"error: {error}")
         return 1
@@ -762,7 +921,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         python=version,
         boto3=boto3_version,
     )
-    print(json.dumps(report.as_json(), indent=2) if args.json else report.table())
+    if args.json:
+        print(json.dumps(report.as_json() | {"token_imports": crypto.as_json()}, indent=2))
+    else:
+        print(report.table())
+        print()
+        print(crypto.table())
     return 0
 
 

@@ -14,8 +14,8 @@ and measures, side by side:
 
 Every ``/tasks`` route needs a bearer access token: the bench registers a user of its own with
 ``POST /auth/register``, signs in with ``POST /auth/login/json`` and sends the token with every
-request, to both gateway targets (uvicorn reads the local cloud's JWT secret from the same SSM).
-Each status request thus verifies a JWT and gets the user (one more GetItem) in both targets.
+request, to both gateway targets (uvicorn reads the local cloud's public keys from the same SSM).
+Each status request thus verifies a token and gets the user (one more GetItem) in both targets.
 
     python -m bench.localcloud [--requests N] [--warmup N] [--tasks N] [--concurrency N]
                                [--pickups N] [--seed N] [--json]
@@ -253,7 +253,7 @@ def _status_environment(aws_url: str) -> dict[str, str]:
     """StatusFunction's environment as the local cloud gives it, pointed at its moto.
 
     The template's environment, then the same ``ORDO_*`` overrides the local cloud applies
-    (``ORDO_JWT_SECRET``, if set, replaces the SSM secret in both targets alike).
+    (``ORDO_JWT_PUBLIC_KEYS``, if set, replaces the SSM public keys in both targets alike).
     """
     _parent_imports()
     from infra.local.cloud import LocalCloud

@@ -3,12 +3,25 @@ the DynamoDB adapters to the same rules."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ordo.accounts import EmailTaken, Role, User, UsernameTaken, new_user_id
+from ordo.accounts import (
+    Attempts,
+    EmailTaken,
+    RefreshTokenReused,
+    Role,
+    SessionRevoked,
+    User,
+    UsernameTaken,
+    email_key,
+    new_user_id,
+    username_key,
+)
 from ordo.errors import Conflict
-from ordo.security import Claims
-from ordo.storage.accounts import FIRST_LOCK, FREE_FAILURES, MAX_LOCK, WINDOW
+from ordo.tokens import Claims
 
 
 class InMemoryUserTable:
@@ -19,9 +32,9 @@ class InMemoryUserTable:
         for other in self.users.values():
             if other.id == ignore:
                 continue
-            if other.email.lower() == user.email.lower():
+            if email_key(other.email) == email_key(user.email):
                 raise EmailTaken()
-            if other.username.lower() == user.username.lower():
+            if username_key(other.username) == username_key(user.username):
                 raise UsernameTaken()
 
     def create(self, user: User) -> None:
@@ -32,9 +45,11 @@ class InMemoryUserTable:
         return self.users.get(user_id)
 
     def find_by_username(self, username: str) -> User | None:
-        return next(
-            (u for u in self.users.values() if u.username.lower() == username.lower()), None
-        )
+        named = [
+            u for u in self.users.values() if username_key(u.username) == username_key(username)
+        ]
+        legacy = [u for u in self.users.values() if u.username.lower() == username.lower()]
+        return next(iter(legacy or named), None)
 
     def save(self, before: User, after: User) -> User:
         if self.users.get(before.id) != before:
@@ -50,44 +65,73 @@ class InMemoryUserTable:
         return ordered[start:end], str(end) if end < len(ordered) else None
 
 
+@dataclass
+class Family:
+    user_id: str
+    current: str
+    expires_at: int
+    revoked: bool = False
+
+
 class InMemoryRefreshTokens:
+    """``DynamoRefreshTokens``' rules: one family per sign-in; reuse of a spent token revokes
+    it."""
+
     def __init__(self) -> None:
-        self.live: set[str] = set()
+        self.families: dict[str, Family] = {}
+        self._lock = threading.Lock()
 
-    def remember(self, claims: Claims) -> None:
-        self.live.add(claims.jti)
+    def start(self, claims: Claims) -> None:
+        with self._lock:
+            assert claims.fam not in self.families
+            self.families[claims.fam] = Family(claims.sub, claims.jti, claims.exp)
 
-    def consume(self, jti: str) -> bool:
-        if jti not in self.live:
-            return False
-        self.live.remove(jti)
-        return True
+    def rotate(self, spent: Claims, fresh: Claims) -> None:
+        with self._lock:
+            family = self.families.get(spent.fam)
+            if family is None or family.revoked:
+                raise SessionRevoked()
+            if family.current != spent.jti:
+                family.revoked = True
+                raise RefreshTokenReused()
+            family.current, family.expires_at = fresh.jti, fresh.exp
+
+    def revoke(self, family: str) -> None:
+        with self._lock:
+            if family in self.families:
+                self.families[family].revoked = True
 
 
 class InMemoryLoginGuard:
-    """``DynamoLoginGuard``'s rules: a window of failures that expires, and a doubling lock."""
+    """``DynamoLoginGuard``: counters compared by version, written all or nothing."""
 
     def __init__(self) -> None:
-        self.records: dict[str, tuple[int, datetime, datetime | None]] = {}
+        self.records: dict[str, Attempts] = {}
+        self._lock = threading.Lock()
 
-    def retry_after(self, username: str, now: datetime) -> int:
-        _, expires, locked_until = self.records.get(username.lower(), (0, now, None))
-        if expires <= now or locked_until is None:
-            return 0
-        return max(0, int((locked_until - now).total_seconds()))
+    def read(self, keys: Sequence[str]) -> dict[str, Attempts]:
+        return {key: self.records[key] for key in keys if key in self.records}
 
-    def failed(self, username: str, now: datetime) -> None:
-        key = username.lower()
-        failures, expires, locked_until = self.records.get(key, (0, now, None))
-        if expires <= now:
-            failures, locked_until = 0, None
-        failures += 1
-        if failures >= FREE_FAILURES:
-            locked_until = now + min(FIRST_LOCK * 2 ** (failures - FREE_FAILURES), MAX_LOCK)
-        self.records[key] = (failures, now + WINDOW, locked_until)
+    def write(self, changes: Mapping[str, tuple[Attempts | None, Attempts]]) -> bool:
+        with self._lock:
+            if any(self.records.get(key) != before for key, (before, _) in changes.items()):
+                return False
+            self.records.update({key: after for key, (_, after) in changes.items()})
+            return True
 
-    def succeeded(self, username: str) -> None:
-        self.records.pop(username.lower(), None)
+    def forget(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.records.pop(key, None)
+
+    def refund(self, key: str) -> None:
+        with self._lock:
+            record = self.records.get(key)
+            if record and record.count > 0:
+                self.records[key] = replace(
+                    record, count=record.count - 1, version=record.version + 1
+                )
+
+    _lock = threading.Lock()
 
 
 def make_user(name: str, role: Role = Role.USER, *, now: datetime | None = None) -> User:

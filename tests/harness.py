@@ -125,6 +125,7 @@ class Cloud:
         headers: dict[str, str] | None = None,
         query: str = "",
         token: str | _Unset | None = AS_CURRENT_USER,
+        source_ip: str = "127.0.0.1",
     ) -> Response:
         found = match(self.routes, method, path)
         if found is None:
@@ -144,6 +145,7 @@ class Cloud:
             query=query,
             headers=all_headers,
             body=body,
+            source_ip=source_ip,
         )
         raw = self.invoke(found.route.target, event)
         text = raw.get("body") or ""

@@ -64,6 +64,7 @@ def _pinned(requirement_file: Path) -> dict[str, str]:
         line = text.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
+            name = name.split("[", 1)[0]  # pyjwt[crypto] ships as pyjwt
             pins[name.strip().lower().replace("-", "_")] = version.strip()
     return pins
 

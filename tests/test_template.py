@@ -38,6 +38,7 @@ ROUTES = {
         ("GET", "/auth/me"),
         ("POST", "/auth/login"),
         ("POST", "/auth/login/json"),
+        ("POST", "/auth/logout"),
         ("POST", "/auth/refresh"),
         ("POST", "/auth/register"),
     ],
@@ -73,12 +74,16 @@ QUEUE_ARN = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}
 QUEUE_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/queue"}
 STATUS_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/jobs_by_status"}
-USERS_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi1"}
-ALL_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi2"}
+GSI1_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi1"}
+GSI2_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/gsi2"}
 CASE_TIMER_ARN = {"Fn::GetAtt": ["CaseTimerQueue", "Arn"]}
-JWT_SECRET_ARN = {
+JWT_PUBLIC_KEYS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
-    ":parameter${JwtSecretParameterName}"
+    ":parameter${JwtPublicKeysParameterName}"
+}
+JWT_SIGNING_KEY_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+    ":parameter${JwtSigningKeyParameterName}"
 }
 ANY_ITEM = None
 # Every (action, resource) a function's policies grant, with the partition-key prefixes
@@ -86,24 +91,26 @@ ANY_ITEM = None
 Grant = tuple[str, Any, tuple[str, ...] | None]
 
 
-READ_SECRET = ("ssm:GetParameter", JWT_SECRET_ARN, ANY_ITEM)
+READ_PUBLIC_KEYS = ("ssm:GetParameter", JWT_PUBLIC_KEYS_ARN, ANY_ITEM)
+READ_SIGNING_KEY = ("ssm:GetParameter", JWT_SIGNING_KEY_ARN, ANY_ITEM)
 GRANTS: dict[str, list[Grant]] = {
     "SubmitFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
         ("dynamodb:PutItem", TABLE_ARN, ("JOB#*",)),
         ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
         ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
-        READ_SECRET,
+        READ_PUBLIC_KEYS,
     ],
     "StatusFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
-        ("dynamodb:Query", QUEUE_INDEX_ARN, ANY_ITEM),
-        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
-        READ_SECRET,
+        ("dynamodb:Query", QUEUE_INDEX_ARN, ("LANE#jobs",)),
+        ("dynamodb:Query", GSI1_ARN, ("JOBS#*",)),
+        ("dynamodb:BatchGetItem", TABLE_ARN, ("JOB#*",)),
+        READ_PUBLIC_KEYS,
     ],
     "ResultFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
-        READ_SECRET,
+        READ_PUBLIC_KEYS,
     ],
     "WorkerFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "LOCK#*", "FETCH#*")),
@@ -121,44 +128,49 @@ GRANTS: dict[str, list[Grant]] = {
     "ReconcilerFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("JOB#*",)),
         ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
-        ("dynamodb:Query", STATUS_INDEX_ARN, ANY_ITEM),
+        ("dynamodb:Query", STATUS_INDEX_ARN, ("JOBS#*",)),
         ("sqs:GetQueueAttributes", QUEUE_ARN, ANY_ITEM),
     ],
     "AdminFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*")),
         ("dynamodb:PutItem", TABLE_ARN, ("JOB#*",)),
         ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
-        ("dynamodb:Query", STATUS_INDEX_ARN, ANY_ITEM),
+        ("dynamodb:Query", STATUS_INDEX_ARN, ("JOBS#*",)),
         ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
         ("sqs:GetQueueAttributes", QUEUE_ARN, ANY_ITEM),
         ("sqs:GetQueueAttributes", DLQ_ARN, ANY_ITEM),
-        READ_SECRET,
+        READ_PUBLIC_KEYS,
     ],
     "AuthFunction": [
-        ("dynamodb:GetItem", TABLE_ARN, ("USER#*", "USERNAME#*", "LOGIN#*")),
+        ("dynamodb:GetItem", TABLE_ARN, ("USER#*", "USERNAME#*")),
+        ("dynamodb:BatchGetItem", TABLE_ARN, ("LOGIN#*",)),
         (
             "dynamodb:PutItem",
             TABLE_ARN,
-            ("USER#*", "USERNAME#*", "EMAIL#*", "REFRESH#*", "LOGIN#*"),
+            ("USER#*", "USERNAME#*", "EMAIL#*", "FAMILY#*", "LOGIN#*"),
         ),
-        ("dynamodb:UpdateItem", TABLE_ARN, ("LOGIN#*",)),
-        ("dynamodb:DeleteItem", TABLE_ARN, ("REFRESH#*", "LOGIN#*")),
-        READ_SECRET,
+        ("dynamodb:UpdateItem", TABLE_ARN, ("FAMILY#*", "LOGIN#*")),
+        ("dynamodb:DeleteItem", TABLE_ARN, ("LOGIN#*",)),
+        READ_PUBLIC_KEYS,
+        READ_SIGNING_KEY,
     ],
     "UsersFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("USER#*",)),
-        ("dynamodb:PutItem", TABLE_ARN, ("USER#*", "USERNAME#*", "EMAIL#*")),
-        ("dynamodb:DeleteItem", TABLE_ARN, ("USERNAME#*", "EMAIL#*")),
-        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
-        READ_SECRET,
+        ("dynamodb:PutItem", TABLE_ARN, ("USER#*", "USERNAME#*", "EMAIL#*", "LOGIN#*")),
+        ("dynamodb:DeleteItem", TABLE_ARN, ("USERNAME#*", "EMAIL#*", "LOGIN#*")),
+        ("dynamodb:UpdateItem", TABLE_ARN, ("LOGIN#*",)),
+        ("dynamodb:Query", GSI1_ARN, ("USERS",)),
+        ("dynamodb:BatchGetItem", TABLE_ARN, ("USER#*", "LOGIN#*")),
+        READ_PUBLIC_KEYS,
     ],
     "CasesFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("CASE#*", "USER#*")),
         ("dynamodb:PutItem", TABLE_ARN, ("CASE#*",)),
-        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
-        ("dynamodb:Query", ALL_INDEX_ARN, ANY_ITEM),
+        ("dynamodb:Query", GSI1_ARN, ("CASES#*",)),
+        ("dynamodb:Query", GSI2_ARN, ("CASES",)),
+        ("dynamodb:BatchGetItem", TABLE_ARN, ("CASE#*",)),
         ("sqs:SendMessage", CASE_TIMER_ARN, ANY_ITEM),
-        READ_SECRET,
+        READ_PUBLIC_KEYS,
     ],
     "CaseTimerFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("CASE#*",)),
@@ -169,23 +181,23 @@ GRANTS: dict[str, list[Grant]] = {
         ("dynamodb:PutItem", TABLE_ARN, ("JOB#*",)),
         ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
         ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
-        READ_SECRET,
+        READ_PUBLIC_KEYS,
     ],
     "HealthFunction": [
         ("dynamodb:DescribeTable", TABLE_ARN, ANY_ITEM),
         ("sqs:GetQueueAttributes", QUEUE_ARN, ANY_ITEM),
     ],
     "FetchFunction": [
-        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*", "LOCK#*", "FETCH#*")),
-        ("dynamodb:PutItem", TABLE_ARN, ("JOB#*", "LOCK#*", "FETCH#*")),
+        ("dynamodb:GetItem", TABLE_ARN, ("JOB#*", "USER#*", "LOCK#*", "FETCH#*", "ACTIVE#fetch")),
+        ("dynamodb:PutItem", TABLE_ARN, ("JOB#*", "LOCK#*", "FETCH#*", "ACTIVE#fetch")),
         ("dynamodb:UpdateItem", TABLE_ARN, ("JOB#*", "QUOTA#*")),
         ("dynamodb:DeleteItem", TABLE_ARN, ("LOCK#*",)),
         ("dynamodb:BatchGetItem", TABLE_ARN, ("POST#*",)),
         ("dynamodb:BatchWriteItem", TABLE_ARN, ("POST#*",)),
-        ("dynamodb:Query", USERS_INDEX_ARN, ANY_ITEM),
-        ("dynamodb:Query", ALL_INDEX_ARN, ANY_ITEM),
+        ("dynamodb:Query", GSI1_ARN, ("POSTS",)),
+        ("dynamodb:Query", GSI2_ARN, ("POSTS#USER#*",)),
         ("sqs:SendMessage", QUEUE_ARN, ANY_ITEM),
-        READ_SECRET,
+        READ_PUBLIC_KEYS,
     ],
     "ProductsFunction": [
         ("dynamodb:GetItem", TABLE_ARN, ("CATALOG", "USER#*")),
@@ -193,7 +205,7 @@ GRANTS: dict[str, list[Grant]] = {
         ("dynamodb:PutItem", TABLE_ARN, ("CATALOG", "SKU#*")),
         ("dynamodb:UpdateItem", TABLE_ARN, ("CATALOG",)),
         ("dynamodb:DeleteItem", TABLE_ARN, ("SKU#*",)),
-        READ_SECRET,
+        READ_PUBLIC_KEYS,
     ],
 }
 MANAGED_POLICIES = {lid: {BASIC_EXECUTION} for lid in (*API_FUNCTIONS, *SCHEDULED_FUNCTIONS)} | {
@@ -462,6 +474,41 @@ def test_the_table_has_the_sparse_queue_index(stack: Stack) -> None:
     ]
 
 
+# Never copied into an index: the user's password hash and token generation, a refresh-token
+# family's state, and a case's clinical text (its notes, and the summary and steps of its review).
+SENSITIVE_ATTRIBUTES = {
+    "password_hash",
+    "token_generation",
+    "current",
+    "revoked",
+    "notes",
+    "summary",
+    "steps",
+}
+
+
+def test_no_index_copies_a_secret_or_clinical_text(stack: Stack) -> None:
+    indexes = _props(stack, "JobsTable")["GlobalSecondaryIndexes"]
+    projections = {index["IndexName"]: index["Projection"] for index in indexes}
+
+    assert set(projections) == {"queue", "gsi1", "gsi2", "jobs_by_status"}
+    assert "LocalSecondaryIndexes" not in _props(stack, "JobsTable")
+    for name, projection in projections.items():
+        assert projection["ProjectionType"] in ("KEYS_ONLY", "INCLUDE"), name
+        assert not SENSITIVE_ATTRIBUTES & set(projection.get("NonKeyAttributes", [])), name
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_item_action_is_limited_to_key_prefixes(stack: Stack, function: str) -> None:
+    """On the table and on every index: no function may read or write any partition."""
+    role = stack.resources[_role_of(stack, function)]
+    for statement in _statements(role):
+        actions = [a for a in _as_list(statement["Action"]) if a.startswith("dynamodb:")]
+        if actions and actions != ["dynamodb:DescribeTable"]:
+            condition = statement.get("Condition", {}).get("ForAllValues:StringLike", {})
+            assert condition.get("dynamodb:LeadingKeys"), (function, statement)
+
+
 # --- IAM -------------------------------------------------------------------------------------
 
 
@@ -535,16 +582,29 @@ def test_no_secret_is_written_into_the_template(stack: Stack, sam: dict[str, Any
     assert [pattern.pattern for pattern in SECRET_TEXT if pattern.search(text)] == []
 
 
-def test_the_jwt_secret_is_only_named_and_only_api_functions_may_read_it(
+def test_only_the_auth_function_may_read_the_signing_key_and_api_functions_the_public_keys(
     stack: Stack, sam: dict[str, Any]
 ) -> None:
-    parameter = sam["Parameters"]["JwtSecretParameterName"]
-    assert parameter["Default"].startswith("/")
+    parameters = sam["Parameters"]
+    assert "JwtSecretParameterName" not in parameters  # HS256 and its shared secret are gone
+    assert parameters["JwtSigningKeyParameterName"]["Default"] == "/ordo/jwt-signing-key"
+    assert parameters["JwtPublicKeysParameterName"]["Default"] == "/ordo/jwt-public-keys"
     globals_env = sam["Globals"]["Function"]["Environment"]["Variables"]
-    assert globals_env["ORDO_JWT_SECRET_PARAMETER"] == {"Ref": "JwtSecretParameterName"}
-    assert "ORDO_JWT_SECRET" not in globals_env
-    readers = {lid for lid in FUNCTIONS if any(g[0] == "ssm:GetParameter" for g in GRANTS[lid])}
-    assert readers == set(API_FUNCTIONS) - {"HealthFunction"}  # public: it checks no token
+    assert globals_env["ORDO_JWT_PUBLIC_KEYS_PARAMETER"] == {"Ref": "JwtPublicKeysParameterName"}
+    assert globals_env["ORDO_JWT_ISSUER"] == {"Fn::Sub": "ordo/${AWS::StackName}"}
+    assert globals_env["ORDO_JWT_AUDIENCE"] == "ordo-api"
+    assert not {"ORDO_JWT_SIGNING_KEY", "ORDO_JWT_SIGNING_KEY_PARAMETER"} & set(globals_env)
+    for lid, function in stack.functions().items():
+        named = "ORDO_JWT_SIGNING_KEY_PARAMETER" in function.environment
+        assert named == (lid == "AuthFunction"), lid
+
+    def readers(grant: Grant) -> set[str]:
+        return {lid for lid in FUNCTIONS if grant in GRANTS[lid]}
+
+    assert readers(READ_SIGNING_KEY) == {"AuthFunction"}
+    assert readers(READ_PUBLIC_KEYS) == set(API_FUNCTIONS) - {"HealthFunction"}  # no token
+    ssm = {lid for lid in FUNCTIONS if any(g[0].startswith("ssm:") for g in GRANTS[lid])}
+    assert ssm == readers(READ_PUBLIC_KEYS)
 
 
 def _rule_of(stack: Stack, function: str) -> dict[str, Any]:
@@ -620,6 +680,14 @@ def test_a_fetch_job_fits_its_kinds_budget() -> None:
         m.le for m in Settings.model_fields["fetch_deadline_seconds"].metadata if hasattr(m, "le")
     )
     assert deadline_cap < KINDS.get("fetch").max_seconds
+
+
+def test_the_worker_and_the_api_share_the_fetch_cache_window(stack: Stack) -> None:
+    """A fetch job ends `cached` inside the same window a sync fetch honours."""
+    overridden = Stack.load(overrides={"FetchCacheSeconds": "7"})
+    for function in ("FetchFunction", "WorkerFunction"):
+        assert _settings(overridden, function).fetch_cache_seconds == 7, function
+        assert _settings(stack, function).fetch_cache_seconds == 60, function
 
 
 # --- SnapStart -------------------------------------------------------------------------------

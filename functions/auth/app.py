@@ -1,36 +1,47 @@
-"""/auth: register, sign in (OAuth2 password form or JSON), rotate tokens, and who am I."""
+"""/auth: register, sign in (OAuth2 password form or JSON), rotate tokens, sign out, who am I."""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Form
+from fastapi import Depends, Form, Response
 from mangum import Mangum
 
 from ordo import accounts
 from ordo.accounts import (
     LoginGuard,
     LoginRequest,
+    LogoutRequest,
     RefreshRequest,
     RefreshTokens,
     RegisterRequest,
+    SignInLimits,
     TokenPair,
     TokenPolicy,
     UserTable,
     UserView,
 )
 from ordo.clock import utcnow
-from ordo.http import CurrentUser, api_app
-from ordo.wiring import login_guard, refresh_tokens, token_policy, user_table
+from ordo.http import BearerToken, ClientAddress, CurrentUser, api_app
+from ordo.wiring import (
+    login_guard,
+    refresh_tokens,
+    sign_in_limits,
+    token_policy,
+    token_verifier,
+    user_table,
+)
 
 app = api_app(title="auth")
 
 Users = Annotated[UserTable, Depends(user_table)]
 Tokens = Annotated[RefreshTokens, Depends(refresh_tokens)]
 Guard = Annotated[LoginGuard, Depends(login_guard)]
+Limits = Annotated[SignInLimits, Depends(sign_in_limits)]
 Policy = Annotated[TokenPolicy, Depends(token_policy)]
 
 _SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Wrong username or password, or the account is inactive"},
-    429: {"description": "Too many failed sign-ins for this username; see Retry-After"},
+    429: {"description": "Too many sign-in attempts for this username or address; see Retry-After"},
 }
 
 
@@ -38,29 +49,46 @@ _SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
     "/auth/register",
     status_code=201,
     response_model=UserView,
-    responses={409: {"description": "The email or the username is taken"}},
+    responses={
+        409: {"description": "The email or the username is taken"},
+        429: {"description": "Too many attempts from this address; see Retry-After"},
+    },
 )
-def register(request: RegisterRequest, users: Users) -> UserView:
-    return accounts.register(users, request, utcnow())
+def register(
+    request: RegisterRequest, users: Users, guard: Guard, client: ClientAddress, limits: Limits
+) -> UserView:
+    return accounts.register(users, guard, request, now=utcnow(), client=client, limits=limits)
 
 
-@app.post("/auth/login", response_model=TokenPair, responses=_SIGN_IN_ERRORS)
-def login_form(
-    request: Annotated[LoginRequest, Form()],
+def _sign_in(
+    *,
     users: Users,
     tokens: Tokens,
     guard: Guard,
     policy: Policy,
-) -> TokenPair:
+    client: ClientAddress,
+    limits: Limits,
+) -> Callable[[LoginRequest], TokenPair]:
+    def sign_in(request: LoginRequest) -> TokenPair:
+        return accounts.login(
+            users, tokens, guard, request, policy=policy, now=utcnow(), client=client, limits=limits
+        )
+
+    return sign_in
+
+
+SignIn = Annotated[Callable[[LoginRequest], TokenPair], Depends(_sign_in)]
+
+
+@app.post("/auth/login", response_model=TokenPair, responses=_SIGN_IN_ERRORS)
+def login_form(request: Annotated[LoginRequest, Form()], sign_in: SignIn) -> TokenPair:
     """The OAuth2 password flow (``application/x-www-form-urlencoded``), as Swagger UI sends."""
-    return accounts.login(users, tokens, guard, request, policy=policy, now=utcnow())
+    return sign_in(request)
 
 
 @app.post("/auth/login/json", response_model=TokenPair, responses=_SIGN_IN_ERRORS)
-def login_json(
-    request: LoginRequest, users: Users, tokens: Tokens, guard: Guard, policy: Policy
-) -> TokenPair:
-    return accounts.login(users, tokens, guard, request, policy=policy, now=utcnow())
+def login_json(request: LoginRequest, sign_in: SignIn) -> TokenPair:
+    return sign_in(request)
 
 
 @app.post(
@@ -70,6 +98,21 @@ def login_json(
 )
 def refresh(request: RefreshRequest, users: Users, tokens: Tokens, policy: Policy) -> TokenPair:
     return accounts.refresh(users, tokens, request.refresh_token, policy, utcnow())
+
+
+@app.post(
+    "/auth/logout",
+    status_code=204,
+    responses={401: {"description": "Neither the refresh token nor the bearer token is valid"}},
+)
+def logout(tokens: Tokens, bearer: BearerToken, request: LogoutRequest | None = None) -> Response:
+    """Revoke the session (refresh-token family) of the refresh token in the body and/or of the
+    bearer access token. Its access tokens run out on their own, within their lifetime."""
+    refresh_token = request.refresh_token if request else None
+    accounts.logout(
+        tokens, token_verifier(), utcnow(), refresh_token=refresh_token, access_token=bearer
+    )
+    return Response(status_code=204)
 
 
 @app.get("/auth/me", response_model=UserView)

@@ -6,16 +6,33 @@ from fastapi import Depends, Query, Response
 from mangum import Mangum
 
 from ordo import accounts
-from ordo.accounts import RoleUpdate, UserPage, UserTable, UserUpdate, UserView
+from ordo.accounts import (
+    LoginGuard,
+    RoleUpdate,
+    SignInLimits,
+    UserPage,
+    UserTable,
+    UserUpdate,
+    UserView,
+)
 from ordo.clock import utcnow
-from ordo.http import CurrentUser, api_app
-from ordo.wiring import user_table
+from ordo.http import ClientAddress, CurrentUser, api_app
+from ordo.wiring import login_guard, sign_in_limits, user_table
 
 app = api_app(title="users")
 
 Users = Annotated[UserTable, Depends(user_table)]
+Guard = Annotated[LoginGuard, Depends(login_guard)]
+Limits = Annotated[SignInLimits, Depends(sign_in_limits)]
 
 _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {403: {"description": "Admin role required"}}
+_CREDENTIAL_CHANGE: dict[int | str, dict[str, Any]] = {
+    403: {
+        "description": "Only an admin may change role or is_active; or current_password is wrong"
+    },
+    422: {"description": "Invalid fields, or no current_password for your own credentials"},
+    429: {"description": "Too many current_password attempts; see Retry-After"},
+}
 _HIDDEN: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such user, or not one the caller may see"}
 }
@@ -40,10 +57,23 @@ def get_user(user_id: str, user: CurrentUser, users: Users) -> UserView:
 @app.put(
     "/users/{user_id}",
     response_model=UserView,
-    responses=_HIDDEN | {403: {"description": "Only an admin may change role or is_active"}},
+    responses=_HIDDEN | _CREDENTIAL_CHANGE,
 )
-def update_user(user_id: str, changes: UserUpdate, user: CurrentUser, users: Users) -> UserView:
-    return accounts.update_user(users, user, user_id, changes, utcnow())
+def update_user(
+    user_id: str,
+    changes: UserUpdate,
+    *,
+    user: CurrentUser,
+    users: Users,
+    guard: Guard,
+    client: ClientAddress,
+    limits: Limits,
+) -> UserView:
+    """Changing your own email, username or password needs ``current_password``; any such
+    change signs the account out everywhere (its tokens stop working)."""
+    return accounts.update_user(
+        users, guard, user, user_id, changes, now=utcnow(), client=client, limits=limits
+    )
 
 
 @app.delete("/users/{user_id}", status_code=204, responses=_ADMIN_ONLY | _HIDDEN)

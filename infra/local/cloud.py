@@ -29,7 +29,8 @@ from infra.local.static import StaticFiles
 log = logging.getLogger("ordo.local")
 
 REGION = "us-east-1"
-SECRET_PARAMETER = "JwtSecretParameterName"  # noqa: S105 - the parameter's name
+SIGNING_KEY_PARAMETER = "JwtSigningKeyParameterName"
+PUBLIC_KEYS_PARAMETER = "JwtPublicKeysParameterName"
 TIMEOUTS_VARIABLE = "ORDO_LOCAL_TIMEOUTS"
 JSON = {"content-type": "application/json"}
 # Passed to every function, as Lambda's own environment would be.
@@ -81,8 +82,8 @@ class LocalCloud:
         self._start_moto()
         dynamodb, sqs = self._client("dynamodb"), self._client("sqs")
         self.stack.provision(dynamodb, sqs)
-        if SECRET_PARAMETER in self.stack.parameters:  # ordo's own template, not a fixture
-            self._store_jwt_secret()
+        if SIGNING_KEY_PARAMETER in self.stack.parameters:  # ordo's own template, not a fixture
+            self._store_signing_keys()
             self.admin.ensure(dynamodb, self.stack.physical["JobsTable"]["Ref"])
         definitions = self._with_timeouts(self.stack.functions())
         if self.watch:
@@ -147,14 +148,20 @@ class LocalCloud:
             for lid, fn in definitions.items()
         }
 
-    def _store_jwt_secret(self) -> None:
-        """As deployed: a SecureString the functions read once per cold start. A fresh one per
-        start, so tokens never outlive the local cloud. ``ORDO_JWT_SECRET`` overrides it."""
-        self._client("ssm").put_parameter(
-            Name=self.stack.parameters[SECRET_PARAMETER],
-            Type="SecureString",
-            Value=secrets.token_urlsafe(48),
-            Overwrite=True,
+    def _store_signing_keys(self) -> None:
+        """As deployed: the private key in a SecureString (the Auth function reads it) and the
+        public keys in a String (every API function reads them). A fresh key per start, so
+        tokens never outlive the local cloud; ``ORDO_JWT_SIGNING_KEY`` (a private JWK) fixes it."""
+        from ordo.keyring import store_signing_key
+        from ordo.tokens import SigningKey
+
+        given = self.env_overrides.get("ORDO_JWT_SIGNING_KEY")
+        key = SigningKey.from_jwk(given) if given else SigningKey.generate()
+        store_signing_key(
+            self._client("ssm"),
+            key,
+            private_name=self.stack.parameters[SIGNING_KEY_PARAMETER],
+            public_name=self.stack.parameters[PUBLIC_KEYS_PARAMETER],
         )
 
     def _client(self, service: str) -> Any:
@@ -262,7 +269,7 @@ class LocalCloud:
         return 404, JSON, b'{"message":"Not Found"}'
 
     def _admin_line(self) -> list[str]:
-        if SECRET_PARAMETER not in self.stack.parameters:
+        if SIGNING_KEY_PARAMETER not in self.stack.parameters:
             return []
         return [f"  Admin       {self.admin.username} / {self.admin.shown_password}"]
 

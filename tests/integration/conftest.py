@@ -1,6 +1,5 @@
 """Integration fixtures: moto in-process, every table and queue made from template.yaml."""
 
-import secrets
 from collections.abc import Iterator
 
 import boto3
@@ -10,20 +9,23 @@ from moto import mock_aws
 from infra.local import moto_fidelity
 from infra.local.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, start
 from infra.local.stack import Stack
+from ordo.keyring import store_signing_key
+from ordo.tokens import SigningKey
 from tests.harness import Cloud, reset_ordo_caches
 
 
 @pytest.fixture
 def anonymous_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
-    """The stack on moto, with the JWT secret in SSM as a deployed stack has it."""
+    """The stack on moto, with the token keys in SSM as a deployed stack has them."""
     moto_fidelity.apply()
     with mock_aws():
         stack = Stack.load(overrides={"TimeScale": "0"})
         stack.provision(boto3.client("dynamodb"), boto3.client("sqs"))
-        boto3.client("ssm").put_parameter(
-            Name=stack.parameters["JwtSecretParameterName"],
-            Type="SecureString",
-            Value=secrets.token_urlsafe(48),
+        store_signing_key(
+            boto3.client("ssm"),
+            SigningKey.generate(),
+            private_name=stack.parameters["JwtSigningKeyParameterName"],
+            public_name=stack.parameters["JwtPublicKeysParameterName"],
         )
         for function in stack.functions().values():
             for name, value in function.environment.items():

@@ -4,6 +4,8 @@ through the real handlers and API Gateway events."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from ordo.security import TokenType, issue_token
+from ordo.keyring import rotate_signing_key
+from ordo.tokens import SigningKey, TokenType, issue_token
 from tests.e2e.conftest import USER_FIELDS
-from tests.harness import PASSWORD, Account, Cloud, reset_ordo_caches
+from tests.harness import PASSWORD, Account, Cloud, Response, reset_ordo_caches
 
 ANONYMOUS = None
 
@@ -62,7 +65,13 @@ MATRIX: list[tuple[str, str, dict[str, object] | None, tuple[int, int, int, int,
     ("GET", "/auth/me", None, (401, 200, 200, 401, 200)),
     ("GET", "/users", None, (401, 403, 403, 401, 200)),
     ("GET", "/users/{alice}", None, (401, 200, 404, 401, 200)),
-    ("PUT", "/users/{alice}", {"email": "alice.new@example.com"}, (401, 200, 404, 401, 200)),
+    ("PUT", "/users/{alice}", {"email": "a.new@example.com"}, (401, 422, 404, 401, 200)),
+    (
+        "PUT",
+        "/users/{alice}",
+        {"email": "a.new@example.com", "current_password": PASSWORD},
+        (401, 200, 404, 401, 200),
+    ),
     # role and is_active are admin-only, even unchanged
     ("PUT", "/users/{alice}", {"role": "user"}, (401, 403, 404, 401, 200)),
     ("PUT", "/users/{alice}", {"is_active": True}, (401, 403, 404, 401, 200)),
@@ -242,10 +251,10 @@ def test_the_oauth2_form_signs_in(anonymous_cloud: Cloud) -> None:
 # --- token attacks -----------------------------------------------------------------------------
 
 
-def _secret(cloud: Cloud) -> str:
-    name = cloud.stack.parameters["JwtSecretParameterName"]
+def _signing_key(cloud: Cloud) -> SigningKey:
+    name = cloud.stack.parameters["JwtSigningKeyParameterName"]
     value = boto3.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
-    return str(value["Value"])
+    return SigningKey.from_jwk(value["Value"])
 
 
 def _b64(part: dict[str, object]) -> str:
@@ -262,29 +271,39 @@ def _forge(token: str, header: dict[str, object] | None = None, **claims: object
 def test_token_attacks_are_401(anonymous_cloud: Cloud) -> None:
     cloud = anonymous_cloud
     ivy = cloud.sign_up("ivy")
-    past = datetime.now(UTC) - timedelta(hours=1)
-    expired, _ = issue_token(
-        ivy.id,
-        "user",
-        TokenType.ACCESS,
-        now=past,
-        lifetime=timedelta(minutes=15),
-        secret=_secret(cloud),
-    )
-    wrong_key, _ = issue_token(
-        ivy.id,
-        "user",
-        TokenType.ACCESS,
-        now=datetime.now(UTC),
-        lifetime=timedelta(minutes=15),
-        secret="k" * 48,
-    )
+    key = _signing_key(cloud)
+    issuer = cloud.stack.functions()["AuthFunction"].environment["ORDO_JWT_ISSUER"]
+
+    def signed(with_key: SigningKey = key, at: datetime | None = None, **claims: str) -> str:
+        token, _ = issue_token(
+            with_key,
+            ivy.id,
+            "user",
+            TokenType.ACCESS,
+            now=at or datetime.now(UTC),
+            lifetime=timedelta(minutes=15),
+            generation=0,
+            family="f",
+            issuer=claims.get("iss", issuer),
+            audience=claims.get("aud", "ordo-api"),
+        )
+        return token
+
+    assert cloud.request("GET", "/auth/me", token=signed()).status == 200  # the control
+    header, payload, _ = ivy.access_token.split(".")
+    public_x = base64.urlsafe_b64decode(key.x + "=")  # HS256 keyed with the public key
+    confused = hmac.new(public_x, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    hs256 = _b64({"alg": "HS256", "kid": key.kid, "typ": "JWT"})
     attacks = {
         "tampered claims": _forge(ivy.access_token, role="admin"),
         "alg none": _forge(ivy.access_token, {"alg": "none", "typ": "JWT"}).rsplit(".", 1)[0] + ".",
-        "alg HS512": _forge(ivy.access_token, {"alg": "HS512", "typ": "JWT"}),
-        "signed with another key": wrong_key,
-        "expired": expired,
+        "HS256 keyed with the public key": (
+            f"{hs256}.{payload}.{base64.urlsafe_b64encode(confused).rstrip(b'=').decode()}"
+        ),
+        "signed with another key": signed(SigningKey.generate()),
+        "another issuer": signed(iss="ordo/another-stack"),
+        "another audience": signed(aud="another-api"),
+        "expired": signed(at=datetime.now(UTC) - timedelta(hours=1)),
         "refresh token as access token": ivy.refresh_token,
         "garbage": "not-a-jwt",
     }
@@ -297,22 +316,99 @@ def test_token_attacks_are_401(anonymous_cloud: Cloud) -> None:
         assert response.headers["www-authenticate"] == "Bearer", name
 
 
-def test_refresh_rotates_and_refuses_reuse_and_access_tokens(anonymous_cloud: Cloud) -> None:
+def _refresh(cloud: Cloud, token: str) -> Response:
+    return cloud.request("POST", "/auth/refresh", {"refresh_token": token}, token=None)
+
+
+def test_refresh_rotates_and_refuses_access_tokens(anonymous_cloud: Cloud) -> None:
     jay = anonymous_cloud.sign_up("jay")
-
-    def refresh(token: str) -> int:
-        return anonymous_cloud.request(
-            "POST", "/auth/refresh", {"refresh_token": token}, token=None
-        ).status
-
-    rotated = anonymous_cloud.request(
-        "POST", "/auth/refresh", {"refresh_token": jay.refresh_token}, token=None
-    )
+    rotated = _refresh(anonymous_cloud, jay.refresh_token)
     assert rotated.status == 200
     assert rotated.body["refresh_token"] != jay.refresh_token
-    assert refresh(jay.refresh_token) == 401  # spent
-    assert refresh(jay.access_token) == 401  # wrong type
-    assert refresh(rotated.body["refresh_token"]) == 200
+    assert _refresh(anonymous_cloud, jay.access_token).status == 401  # wrong type
+    again = _refresh(anonymous_cloud, rotated.body["refresh_token"])
+    assert again.status == 200
+    assert (
+        anonymous_cloud.request("GET", "/auth/me", token=again.body["access_token"]).status == 200
+    )
+
+
+def test_reusing_a_spent_refresh_token_revokes_its_whole_family(anonymous_cloud: Cloud) -> None:
+    # Given a victim who refreshed once, and a thief holding a copy of the spent token
+    victim = anonymous_cloud.sign_up("vic")
+    other_session = anonymous_cloud.sign_in("vic")
+    rotated = _refresh(anonymous_cloud, victim.refresh_token).body
+    # When the thief presents the spent token
+    reused = _refresh(anonymous_cloud, victim.refresh_token)
+    # Then it is refused, and the victim's current refresh token stops working too
+    assert reused.status == 401
+    assert reused.body == {
+        "detail": "Refresh token reused; the session is revoked, please sign in again"
+    }
+    assert _refresh(anonymous_cloud, rotated["refresh_token"]).status == 401
+    assert _refresh(anonymous_cloud, victim.refresh_token).status == 401
+    # ...while another sign-in of the same user is another family, untouched
+    assert _refresh(anonymous_cloud, other_session.refresh_token).status == 200
+    # ...and access tokens are not checked against the family: they run out on their own
+    assert anonymous_cloud.request("GET", "/auth/me", token=rotated["access_token"]).status == 200
+
+
+def test_logout_revokes_the_callers_family_and_is_idempotent(anonymous_cloud: Cloud) -> None:
+    cloud = anonymous_cloud
+    lou = cloud.sign_up("lou")
+    kept = cloud.sign_in("lou")
+
+    def logout(body: dict[str, str] | None, token: str | None) -> Response:
+        return cloud.request("POST", "/auth/logout", body, token=token)
+
+    # As the console and the CLI send it: the refresh token in the body, and the bearer
+    first = logout({"refresh_token": lou.refresh_token}, lou.access_token)
+    assert (first.status, first.body) == (204, None)
+    assert _refresh(cloud, lou.refresh_token).status == 401
+    assert logout({"refresh_token": lou.refresh_token}, lou.access_token).status == 204  # again
+    assert logout({"refresh_token": lou.refresh_token}, None).status == 204
+    assert _refresh(cloud, kept.refresh_token).status == 200  # another sign-in: untouched
+
+    # The bearer alone names the family too
+    only_bearer = cloud.sign_in("lou")
+    assert logout(None, only_bearer.access_token).status == 204
+    assert _refresh(cloud, only_bearer.refresh_token).status == 401
+
+    # Nothing valid names a family: 401, with a detail
+    for body, token in [(None, None), ({"refresh_token": "junk"}, None), ({}, "junk")]:
+        refused = logout(body, token)
+        assert refused.status == 401, (body, token)
+        assert refused.body == {"detail": "Could not validate credentials"}
+    too_long = logout({"refresh_token": "x" * 5000}, None)
+    assert too_long.status == 422
+    assert "detail" in too_long.body
+
+
+def test_a_rotated_key_keeps_the_previous_keys_tokens_valid(anonymous_cloud: Cloud) -> None:
+    cloud = anonymous_cloud
+    names = {
+        "private_name": cloud.stack.parameters["JwtSigningKeyParameterName"],
+        "public_name": cloud.stack.parameters["JwtPublicKeysParameterName"],
+    }
+    before = cloud.sign_up("rob")
+    rotate_signing_key(boto3.client("ssm"), **names)
+    reset_ordo_caches()  # new containers: they read the new keys
+    # The previous key's tokens still verify, and refresh into tokens of the new key
+    assert cloud.request("GET", "/auth/me", token=before.access_token).status == 200
+    rotated = _refresh(cloud, before.refresh_token)
+    assert rotated.status == 200
+    after = rotated.body["access_token"]
+    assert _kid(after) == _signing_key(cloud).kid != _kid(before.access_token)
+    # Two rotations on, the first key is gone: its tokens no longer verify
+    rotate_signing_key(boto3.client("ssm"), **names)
+    reset_ordo_caches()
+    assert cloud.request("GET", "/auth/me", token=before.access_token).status == 401
+    assert cloud.request("GET", "/auth/me", token=after).status == 200
+
+
+def _kid(token: str) -> str:
+    header = token.split(".", maxsplit=1)[0]
+    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
 
 
 def test_a_deleted_users_refresh_token_is_refused(anonymous_cloud: Cloud) -> None:
@@ -327,9 +423,8 @@ def test_a_deleted_users_refresh_token_is_refused(anonymous_cloud: Cloud) -> Non
 
 def test_a_password_change_signs_the_account_out_everywhere(anonymous_cloud: Cloud) -> None:
     lee = anonymous_cloud.sign_up("lee")
-    changed = anonymous_cloud.request(
-        "PUT", f"/users/{lee.id}", {"password": "Changed123"}, token=lee.access_token
-    )
+    change = {"password": "Changed123", "current_password": PASSWORD}
+    changed = anonymous_cloud.request("PUT", f"/users/{lee.id}", change, token=lee.access_token)
     assert changed.status == 200, changed.body
     assert anonymous_cloud.request("GET", "/auth/me", token=lee.access_token).status == 401
     refreshed = anonymous_cloud.request(
@@ -382,3 +477,54 @@ def test_repeated_failures_slow_that_username_only(anonymous_cloud: Cloud) -> No
     assert "try again later" in locked.body["detail"]
     other = {"username": "ned", "password": PASSWORD}
     assert cloud.request("POST", "/auth/login/json", other, token=None).status == 200
+
+
+def test_an_attacker_locks_their_own_address_not_the_owner(anonymous_cloud: Cloud) -> None:
+    cloud = anonymous_cloud
+    cloud.sign_up("mia")
+    wrong = {"username": "mia", "password": "Wrong-passw0rd"}
+    right = {"username": "mia", "password": PASSWORD}
+    attacker, owner = "203.0.113.66", "198.51.100.7"
+    for _ in range(5):
+        cloud.request("POST", "/auth/login/json", wrong, token=None, source_ip=attacker)
+    refused = cloud.request("POST", "/auth/login/json", right, token=None, source_ip=attacker)
+    assert refused.status == 429
+    signed_in = cloud.request("POST", "/auth/login/json", right, token=None, source_ip=owner)
+    assert signed_in.status == 200, signed_in.body
+
+
+def test_one_address_cannot_register_in_bulk(
+    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDO_CLIENT_ATTEMPTS", "3")
+    reset_ordo_caches()
+    cloud, prober = anonymous_cloud, "203.0.113.66"
+    cloud.sign_up("mia")
+    probes = [
+        cloud.request(
+            "POST",
+            "/auth/register",
+            {"email": "mia@example.com", "username": f"probe{n}", "password": PASSWORD},
+            token=None,
+            source_ip=prober,
+        )
+        for n in range(4)
+    ]
+    assert [p.status for p in probes] == [409, 409, 409, 429]
+    assert int(probes[-1].headers["retry-after"]) > 0
+    fresh = {"email": "neo@example.com", "username": "neo", "password": PASSWORD}
+    other = cloud.request("POST", "/auth/register", fresh, token=None, source_ip="198.51.100.7")
+    assert other.status == 201
+
+
+def test_changing_your_own_password_needs_the_current_one(anonymous_cloud: Cloud) -> None:
+    lee = anonymous_cloud.sign_up("lee")
+    url, token = f"/users/{lee.id}", lee.access_token
+    missing = anonymous_cloud.request("PUT", url, {"password": "Changed123"}, token=token)
+    assert (missing.status, missing.body["detail"]) == (
+        422,
+        "current_password is required to change your own email, username or password",
+    )
+    wrong = {"password": "Changed123", "current_password": "Wrong-passw0rd"}
+    assert anonymous_cloud.request("PUT", url, wrong, token=token).status == 403
+    assert anonymous_cloud.request("GET", "/auth/me", token=token).status == 200

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from ordo.accounts import EmailTaken, User, UsernameTaken, new_user_id
+from ordo.accounts import (
+    EmailTaken,
+    RefreshTokenReused,
+    RefreshTokens,
+    SessionRevoked,
+    User,
+    UsernameTaken,
+    new_user_id,
+)
 from ordo.errors import Conflict
-from ordo.security import TokenType, issue_token
-from ordo.storage.accounts import DynamoLoginGuard, DynamoRefreshTokens, DynamoUserTable
+from ordo.storage.accounts import DynamoRefreshTokens, DynamoUserTable
+from ordo.tokens import Claims, TokenType, new_token_id
+from tests.fakes_accounts import InMemoryRefreshTokens
 from tests.harness import Cloud
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -42,6 +52,28 @@ def test_create_get_and_find_case_insensitively(cloud: Cloud) -> None:
     users.create(alice)
     assert users.get(alice.id) == alice
     assert users.find_by_username("alice") == alice
+
+
+def test_a_name_from_before_the_nfkc_rule_is_found_by_its_old_key_first(cloud: Cloud) -> None:
+    users = DynamoUserTable(cloud.dynamodb, table_name(cloud))
+    legacy = user("Stra\u00dfe")  # claimed as USERNAME#straße; its new key would be strasse
+    users.create(legacy)
+    cloud.dynamodb.delete_item(
+        TableName=table_name(cloud), Key={"pk": {"S": "USERNAME#strasse"}, "sk": {"S": "UNIQUE"}}
+    )
+    cloud.dynamodb.put_item(
+        TableName=table_name(cloud),
+        Item={
+            "pk": {"S": "USERNAME#stra\u00dfe"},
+            "sk": {"S": "UNIQUE"},
+            "user_id": {"S": legacy.id},
+        },
+    )
+    newer = user("strasse")
+    users.create(newer)
+    assert users.find_by_username("Stra\u00dfe") == legacy
+    assert users.find_by_username("STRASSE") == newer
+    assert users.find_by_username("\uff33trasse") == newer  # full width S
 
 
 def test_duplicate_username_and_email_are_named(cloud: Cloud) -> None:
@@ -80,33 +112,87 @@ def test_users_page_through_the_index(cloud: Cloud) -> None:
     assert {u.username for u in first + second} == {f"user{n}" for n in range(5)}
 
 
-def test_refresh_token_is_spent_once(cloud: Cloud) -> None:
-    tokens = DynamoRefreshTokens(cloud.dynamodb, table_name(cloud))
-    _, claims = issue_token(
-        "u", "user", TokenType.REFRESH, now=NOW, lifetime=timedelta(days=7), secret="s" * 32
+# --- refresh-token families: the DynamoDB adapter and the fake, held to the same rules ----
+
+
+@pytest.fixture(params=["dynamodb", "fake"])
+def families(request: pytest.FixtureRequest, cloud: Cloud) -> RefreshTokens:
+    if request.param == "fake":
+        return InMemoryRefreshTokens()
+    return DynamoRefreshTokens(cloud.dynamodb, table_name(cloud))
+
+
+def _refresh_claims(family: str = "fam1", at: datetime = NOW) -> Claims:
+    return Claims(
+        sub="u1",
+        role="user",
+        type=TokenType.REFRESH,
+        iat=int(at.timestamp()),
+        exp=int((at + timedelta(days=7)).timestamp()),
+        jti=new_token_id(),
+        gen=0,
+        fam=family,
+        iss="ordo",
+        aud="ordo-api",
     )
-    tokens.remember(claims)
-    assert tokens.consume(claims.jti) is True
-    assert tokens.consume(claims.jti) is False
 
 
-def test_login_guard_locks_after_five_failures_and_success_clears_it(cloud: Cloud) -> None:
-    guard = DynamoLoginGuard(cloud.dynamodb, table_name(cloud))
-    for _ in range(4):
-        guard.failed("alice", NOW)
-    assert guard.retry_after("alice", NOW) == 0
-    guard.failed("alice", NOW)
-    assert guard.retry_after("alice", NOW) == 30
-    guard.failed("alice", NOW)
-    assert guard.retry_after("alice", NOW) == 60
-    guard.succeeded("alice")
-    assert guard.retry_after("alice", NOW) == 0
+def test_a_family_rotates_from_its_current_token_only(families: RefreshTokens) -> None:
+    first = _refresh_claims()
+    families.start(first)
+    second = _refresh_claims(at=NOW + timedelta(minutes=1))
+    families.rotate(first, second)
+    third = _refresh_claims(at=NOW + timedelta(minutes=2))
+    families.rotate(second, third)  # the newest one is current
+    with pytest.raises(RefreshTokenReused):
+        families.rotate(second, _refresh_claims())
 
 
-def test_login_guard_forgets_failures_once_its_window_passed(cloud: Cloud) -> None:
-    guard = DynamoLoginGuard(cloud.dynamodb, table_name(cloud))
-    for _ in range(4):
-        guard.failed("bob", NOW)
-    later = NOW + timedelta(minutes=16)  # the window expired; TTL has not removed the record
-    guard.failed("bob", later)
-    assert guard.retry_after("bob", later) == 0
+def test_reuse_of_a_spent_token_revokes_the_family(families: RefreshTokens) -> None:
+    first, second, thief = _refresh_claims(), _refresh_claims(), _refresh_claims()
+    families.start(first)
+    families.rotate(first, second)
+    with pytest.raises(RefreshTokenReused):
+        families.rotate(first, thief)
+    with pytest.raises(SessionRevoked):  # the victim's current token is dead too
+        families.rotate(second, _refresh_claims())
+    with pytest.raises(SessionRevoked):  # and so is the thief's
+        families.rotate(thief, _refresh_claims())
+    other = _refresh_claims("fam2")
+    families.start(other)
+    families.rotate(other, _refresh_claims("fam2"))  # another family is untouched
+
+
+def test_revoke_is_idempotent_and_an_unknown_family_is_revoked(families: RefreshTokens) -> None:
+    first = _refresh_claims()
+    families.start(first)
+    families.revoke("fam1")
+    families.revoke("fam1")
+    families.revoke("never-started")
+    with pytest.raises(SessionRevoked):
+        families.rotate(first, _refresh_claims())
+    with pytest.raises(SessionRevoked):
+        families.rotate(_refresh_claims("never-started"), _refresh_claims("never-started"))
+
+
+def _family_item(cloud: Cloud, family: str) -> dict[str, Any] | None:
+    key = {"pk": {"S": f"FAMILY#{family}"}, "sk": {"S": "FAMILY"}}
+    item = cloud.dynamodb.get_item(TableName=table_name(cloud), Key=key).get("Item")
+    return dict(item) if item else None
+
+
+def test_a_family_item_holds_its_user_current_token_and_ttl(cloud: Cloud) -> None:
+    families = DynamoRefreshTokens(cloud.dynamodb, table_name(cloud))
+    first, second = _refresh_claims(), _refresh_claims(at=NOW + timedelta(hours=1))
+    families.start(first)
+    families.rotate(first, second)
+    item = _family_item(cloud, "fam1")
+    assert item is not None
+    assert item["user_id"] == {"S": "u1"}
+    assert item["current"] == {"S": second.jti}
+    assert item["expires_at"] == {"N": str(second.exp)}  # the table's TTL attribute
+    assert "revoked" not in item
+    families.revoke("fam1")
+    assert (_family_item(cloud, "fam1") or {})["revoked"] == {"BOOL": True}
+    families.revoke("never")
+    assert _family_item(cloud, "never") is None  # revoking leaves no stray item

@@ -35,20 +35,37 @@ def test_creates_an_admin_who_can_sign_in(
     assert anonymous_cloud.request("GET", "/users", token=boss.access_token).status == 200
 
 
-def test_resets_an_existing_user_to_an_active_admin_with_the_new_password(
+def test_an_existing_user_is_promoted_only_with_force(
     anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     zed = anonymous_cloud.sign_up("zed")
     monkeypatch.setenv("ORDO_ADMIN_PASSWORD", NEW_PASSWORD)
-    assert create_admin(anonymous_cloud, "zed") == 0
-    assert "reset admin zed" in capsys.readouterr().out
+    assert create_admin(anonymous_cloud, "zed") == 1
+    refused = capsys.readouterr().err
+    assert "zed is an existing account without the admin role" in refused
+    assert "--force" in refused
+    unchanged = anonymous_cloud.sign_in("zed")  # the old password still works
+    me = anonymous_cloud.request("GET", "/auth/me", token=unchanged.access_token).body
+    assert me["role"] == "user"
 
+    assert create_admin(anonymous_cloud, "zed", "--force") == 0
+    assert "reset admin zed" in capsys.readouterr().out
     old = {"username": "zed", "password": PASSWORD}
     assert anonymous_cloud.request("POST", "/auth/login/json", old, token=None).status == 401
     again = anonymous_cloud.sign_in("zed", NEW_PASSWORD)
     assert again.id == zed.id
     me = anonymous_cloud.request("GET", "/auth/me", token=again.access_token).body
     assert (me["role"], me["is_active"]) == ("admin", True)
+
+
+def test_an_existing_admin_is_reset_without_force(
+    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boss = anonymous_cloud.sign_up("boss", admin=True)
+    monkeypatch.setenv("ORDO_ADMIN_PASSWORD", NEW_PASSWORD)
+    assert create_admin(anonymous_cloud, "boss") == 0
+    assert "reset admin boss" in capsys.readouterr().out
+    assert anonymous_cloud.sign_in("boss", NEW_PASSWORD).id == boss.id
 
 
 def test_a_password_that_breaks_the_rules_is_refused(

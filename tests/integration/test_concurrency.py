@@ -16,16 +16,25 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
 
 from infra.local.dynamodb_local import DynamoDBLocal, create_table
-from ordo.accounts import EmailTaken, User, UsernameTaken, new_user_id
-from ordo.errors import StaleTransition
+from ordo import accounts
+from ordo.accounts import (
+    EmailTaken,
+    LoginRequest,
+    TokenPolicy,
+    User,
+    UsernameTaken,
+    new_user_id,
+)
+from ordo.errors import StaleTransition, TooManyRequests, Unauthorized
 from ordo.jobs import Job, JobStatus, PendingQuotaExceeded, new_job_id
-from ordo.storage.accounts import DynamoUserTable
+from ordo.security import hash_password, verify_password
+from ordo.storage.accounts import DynamoLoginGuard, DynamoRefreshTokens, DynamoUserTable
 from ordo.storage.dynamodb import DynamoJobTable
 
 if TYPE_CHECKING:
@@ -137,6 +146,45 @@ def test_concurrent_registrations_of_one_username_admit_exactly_one(
     # All or nothing: no loser left its email claim behind.
     assert [e["pk"]["S"] for e in items(check, table, "EMAIL#")] == [f"EMAIL#{winners[0].email}"]
     assert DynamoUserTable(check, table).find_by_username("alice") == winners[0]
+
+
+def test_parallel_wrong_sign_ins_verify_at_most_five_passwords(
+    dynamodb_local: DynamoDBLocal, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    DynamoUserTable(dynamodb_local.client(), table).create(
+        user("alice", "alice@example.com").model_copy(
+            update={"password_hash": hash_password("Secret123")}
+        )
+    )
+    verified: list[bool] = []
+    lock = threading.Lock()
+
+    def counted(password_hash: str, password: str) -> bool:
+        with lock:
+            verified.append(True)
+        return verify_password(password_hash, password)
+
+    monkeypatch.setattr(accounts, "verify_password", counted)
+    guess = LoginRequest(username="alice", password="Wrong1234")
+
+    def sign_in(_: int, client: DynamoDBClient) -> object:
+        return accounts.login(
+            DynamoUserTable(client, table),
+            DynamoRefreshTokens(client, table),
+            DynamoLoginGuard(client, table),
+            guess,
+            policy=cast("TokenPolicy", None),  # never reached: every guess is wrong
+            now=NOW,
+            client="203.0.113.9",
+        )
+
+    outcomes = race(dynamodb_local, 50, sign_in)
+
+    assert 1 <= len(verified) <= 5, tally(outcomes)
+    refused = [o for o in outcomes if isinstance(o, TooManyRequests)]
+    wrong = [o for o in outcomes if isinstance(o, Unauthorized)]
+    assert (len(wrong), len(refused)) == (len(verified), 50 - len(verified)), tally(outcomes)
+    assert all(o.retry_after and o.retry_after >= 1 for o in refused)
 
 
 def test_concurrent_registrations_of_one_email_admit_exactly_one(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,19 +10,31 @@ from pydantic import ValidationError
 from ordo import accounts
 from ordo.accounts import (
     LoginRequest,
+    RefreshTokenReused,
     RegisterRequest,
     Role,
+    SessionRevoked,
     TokenPair,
     TokenPolicy,
     User,
     UserUpdate,
 )
 from ordo.errors import Forbidden, TooManyRequests, Unauthorized
-from ordo.security import TokenType, decode_token, issue_token
+from ordo.tokens import SigningKey, TokenType, TokenVerifier
 from tests.fakes_accounts import InMemoryLoginGuard, InMemoryRefreshTokens, InMemoryUserTable
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-POLICY = TokenPolicy(secret="s" * 32)
+CLIENT = "198.51.100.7"
+KEY = SigningKey.generate()
+VERIFIER = TokenVerifier.of(KEY.public_keys())
+POLICY = TokenPolicy(signing_key=KEY, verifier=VERIFIER)
+
+
+def update(
+    users: InMemoryUserTable, viewer: User, user_id: str, changes: UserUpdate, *, at: str = CLIENT
+) -> accounts.UserView:
+    guard = InMemoryLoginGuard()
+    return accounts.update_user(users, guard, viewer, user_id, changes, now=NOW, client=at)
 
 
 def setup() -> tuple[InMemoryUserTable, InMemoryRefreshTokens, InMemoryLoginGuard]:
@@ -39,14 +49,16 @@ def sign_in(
     password: str = "Secret123",
 ) -> TokenPair:
     request = LoginRequest(username=username, password=password)
-    return accounts.login(users, tokens, guard, request, policy=POLICY, now=NOW)
+    return accounts.login(users, tokens, guard, request, policy=POLICY, now=NOW, client=CLIENT)
 
 
 def sign_up(users: InMemoryUserTable, name: str = "alice", role: Role = Role.USER) -> User:
     view = accounts.register(
         users,
+        InMemoryLoginGuard(),
         RegisterRequest(email=f"{name}@example.com", username=name, password="Secret123"),
-        NOW,
+        now=NOW,
+        client=CLIENT,
     )
     user = users.users[view.id]
     if role is not Role.USER:
@@ -83,7 +95,7 @@ def test_login_then_authenticate() -> None:
     users, tokens, guard = setup()
     alice = sign_up(users)
     pair = sign_in(users, tokens, guard)
-    assert accounts.authenticate(users, pair.access_token, POLICY, NOW).id == alice.id
+    assert accounts.authenticate(users, pair.access_token, VERIFIER, NOW).id == alice.id
 
 
 @pytest.mark.parametrize(
@@ -114,25 +126,61 @@ def test_access_token_is_not_a_refresh_token_and_vice_versa() -> None:
     with pytest.raises(Unauthorized):
         accounts.refresh(users, tokens, pair.access_token, policy=POLICY, now=NOW)
     with pytest.raises(Unauthorized):
-        accounts.authenticate(users, pair.refresh_token, policy=POLICY, now=NOW)
+        accounts.authenticate(users, pair.refresh_token, VERIFIER, NOW)
 
 
-def test_expired_tampered_and_alg_none_tokens_are_rejected() -> None:
-    token, _ = issue_token(
-        "u", "user", TokenType.ACCESS, now=NOW, lifetime=timedelta(minutes=15), secret=POLICY.secret
+def test_reusing_a_spent_refresh_token_revokes_the_family() -> None:
+    # Given a sign-in that refreshed once, and a second sign-in of the same user
+    users, tokens, guard = setup()
+    alice = sign_up(users)
+    stolen = sign_in(users, tokens, guard)
+    other = sign_in(users, tokens, guard)
+    current = accounts.refresh(users, tokens, stolen.refresh_token, policy=POLICY, now=NOW)
+    # When the spent token comes back
+    with pytest.raises(RefreshTokenReused):
+        accounts.refresh(users, tokens, stolen.refresh_token, policy=POLICY, now=NOW)
+    # Then the family's current refresh token is refused as well; the other sign-in is not
+    with pytest.raises(SessionRevoked):
+        accounts.refresh(users, tokens, current.refresh_token, policy=POLICY, now=NOW)
+    assert accounts.refresh(users, tokens, other.refresh_token, policy=POLICY, now=NOW)
+    # Access tokens are not checked against the family: they expire on their own
+    assert accounts.authenticate(users, current.access_token, VERIFIER, NOW).id == alice.id
+
+
+def test_both_tokens_of_a_pair_name_one_new_family_per_sign_in() -> None:
+    users, tokens, guard = setup()
+    sign_up(users)
+    first, second = sign_in(users, tokens, guard), sign_in(users, tokens, guard)
+    access = VERIFIER.verify(first.access_token, TokenType.ACCESS, NOW)
+    refresh = VERIFIER.verify(first.refresh_token, TokenType.REFRESH, NOW)
+    assert access.fam == refresh.fam
+    assert VERIFIER.verify(second.refresh_token, TokenType.REFRESH, NOW).fam != refresh.fam
+    assert tokens.families[refresh.fam].current == refresh.jti
+    assert (access.iss, access.aud) == ("ordo", "ordo-api")
+
+
+def test_logout_revokes_the_family_of_either_token_and_is_idempotent() -> None:
+    users, tokens, guard = setup()
+    sign_up(users)
+    by_refresh, by_access = sign_in(users, tokens, guard), sign_in(users, tokens, guard)
+    accounts.logout(tokens, VERIFIER, NOW, refresh_token=by_refresh.refresh_token)
+    accounts.logout(tokens, VERIFIER, NOW, refresh_token=by_refresh.refresh_token)
+    accounts.logout(
+        tokens, VERIFIER, NOW, refresh_token="junk", access_token=by_access.access_token
     )
+    for pair in (by_refresh, by_access):
+        with pytest.raises(SessionRevoked):
+            accounts.refresh(users, tokens, pair.refresh_token, policy=POLICY, now=NOW)
     with pytest.raises(Unauthorized):
-        decode_token(token, TokenType.ACCESS, POLICY.secret, NOW + timedelta(minutes=16))
-    header, payload, signature = token.split(".")
-    with pytest.raises(Unauthorized):
-        decode_token(f"{header}.{payload}.{signature[::-1]}", TokenType.ACCESS, POLICY.secret, NOW)
-    none_header = base64.urlsafe_b64encode(
-        json.dumps({"alg": "none", "typ": "JWT"}).encode()
-    ).rstrip(b"=")
-    with pytest.raises(Unauthorized):
-        decode_token(f"{none_header.decode()}.{payload}.", TokenType.ACCESS, POLICY.secret, NOW)
-    with pytest.raises(Unauthorized):
-        decode_token(token, TokenType.ACCESS, "another-secret-of-32-characters!", NOW)
+        accounts.logout(tokens, VERIFIER, NOW)
+    with pytest.raises(Unauthorized):  # the wrong kind in each place names nothing
+        accounts.logout(
+            tokens,
+            VERIFIER,
+            NOW,
+            refresh_token=by_access.access_token,
+            access_token=by_access.refresh_token,
+        )
 
 
 def test_deleted_users_token_and_login_stop_working() -> None:
@@ -142,7 +190,7 @@ def test_deleted_users_token_and_login_stop_working() -> None:
     pair = sign_in(users, tokens, guard)
     accounts.delete_user(users, admin, alice.id, NOW)
     with pytest.raises(Unauthorized):
-        accounts.authenticate(users, pair.access_token, policy=POLICY, now=NOW)
+        accounts.authenticate(users, pair.access_token, VERIFIER, NOW)
     with pytest.raises(Unauthorized):
         accounts.refresh(users, tokens, pair.refresh_token, policy=POLICY, now=NOW)
 
@@ -151,22 +199,36 @@ def test_a_password_change_signs_the_account_out_everywhere() -> None:
     users, tokens, guard = setup()
     alice = sign_up(users)
     before = sign_in(users, tokens, guard)
-    accounts.update_user(users, alice, alice.id, UserUpdate(password="Changed123"), NOW)
+    update(users, alice, alice.id, UserUpdate(password="Changed123", current_password="Secret123"))
     with pytest.raises(Unauthorized):
-        accounts.authenticate(users, before.access_token, policy=POLICY, now=NOW)
+        accounts.authenticate(users, before.access_token, VERIFIER, NOW)
     with pytest.raises(Unauthorized):
         accounts.refresh(users, tokens, before.refresh_token, policy=POLICY, now=NOW)
     after = sign_in(users, tokens, guard, password="Changed123")
-    assert accounts.authenticate(users, after.access_token, policy=POLICY, now=NOW).id == alice.id
+    assert accounts.authenticate(users, after.access_token, VERIFIER, NOW).id == alice.id
     assert accounts.refresh(users, tokens, after.refresh_token, policy=POLICY, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "change", [{"email": "new@example.com"}, {"username": "alice2"}, {"password": "Changed123"}]
+)
+def test_an_email_username_or_password_change_signs_the_account_out(
+    change: dict[str, str],
+) -> None:
+    users, tokens, guard = setup()
+    alice = sign_up(users)
+    pair = sign_in(users, tokens, guard)
+    update(users, alice, alice.id, UserUpdate(**change, current_password="Secret123"))
+    with pytest.raises(Unauthorized):
+        accounts.authenticate(users, pair.access_token, VERIFIER, NOW)
 
 
 def test_other_changes_keep_the_account_signed_in() -> None:
     users, tokens, guard = setup()
-    alice = sign_up(users)
+    root, alice = sign_up(users, "root", Role.ADMIN), sign_up(users)
     pair = sign_in(users, tokens, guard)
-    accounts.update_user(users, alice, alice.id, UserUpdate(email="new@example.com"), NOW)
-    assert accounts.authenticate(users, pair.access_token, policy=POLICY, now=NOW).id == alice.id
+    update(users, root, alice.id, UserUpdate(role=Role.ADMIN))
+    assert accounts.authenticate(users, pair.access_token, VERIFIER, NOW).id == alice.id
     assert accounts.refresh(users, tokens, pair.refresh_token, policy=POLICY, now=NOW)
 
 
@@ -177,7 +239,7 @@ def test_resetting_an_admins_password_signs_it_out_everywhere() -> None:
     before = sign_in(users, tokens, guard, "root")
     accounts.ensure_admin(users, request.model_copy(update={"password": "Other1234"}), NOW)
     with pytest.raises(Unauthorized):
-        accounts.authenticate(users, before.access_token, policy=POLICY, now=NOW)
+        accounts.authenticate(users, before.access_token, VERIFIER, NOW)
     with pytest.raises(Unauthorized):
         accounts.refresh(users, tokens, before.refresh_token, policy=POLICY, now=NOW)
 
@@ -186,13 +248,13 @@ def test_only_admins_change_roles_and_users_see_only_themselves() -> None:
     users, _, _ = setup()
     alice, bob = sign_up(users), sign_up(users, "bob")
     with pytest.raises(Forbidden):
-        accounts.update_user(users, alice, alice.id, UserUpdate(role=Role.ADMIN), NOW)
+        update(users, alice, alice.id, UserUpdate(role=Role.ADMIN))
     with pytest.raises(accounts.UserNotFound):
         accounts.get_user(users, alice, bob.id)
-    assert (
-        accounts.update_user(users, alice, alice.id, UserUpdate(username="alice2"), NOW).username
-        == "alice2"
+    renamed = update(
+        users, alice, alice.id, UserUpdate(username="alice2", current_password="Secret123")
     )
+    assert renamed.username == "alice2"
 
 
 def test_repeated_failures_lock_the_username_for_a_while() -> None:
@@ -201,12 +263,11 @@ def test_repeated_failures_lock_the_username_for_a_while() -> None:
     bad = LoginRequest(username="alice", password="Wrong1234")
     for _ in range(5):
         with pytest.raises(Unauthorized):
-            accounts.login(users, tokens, guard, bad, policy=POLICY, now=NOW)
+            accounts.login(users, tokens, guard, bad, policy=POLICY, now=NOW, client=CLIENT)
     good = LoginRequest(username="alice", password="Secret123")
     with pytest.raises(TooManyRequests) as raised:
-        accounts.login(users, tokens, guard, good, policy=POLICY, now=NOW)
+        accounts.login(users, tokens, guard, good, policy=POLICY, now=NOW, client=CLIENT)
     assert raised.value.retry_after
     assert raised.value.retry_after <= 30
-    assert accounts.login(
-        users, tokens, guard, good, policy=POLICY, now=NOW + timedelta(seconds=31)
-    )
+    later = NOW + timedelta(seconds=31)
+    assert accounts.login(users, tokens, guard, good, policy=POLICY, now=later, client=CLIENT)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -11,15 +13,23 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ordo.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
-from ordo.security import (
+from ordo.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from ordo.security import dummy_hash, hash_password, verify_password
+from ordo.tokens import INVALID as INVALID_TOKEN
+from ordo.tokens import (
     Claims,
+    SigningKey,
     TokenType,
-    decode_token,
-    dummy_hash,
-    hash_password,
+    TokenVerifier,
     issue_token,
-    verify_password,
+    new_token_id,
 )
 
 _BAD_LOGIN = "Incorrect username or password"
@@ -81,6 +91,8 @@ def _check_password(password: str) -> str:
 
 
 def _check_email(email: str) -> str:
+    """The address as email-validator normalises it: NFC, and the domain IDNA-mapped to lower
+    case (``Bob@EXAMPLE.com`` is ``Bob@example.com``). Uniqueness compares ``email_key``."""
     from email_validator import EmailNotValidError, validate_email
 
     try:
@@ -89,7 +101,30 @@ def _check_email(email: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
-Username = Field(min_length=3, max_length=100, pattern=r"^[\w.@+-]+$")
+def email_key(email: str) -> str:
+    """What makes two addresses the same account: the whole address, case-folded."""
+    return email.lower()
+
+
+# Usernames: NFKC-normalised, then 3-100 of ASCII letters, digits and ``._-``; compared
+# case-folded. A full-width ``admin`` becomes ``admin``; ``admin\u200d`` is refused.
+_USERNAME = re.compile(r"[A-Za-z0-9._-]{3,100}")
+USERNAME_RULE = "3 to 100 characters: ASCII letters, digits, '.', '_' and '-'"
+
+
+def _check_username(username: str) -> str:
+    normalized = unicodedata.normalize("NFKC", username)
+    if not _USERNAME.fullmatch(normalized):
+        raise ValueError(f"username must be {USERNAME_RULE}")
+    return normalized
+
+
+def username_key(username: str) -> str:
+    """What makes two usernames the same account: NFKC, then case-folded."""
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+Username = Field(min_length=3, max_length=100)
 Password = Field(min_length=8, max_length=100)
 
 
@@ -101,6 +136,7 @@ class RegisterRequest(BaseModel):
     password: str = Password
 
     _email = field_validator("email")(_check_email)
+    _username = field_validator("username")(_check_username)
     _password = field_validator("password")(_check_password)
 
 
@@ -113,6 +149,12 @@ class RefreshRequest(BaseModel):
     refresh_token: str = Field(max_length=4096)
 
 
+class LogoutRequest(BaseModel):
+    """``POST /auth/logout``: the refresh token of the session to end (or only the bearer)."""
+
+    refresh_token: str | None = Field(default=None, max_length=4096)
+
+
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
@@ -120,17 +162,22 @@ class TokenPair(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """``PUT /users/{id}``: every field optional; ``role`` and ``is_active`` are admin-only."""
+    """``PUT /users/{id}``: every field optional; ``role`` and ``is_active`` are admin-only.
+
+    Changing one's own email, username or password needs ``current_password``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     email: str | None = Field(default=None, max_length=254)
-    username: str | None = Field(default=None, min_length=3, max_length=100, pattern=r"^[\w.@+-]+$")
+    username: str | None = Field(default=None, min_length=3, max_length=100)
     password: str | None = Field(default=None, min_length=8, max_length=100)
     role: Role | None = None
     is_active: bool | None = None
+    current_password: str | None = Field(default=None, max_length=100)
 
     _email = field_validator("email")(lambda v: None if v is None else _check_email(v))
+    _username = field_validator("username")(lambda v: None if v is None else _check_username(v))
     _password = field_validator("password")(lambda v: None if v is None else _check_password(v))
 
 
@@ -182,29 +229,188 @@ class UserTable(Protocol):
     def page(self, limit: int, cursor: str | None) -> tuple[list[User], str | None]: ...
 
 
-class RefreshTokens(Protocol):
-    def remember(self, claims: Claims) -> None: ...
+class SessionRevoked(Unauthorized):
+    """The refresh token's family was signed out, revoked, or has expired."""
 
-    def consume(self, jti: str) -> bool:
-        """Forget the token; False if it was unknown or already used."""
+    def __init__(self) -> None:
+        super().__init__("Refresh token already used or revoked")
+
+
+class RefreshTokenReused(Unauthorized):
+    """A spent refresh token came back: someone holds a copy, so the whole family ends."""
+
+    def __init__(self) -> None:
+        super().__init__("Refresh token reused; the session is revoked, please sign in again")
+
+
+class RefreshTokens(Protocol):
+    """Refresh-token families: one per sign-in, each with the one refresh token that may be
+    spent next."""
+
+    def start(self, claims: Claims) -> None:
+        """A new family (``claims.fam``) whose current token is this one."""
         ...
+
+    def rotate(self, spent: Claims, fresh: Claims) -> None:
+        """Make ``fresh`` current if ``spent`` is, in one conditional write. Raises
+        ``RefreshTokenReused`` (after revoking the family) if ``spent`` was spent already,
+        and ``SessionRevoked`` if the family is revoked or gone."""
+        ...
+
+    def revoke(self, family: str) -> None:
+        """End the family; idempotent, and a family that is gone stays gone."""
+        ...
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """One counter of sign-in attempts. ``version`` makes every write conditional on the
+    record being as it was read."""
+
+    count: int
+    window_ends: int  # epoch seconds; after it the record no longer counts
+    locked_until: int = 0
+    version: int = 0
 
 
 class LoginGuard(Protocol):
-    def retry_after(self, username: str, now: datetime) -> int:
-        """Seconds until this username may try again (0: now)."""
+    """Stores attempt counters; the rules are ``admit`` below."""
+
+    def read(self, keys: Sequence[str]) -> dict[str, Attempts]:
+        """The counters that exist, read strongly consistently."""
         ...
 
-    def failed(self, username: str, now: datetime) -> None: ...
+    def write(self, changes: Mapping[str, tuple[Attempts | None, Attempts]]) -> bool:
+        """Store every ``after`` if every counter is still its ``before`` (``None``: absent),
+        all or nothing. False if one changed meanwhile."""
+        ...
 
-    def succeeded(self, username: str) -> None: ...
+    def forget(self, keys: Sequence[str]) -> None: ...
+
+    def refund(self, key: str) -> None:
+        """Take one attempt back (a sign-in that succeeded), never below zero."""
+        ...
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """``free`` attempts in a window, then each admitted attempt locks the key for twice as
+    long as the last, from ``first_lock`` up to ``longest``. The count is forgotten after
+    ``window`` with no attempt and no lock."""
+
+    free: int
+    first_lock: timedelta = timedelta(seconds=30)
+    longest: timedelta = timedelta(minutes=15)
+    window: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """Three counters, all charged before a password is checked (README: "Rate limits")."""
+
+    user_at_client: AttemptLimit = AttemptLimit(free=5)
+    # Across all addresses: a distributed guess slows, yet caps what an attacker costs the owner.
+    user: AttemptLimit = AttemptLimit(free=20, longest=timedelta(minutes=2))
+    # Across usernames, and registrations too: bulk guessing and email enumeration.
+    client: AttemptLimit = AttemptLimit(free=30)
+
+
+def admit(record: Attempts | None, limit: AttemptLimit, now: int) -> tuple[Attempts, int]:
+    """The counter after one more attempt, and 0; or the counter unchanged and the seconds
+    to wait."""
+    if record is None or record.window_ends <= now:
+        record = Attempts(count=0, window_ends=now, version=record.version if record else 0)
+    if record.locked_until > now:
+        return record, record.locked_until - now
+    count = record.count + 1
+    locked_until = 0
+    if count >= limit.free:
+        doublings = min(count - limit.free, 16)  # past `longest` long before this
+        lock = min(limit.first_lock * 2**doublings, limit.longest)
+        locked_until = now + int(lock.total_seconds())
+    window_ends = max(now, locked_until) + int(limit.window.total_seconds())
+    return Attempts(count, window_ends, locked_until, record.version + 1), 0
+
+
+_ADMIT_TRIES = 8
+
+
+def charge(guard: LoginGuard, limits: Mapping[str, AttemptLimit], now: datetime) -> None:
+    """Count one attempt on every key, atomically, or raise ``TooManyRequests``.
+
+    Charged before the password is verified, so a burst of parallel guesses cannot all pass
+    one check: each admitted attempt is a conditional write on what was read.
+    """
+    epoch = int(now.timestamp())
+    for _ in range(_ADMIT_TRIES):
+        records = guard.read(list(limits))
+        changes: dict[str, tuple[Attempts | None, Attempts]] = {}
+        wait = 0
+        for key, limit in limits.items():
+            after, key_wait = admit(records.get(key), limit, epoch)
+            wait = max(wait, key_wait)
+            changes[key] = (records.get(key), after)
+        if wait:
+            raise TooManyRequests("Too many failed sign-ins; try again later", retry_after=wait)
+        if guard.write(changes):
+            return
+    raise TooManyRequests("Too many sign-ins at once; try again in a moment", retry_after=1)
+
+
+def client_key(client: str) -> str:
+    return f"client#{client[:64]}"
+
+
+def _user_keys(username: str, client: str) -> tuple[str, str]:
+    name = username_key(username)[:100]
+    return f"user#{name}", f"user#{name}#client#{client[:64]}"
+
+
+def _charge_sign_in(
+    guard: LoginGuard, username: str, client: str, limits: SignInLimits, now: datetime
+) -> None:
+    user, user_at_client = _user_keys(username, client)
+    charge(
+        guard,
+        {
+            user_at_client: limits.user_at_client,
+            user: limits.user,
+            client_key(client): limits.client,
+        },
+        now,
+    )
+
+
+def _signed_in(guard: LoginGuard, username: str, client: str) -> None:
+    """The owner got in: their counters start over; the address gets this attempt back."""
+    guard.forget(_user_keys(username, client))
+    guard.refund(client_key(client))
 
 
 @dataclass(frozen=True)
 class TokenPolicy:
-    secret: str
+    """What the Auth function issues tokens with: the private key, and the verifier (public
+    keys, issuer and audience) that the tokens it issues must pass."""
+
+    signing_key: SigningKey
+    verifier: TokenVerifier
     access_lifetime: timedelta = timedelta(minutes=15)
     refresh_lifetime: timedelta = timedelta(days=7)
+
+    def issue(self, user: User, kind: TokenType, family: str, now: datetime) -> tuple[str, Claims]:
+        lifetime = self.access_lifetime if kind is TokenType.ACCESS else self.refresh_lifetime
+        return issue_token(
+            self.signing_key,
+            user.id,
+            user.role,
+            kind,
+            now=now,
+            lifetime=lifetime,
+            generation=user.token_generation,
+            family=family,
+            issuer=self.verifier.issuer,
+            audience=self.verifier.audience,
+        )
 
 
 # --- use cases --------------------------------------------------------------------------------
@@ -214,7 +420,18 @@ def new_user_id() -> str:
     return secrets.token_hex(16)
 
 
-def register(users: UserTable, request: RegisterRequest, now: datetime) -> UserView:
+def register(
+    users: UserTable,
+    guard: LoginGuard,
+    request: RegisterRequest,
+    *,
+    now: datetime,
+    client: str,
+    limits: SignInLimits = SignInLimits(),
+) -> UserView:
+    """Every attempt counts against the caller's address, so that nobody can find out in
+    bulk which emails are registered (a 409 names the field that is taken)."""
+    charge(guard, {client_key(client): limits.client}, now)
     user = User(
         id=new_user_id(),
         email=request.email,
@@ -227,10 +444,23 @@ def register(users: UserTable, request: RegisterRequest, now: datetime) -> UserV
     return UserView.of(user)
 
 
-def ensure_admin(users: UserTable, request: RegisterRequest, now: datetime) -> tuple[User, bool]:
-    """Create this admin, or make the existing user of that name an active admin with this
-    password. Returns the user and whether it was created."""
+class NotAnAdmin(Conflict):
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"{username} is an existing account without the admin role. Promoting it would give"
+            " its owner admin rights and a new password; pass --force if that is what you want"
+        )
+
+
+def ensure_admin(
+    users: UserTable, request: RegisterRequest, now: datetime, *, force: bool = False
+) -> tuple[User, bool]:
+    """Create this admin, or reset the existing admin of that name to active with this
+    password. An existing non-admin is promoted only with ``force``. Returns the user and
+    whether it was created."""
     existing = users.find_by_username(request.username)
+    if existing is not None and not existing.is_admin and not force:
+        raise NotAnAdmin(existing.username)
     password_hash = hash_password(request.password)
     if existing is None:
         admin = User(
@@ -253,27 +483,19 @@ def ensure_admin(users: UserTable, request: RegisterRequest, now: datetime) -> t
     return users.save(existing, admin), False
 
 
+def _issue_pair(
+    user: User, policy: TokenPolicy, family: str, now: datetime
+) -> tuple[TokenPair, Claims]:
+    access, _ = policy.issue(user, TokenType.ACCESS, family, now)
+    refresh, claims = policy.issue(user, TokenType.REFRESH, family, now)
+    return TokenPair(access_token=access, refresh_token=refresh), claims
+
+
 def _pair(user: User, tokens: RefreshTokens, policy: TokenPolicy, now: datetime) -> TokenPair:
-    access, _ = issue_token(
-        user.id,
-        user.role,
-        TokenType.ACCESS,
-        now=now,
-        lifetime=policy.access_lifetime,
-        secret=policy.secret,
-        generation=user.token_generation,
-    )
-    refresh, claims = issue_token(
-        user.id,
-        user.role,
-        TokenType.REFRESH,
-        now=now,
-        lifetime=policy.refresh_lifetime,
-        secret=policy.secret,
-        generation=user.token_generation,
-    )
-    tokens.remember(claims)
-    return TokenPair(access_token=access, refresh_token=refresh)
+    """A sign-in: a new token family, with its first pair."""
+    pair, claims = _issue_pair(user, policy, new_token_id(), now)
+    tokens.start(claims)
+    return pair
 
 
 def login(
@@ -284,39 +506,66 @@ def login(
     *,
     policy: TokenPolicy,
     now: datetime,
+    client: str,
+    limits: SignInLimits = SignInLimits(),
 ) -> TokenPair:
-    """Wrong password, unknown user and inactive user all get the same 401."""
-    wait = guard.retry_after(request.username, now)
-    if wait:
-        raise TooManyRequests("Too many failed sign-ins; try again later", retry_after=wait)
+    """Wrong password, unknown user and inactive user all get the same 401. ``client`` is
+    the caller's address; the attempt is charged before the password is checked."""
+    _charge_sign_in(guard, request.username, client, limits, now)
     user = users.find_by_username(request.username)
     password_ok = verify_password(user.password_hash if user else dummy_hash(), request.password)
     if user is None or not password_ok or not user.is_active or user.deleted:
-        guard.failed(request.username, now)
         raise Unauthorized(_BAD_LOGIN)
-    guard.succeeded(request.username)
+    _signed_in(guard, request.username, client)
     return _pair(user, tokens, policy, now)
 
 
 def refresh(
     users: UserTable, tokens: RefreshTokens, token: str, policy: TokenPolicy, now: datetime
 ) -> TokenPair:
-    """Rotate: the presented refresh token is spent, whatever happens next."""
-    claims = decode_token(token, TokenType.REFRESH, policy.secret, now)
-    if not tokens.consume(claims.jti):
-        raise Unauthorized("Refresh token already used or revoked")
+    """Rotate within the token's family: the presented refresh token is spent. Presenting a
+    spent one again revokes the family (see ``RefreshTokens.rotate``)."""
+    claims = policy.verifier.verify(token, TokenType.REFRESH, now)
     user = users.get(claims.sub)
     if user is None or not user.may_use(claims):
-        raise Unauthorized("Could not validate credentials")
-    return _pair(user, tokens, policy, now)
+        raise Unauthorized(INVALID_TOKEN)
+    pair, fresh = _issue_pair(user, policy, claims.fam, now)
+    tokens.rotate(claims, fresh)
+    return pair
 
 
-def authenticate(users: UserTable, token: str, policy: TokenPolicy, now: datetime) -> User:
+def logout(
+    tokens: RefreshTokens,
+    verifier: TokenVerifier,
+    now: datetime,
+    *,
+    refresh_token: str | None = None,
+    access_token: str | None = None,
+) -> None:
+    """Revoke the family of each token given that is valid; ``Unauthorized`` if none is.
+
+    Idempotent: signing out of a family that is already revoked, or gone, succeeds again.
+    The family's access tokens are not checked per request, so they run out on their own.
+    """
+    families = set()
+    for token, kind in ((refresh_token, TokenType.REFRESH), (access_token, TokenType.ACCESS)):
+        if token:
+            try:
+                families.add(verifier.verify(token, kind, now).fam)
+            except Unauthorized:
+                continue
+    if not families:
+        raise Unauthorized(INVALID_TOKEN)
+    for family in families:
+        tokens.revoke(family)
+
+
+def authenticate(users: UserTable, token: str, verifier: TokenVerifier, now: datetime) -> User:
     """The user behind an access token, if the token is valid and the user may still act."""
-    claims = decode_token(token, TokenType.ACCESS, policy.secret, now)
+    claims = verifier.verify(token, TokenType.ACCESS, now)
     user = users.get(claims.sub)
     if user is None or not user.may_use(claims):
-        raise Unauthorized("Could not validate credentials")
+        raise Unauthorized(INVALID_TOKEN)
     return user
 
 
@@ -340,20 +589,57 @@ def get_user(users: UserTable, viewer: User, user_id: str) -> UserView:
     return UserView.of(_visible(users, viewer, user_id))
 
 
+_CREDENTIALS = frozenset({"email", "username", "password"})
+
+
 def update_user(
-    users: UserTable, viewer: User, user_id: str, changes: UserUpdate, now: datetime
+    users: UserTable,
+    guard: LoginGuard,
+    viewer: User,
+    user_id: str,
+    changes: UserUpdate,
+    *,
+    now: datetime,
+    client: str,
+    limits: SignInLimits = SignInLimits(),
 ) -> UserView:
+    """A change of email, username or password signs the account out everywhere. On one's
+    own account it needs ``current_password``, checked under the sign-in limits; an admin
+    changing another account does not."""
     user = _visible(users, viewer, user_id)
     fields = changes.model_dump(exclude_unset=True, exclude_none=True)
+    current_password = fields.pop("current_password", None)
     if ({"role", "is_active"} & fields.keys()) and not viewer.is_admin:
         raise Forbidden("Only an admin may change role or is_active")
     if fields.get("role", Role.ADMIN) is not Role.ADMIN or fields.get("is_active") is False:
         _not_self(viewer, user, "demote or deactivate")
-    if "password" in fields:  # and sign the account out everywhere
-        fields["password_hash"] = hash_password(fields.pop("password"))
+    if _CREDENTIALS & fields.keys():
+        if viewer.id == user.id:
+            _confirm_password(guard, user, current_password, client=client, limits=limits, now=now)
         fields["token_generation"] = user.token_generation + 1
+    if "password" in fields:
+        fields["password_hash"] = hash_password(fields.pop("password"))
     updated = user.model_copy(update=fields | {"updated_at": now})
     return UserView.of(users.save(user, updated))
+
+
+def _confirm_password(
+    guard: LoginGuard,
+    user: User,
+    password: str | None,
+    *,
+    client: str,
+    limits: SignInLimits,
+    now: datetime,
+) -> None:
+    if password is None:
+        raise InvalidInput(
+            "current_password is required to change your own email, username or password"
+        )
+    _charge_sign_in(guard, user.username, client, limits, now)
+    if not verify_password(user.password_hash, password):
+        raise Forbidden("current_password is wrong")
+    _signed_in(guard, user.username, client)
 
 
 def set_role(users: UserTable, viewer: User, user_id: str, role: Role, now: datetime) -> UserView:

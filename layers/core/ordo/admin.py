@@ -1,10 +1,12 @@
 """Account administration for a deployed stack, run with AWS credentials.
 
     python -m ordo.admin create-admin --table TABLE --username NAME --email EMAIL
+    python -m ordo.admin rotate-signing-key [--private-parameter NAME] [--public-parameter NAME]
 
-Creates the admin, or resets an existing user of that name to an active admin with a new
-password. The password comes from ``ORDO_ADMIN_PASSWORD`` or is asked for (never an argument,
-which would land in the shell history).
+Creates the admin, or resets an existing admin of that name to active with a new password.
+An existing account that is not an admin is promoted only with ``--force``. The password
+comes from ``ORDO_ADMIN_PASSWORD`` or is asked for (never an argument, which would land in the
+shell history).
 """
 
 from __future__ import annotations
@@ -31,6 +33,21 @@ def _password() -> str:
     return first
 
 
+def _rotate_signing_key(args: argparse.Namespace) -> int:
+    """A new token signing key; the one it replaces stays accepted until its tokens expire."""
+    from ordo import aws
+    from ordo.keyring import rotate_signing_key
+
+    new, previous = rotate_signing_key(
+        aws.ssm(), private_name=args.private_parameter, public_name=args.public_parameter
+    )
+    if previous is None:
+        print(f"created signing key {new.kid} ({args.private_parameter}, {args.public_parameter})")
+    else:
+        print(f"rotated: signing key {new.kid}; {previous.kid} stays accepted as the previous key")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ordo.admin")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -42,7 +59,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     create.add_argument("--username", required=True)
     create.add_argument("--email", required=True)
+    create.add_argument(
+        "--force",
+        action="store_true",
+        help="promote an existing non-admin account (it gets admin rights and this password)",
+    )
+    rotate = commands.add_parser(
+        "rotate-signing-key",
+        help="make a new token signing key (the first run creates the keys)",
+        description="Publish a new public key next to the current one, then make the new key "
+        "the signing key (a new version of the SecureString). Older keys are dropped.",
+    )
+    rotate.add_argument(
+        "--private-parameter",
+        default=os.environ.get("ORDO_JWT_SIGNING_KEY_PARAMETER", "/ordo/jwt-signing-key"),
+        help="the SecureString of the private key (the template's JwtSigningKeyParameterName)",
+    )
+    rotate.add_argument(
+        "--public-parameter",
+        default=os.environ.get("ORDO_JWT_PUBLIC_KEYS_PARAMETER", "/ordo/jwt-public-keys"),
+        help="the String of the public keys (the template's JwtPublicKeysParameterName)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "rotate-signing-key":
+        return _rotate_signing_key(args)
     if not args.table:
         parser.error("--table (or ORDO_TABLE_NAME) is required")
 
@@ -57,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         users = DynamoUserTable(aws.dynamodb(), args.table)
-        admin, created = ensure_admin(users, request, utcnow())
+        admin, created = ensure_admin(users, request, utcnow(), force=args.force)
     except OrdoError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 1

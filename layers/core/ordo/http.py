@@ -20,6 +20,7 @@ from ordo import errors
 from ordo.accounts import User, authenticate
 from ordo.clock import utcnow
 from ordo.observability import logger
+from ordo.validation import json_body_problem, request_problem
 
 # The one place domain errors become HTTP statuses. Lookup walks the class's MRO.
 STATUS_OF: dict[type[errors.OrdoError], int] = {
@@ -59,6 +60,8 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, errors.TooManyRequests) and exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.Unavailable):
+        headers["Retry-After"] = "1"
     body = {"detail": exc.detail, **exc.extra}
     return JSONResponse(body, status_code=status_of(exc), headers=headers)
 
@@ -133,6 +136,59 @@ class AccessLog:
             )
 
 
+class InputGuard:
+    """Refuses, with a 422, what no route can take: a path, query string or form that is not
+    UTF-8, and a JSON body that is not UTF-8, holds a lone surrogate or nests too deep
+    (``ordo.validation``). It reads the body before FastAPI does, and hands it on unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = request_problem(scope["path"], scope.get("query_string", b""))
+        chunks: list[bytes] = []
+        more = problem is None
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body and problem is None:
+            problem = _body_problem(dict(scope["headers"]).get(b"content-type", b""), body)
+        if problem is not None:
+            await JSONResponse({"detail": problem}, status_code=422)(scope, receive, send)
+            return
+        if chunks:
+            request: Message = {"type": "http.request", "body": body, "more_body": False}
+            receive = _replay([request], None, receive)
+        await self.app(scope, receive, send)
+
+
+def _body_problem(content_type: bytes, body: bytes) -> str | None:
+    kind = content_type.split(b";")[0].strip().lower()
+    if kind == b"application/x-www-form-urlencoded":
+        return request_problem("", body)
+    if not kind or kind.endswith(b"/json") or kind.endswith(b"+json"):  # as FastAPI parses
+        return json_body_problem(body)
+    return None
+
+
+def _replay(messages: list[Message], last: Message | None, receive: Receive) -> Receive:
+    pending = [*messages, *([last] if last else [])]
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
 def api_app(title: str) -> FastAPI:
     """A FastAPI app for one Lambda function, with ordo's error mapping and access log.
 
@@ -144,6 +200,7 @@ def api_app(title: str) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(InputGuard)
     app.add_middleware(AccessLog)
     return app
 
@@ -153,12 +210,28 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
 
 def authenticated_user(token: Annotated[str | None, Depends(_bearer)]) -> User:
     """The user behind the request's bearer access token, or a 401 for anything else."""
-    from ordo.wiring import token_policy, user_table
+    from ordo.wiring import token_verifier, user_table
 
     if not token:
         raise errors.Unauthorized("Not authenticated")
-    return authenticate(user_table(), token, token_policy(), utcnow())
+    return authenticate(user_table(), token, token_verifier(), utcnow())
 
 
 # In an endpoint's signature: ``user: CurrentUser``. Every non-public route takes one.
 CurrentUser = Annotated[User, Depends(authenticated_user)]
+# The bearer token as sent, unchecked (``None`` if there is none): for sign-out, which must
+# work with whichever of its tokens is still valid.
+BearerToken = Annotated[str | None, Depends(_bearer)]
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as API Gateway saw it (``requestContext.http.sourceIp``)."""
+    event = request.scope.get("aws.event") or {}
+    address = event.get("requestContext", {}).get("http", {}).get("sourceIp")
+    if address:
+        return str(address)
+    return request.client.host if request.client else "unknown"
+
+
+# In an endpoint's signature: ``client: ClientAddress``, for per-address rate limits.
+ClientAddress = Annotated[str, Depends(client_address)]

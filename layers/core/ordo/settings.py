@@ -25,12 +25,20 @@ class Settings(BaseModel):
     time_scale: float = Field(default=1.0, ge=0.0, le=100.0)
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     job_retention_days: int = Field(default=30, ge=0)
-    # The JWT signing secret: given directly (local), or the name of an SSM SecureString.
-    jwt_secret: str = Field(default="", repr=False)
-    jwt_secret_parameter: str = ""
+    # Tokens (ordo.tokens). The private signing key (a private JWK; the Auth function only)
+    # and the public keys (a JWKS): each given directly (local, tests), or the name of the SSM
+    # parameter that holds it (a SecureString, and a String).
+    jwt_signing_key: str = Field(default="", repr=False)
+    jwt_signing_key_parameter: str = ""
+    jwt_public_keys: str = ""
+    jwt_public_keys_parameter: str = ""
+    jwt_issuer: str = Field(default="ordo", min_length=1, max_length=256)
+    jwt_audience: str = Field(default="ordo-api", min_length=1, max_length=256)
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=7, ge=1, le=90)
     max_pending_per_user: int = Field(default=100, ge=1)
+    # Sign-in and registration attempts one address may make per window (README: rate limits).
+    client_attempts: int = Field(default=30, ge=1, le=1_000_000)
     fetch_source_url: str = "https://jsonplaceholder.typicode.com/posts"
     fetch_cache_seconds: int = Field(default=60, ge=0)
     fetch_connect_timeout: float = Field(default=2.0, gt=0, le=10)
@@ -59,11 +67,16 @@ class Settings(BaseModel):
             "time_scale": "ORDO_TIME_SCALE",
             "max_receive_count": "ORDO_MAX_RECEIVE_COUNT",
             "job_retention_days": "ORDO_JOB_RETENTION_DAYS",
-            "jwt_secret": "ORDO_JWT_SECRET",
-            "jwt_secret_parameter": "ORDO_JWT_SECRET_PARAMETER",
+            "jwt_signing_key": "ORDO_JWT_SIGNING_KEY",
+            "jwt_signing_key_parameter": "ORDO_JWT_SIGNING_KEY_PARAMETER",
+            "jwt_public_keys": "ORDO_JWT_PUBLIC_KEYS",
+            "jwt_public_keys_parameter": "ORDO_JWT_PUBLIC_KEYS_PARAMETER",
+            "jwt_issuer": "ORDO_JWT_ISSUER",
+            "jwt_audience": "ORDO_JWT_AUDIENCE",
             "access_token_minutes": "ORDO_ACCESS_TOKEN_MINUTES",
             "refresh_token_days": "ORDO_REFRESH_TOKEN_DAYS",
             "max_pending_per_user": "ORDO_MAX_PENDING_PER_USER",
+            "client_attempts": "ORDO_CLIENT_ATTEMPTS",
             "fetch_source_url": "ORDO_FETCH_SOURCE_URL",
             "fetch_cache_seconds": "ORDO_FETCH_CACHE_SECONDS",
             "fetch_connect_timeout": "ORDO_FETCH_CONNECT_TIMEOUT",

@@ -6,20 +6,44 @@ Handlers depend on these through FastAPI's ``Depends``, so tests can swap in fak
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from functools import cache
+from functools import cache, wraps
 from typing import TYPE_CHECKING
 
 from ordo import aws
 from ordo.jobs import JobQueue, JobTable, QueueGauge
 from ordo.settings import settings
 
+# How old the token keys a warm container holds may get: a rotation reaches it within this.
+KEYS_MAX_AGE_SECONDS = 300.0
+
 if TYPE_CHECKING:
-    from ordo.accounts import LoginGuard, RefreshTokens, TokenPolicy, UserTable
+    from ordo.accounts import LoginGuard, RefreshTokens, SignInLimits, TokenPolicy, UserTable
     from ordo.aggregation import Aggregator, PostStore
     from ordo.cases import CaseTable, CaseTimer, Timeline
     from ordo.catalog import ProductTable
+    from ordo.tokens import TokenVerifier
     from ordo.worker import Lane
+
+
+def _kept_for[T](seconds: float) -> Callable[[Callable[[], T]], Callable[[], T]]:
+    """Like ``functools.cache`` for a function of no arguments, but built again once it is
+    ``seconds`` old (``cache_clear`` too, for tests)."""
+
+    def decorate(build: Callable[[], T]) -> Callable[[], T]:
+        kept: list[tuple[float, T]] = []
+
+        @wraps(build)
+        def kept_or_new() -> T:
+            if not kept or time.monotonic() - kept[0][0] >= seconds:
+                kept[:] = [(time.monotonic(), build())]
+            return kept[0][1]
+
+        kept_or_new.cache_clear = kept.clear  # type: ignore[attr-defined]
+        return kept_or_new
+
+    return decorate
 
 
 @cache
@@ -97,21 +121,56 @@ def login_guard() -> LoginGuard:
 
 
 @cache
+def sign_in_limits() -> SignInLimits:
+    from ordo.accounts import AttemptLimit, SignInLimits
+
+    return SignInLimits(client=AttemptLimit(free=settings().client_attempts))
+
+
+def _parameter(name: str, *, decrypt: bool = False) -> str:
+    response = aws.ssm().get_parameter(Name=name, WithDecryption=decrypt)
+    return str(response["Parameter"].get("Value", ""))
+
+
+@cache
+def token_verifier() -> TokenVerifier:
+    """The public keys, read from SSM on first use, every five minutes, and when a token names
+    a key that is not among them (a rotation), at most once a minute."""
+    from ordo.tokens import TokenVerifier
+
+    config = settings()
+    if not config.jwt_public_keys and not config.jwt_public_keys_parameter:
+        raise RuntimeError("no JWT public keys: set ORDO_JWT_PUBLIC_KEYS(_PARAMETER)")
+
+    def load() -> str:
+        return config.jwt_public_keys or _parameter(config.jwt_public_keys_parameter)
+
+    return TokenVerifier(
+        load,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+        max_age_seconds=KEYS_MAX_AGE_SECONDS,
+    )
+
+
+@_kept_for(KEYS_MAX_AGE_SECONDS)
 def token_policy() -> TokenPolicy:
-    """Read the signing secret once per container: from the environment, or from SSM."""
+    """The Auth function's: the private signing key, read again every five minutes, so that a
+    rotation reaches warm containers as it does the verifiers (``ordo.tokens``)."""
     from datetime import timedelta
 
     from ordo.accounts import TokenPolicy
+    from ordo.tokens import SigningKey
 
     config = settings()
-    secret = config.jwt_secret
-    if not secret and config.jwt_secret_parameter:
-        response = aws.ssm().get_parameter(Name=config.jwt_secret_parameter, WithDecryption=True)
-        secret = response["Parameter"].get("Value", "")
-    if len(secret) < 32:
-        raise RuntimeError("the JWT secret is missing or shorter than 32 characters")
+    jwk = config.jwt_signing_key
+    if not jwk and config.jwt_signing_key_parameter:
+        jwk = _parameter(config.jwt_signing_key_parameter, decrypt=True)
+    if not jwk:
+        raise RuntimeError("no JWT signing key: set ORDO_JWT_SIGNING_KEY(_PARAMETER)")
     return TokenPolicy(
-        secret=secret,
+        signing_key=SigningKey.from_jwk(jwk),
+        verifier=token_verifier(),
         access_lifetime=timedelta(minutes=config.access_token_minutes),
         refresh_lifetime=timedelta(days=config.refresh_token_days),
     )
@@ -158,6 +217,8 @@ def post_store() -> PostStore:
 
 @cache
 def aggregator() -> Aggregator:
+    from datetime import timedelta
+
     from ordo.aggregation import Aggregator
     from ordo.source import HttpSource
     from ordo.storage.aggregation import DynamoFetchLock, DynamoFetchLog
@@ -178,6 +239,7 @@ def aggregator() -> Aggregator:
         store=post_store(),
         lock=DynamoFetchLock(aws.dynamodb(), table),
         log=DynamoFetchLog(aws.dynamodb(), table),
+        cache_window=timedelta(seconds=config.fetch_cache_seconds),
     )
 
 

@@ -14,7 +14,7 @@ export function renderSignIn(view) {
     );
     const username = field(
       "Username",
-      h("input", { type: "text", autocomplete: "username", required: true, maxlength: "50" }),
+      h("input", { type: "text", autocomplete: "username", required: true, maxlength: "100" }),
     );
     const password = field(
       "Password",

@@ -4,10 +4,11 @@
 pk                          sk          what
 ==========================  ==========  ================================================
 ``USER#<id>``               ``USER``    the user; ``gsi1pk=USERS``, ``gsi1sk=<created>#<id>``
-``USERNAME#<lower name>``   ``UNIQUE``  claims a username (points at the user)
+``USERNAME#<name key>``     ``UNIQUE``  claims a username (NFKC, case-folded; see below)
 ``EMAIL#<lower email>``     ``UNIQUE``  claims an email
-``REFRESH#<jti>``           ``TOKEN``   an unspent refresh token (TTL at its expiry)
-``LOGIN#<lower name>``      ``GUARD``   failed sign-ins and the lock they earned (TTL)
+``FAMILY#<fam>``            ``FAMILY``  a refresh-token family: one sign-in (TTL)
+``LOGIN#<counter>``         ``GUARD``   sign-in attempts and the lock they earned (TTL);
+                                        per user, per user at an address, per address
 ==========================  ==========  ================================================
 
 Registration writes the user and both claims in one transaction, each conditional on the key
@@ -16,32 +17,40 @@ not existing, so uniqueness holds under concurrent registration.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-from ordo.accounts import EmailTaken, User, UsernameTaken
-from ordo.errors import Conflict
-from ordo.security import Claims
+from ordo.accounts import (
+    Attempts,
+    EmailTaken,
+    RefreshTokenReused,
+    SessionRevoked,
+    User,
+    UsernameTaken,
+    email_key,
+    username_key,
+)
+from ordo.errors import Conflict, Unavailable
 from ordo.storage.attributes import from_item, to_item
+from ordo.storage.batch import base_items
 from ordo.storage.cursors import decode_cursor, encode_cursor
 from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
+from ordo.tokens import Claims
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 USERS_INDEX = "gsi1"
 
-# Sign-in lock: after FREE_FAILURES in a window, each further failure doubles the wait.
-FREE_FAILURES = 5
-FIRST_LOCK = timedelta(seconds=30)
-MAX_LOCK = timedelta(minutes=15)
-WINDOW = timedelta(minutes=15)
-
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _family_key(family: str) -> dict[str, Any]:
+    return _key(f"FAMILY#{family}", "FAMILY")
 
 
 def _user_key(user_id: str) -> dict[str, Any]:
@@ -49,11 +58,16 @@ def _user_key(user_id: str) -> dict[str, Any]:
 
 
 def _username_key(username: str) -> dict[str, Any]:
+    return _key(f"USERNAME#{username_key(username)}", "UNIQUE")
+
+
+def _legacy_username_key(username: str) -> dict[str, Any]:
+    """How claims were keyed before usernames were NFKC case-folded: ``str.lower()``."""
     return _key(f"USERNAME#{username.lower()}", "UNIQUE")
 
 
 def _email_key(email: str) -> dict[str, Any]:
-    return _key(f"EMAIL#{email.lower()}", "UNIQUE")
+    return _key(f"EMAIL#{email_key(email)}", "UNIQUE")
 
 
 def _user_item(user: User) -> dict[str, Any]:
@@ -97,10 +111,19 @@ class DynamoUserTable:
         return _user(item) if item else None
 
     def find_by_username(self, username: str) -> User | None:
-        claim = self._client.get_item(
-            TableName=self._table, Key=_username_key(username), ConsistentRead=True
-        ).get("Item")
-        return self.get(claim["user_id"]["S"]) if claim else None
+        """By the key accounts named before the NFKC rule have (``str.lower()``), then by the
+        name's key. Only names outside ASCII have two keys: ``Straße`` finds its old account
+        before a newer ``strasse`` one."""
+        keys = [_legacy_username_key(username)]
+        if _username_key(username) != keys[0]:
+            keys.append(_username_key(username))
+        for key in keys:
+            claim = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get(
+                "Item"
+            )
+            if claim:
+                return self.get(claim["user_id"]["S"])
+        return None
 
     def save(self, before: User, after: User) -> User:
         """One transaction: the user (unchanged since read) and any moved name claims."""
@@ -123,10 +146,16 @@ class DynamoUserTable:
             (before.username, after.username, _username_key),
             (before.email, after.email, _email_key),
         ):
-            if old.lower() != new.lower():
+            if key(old) != key(new):
                 moved.append(key)
                 actions.append(self._put(key(new) | claim, "attribute_not_exists(pk)"))
                 actions.append({"Delete": {"TableName": self._table, "Key": key(old)}})
+        if _username_key in moved and _legacy_username_key(before.username) not in (
+            _username_key(before.username),
+            _username_key(after.username),
+        ):
+            legacy = _legacy_username_key(before.username)
+            actions.append({"Delete": {"TableName": self._table, "Key": legacy}})
         try:
             transact_write(self._client, actions)
         except ClientError as error:
@@ -152,87 +181,148 @@ class DynamoUserTable:
             query["ExclusiveStartKey"] = decode_cursor(cursor, keys, ("gsi1pk", "USERS"))
         response = self._client.query(**query)
         last = response.get("LastEvaluatedKey")
-        return [_user(item) for item in response["Items"]], encode_cursor(last) if last else None
+        # The index holds only keys: password hashes and token state never leave the user item.
+        items = base_items(self._client, self._table, response["Items"])
+        return [_user(item) for item in items], encode_cursor(last) if last else None
 
 
 class DynamoRefreshTokens:
+    """Refresh-token families, one item each (``FAMILY#<fam>``): the user, the one refresh
+    token (``current`` jti) that may be spent next, ``revoked`` once it ends, and a TTL at the
+    current token's expiry. Rotation is one conditional update; when it fails, the item as it
+    was comes back with the error, so telling reuse from revocation costs no read."""
+
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
-    def remember(self, claims: Claims) -> None:
+    def start(self, claims: Claims) -> None:
         self._client.put_item(
             TableName=self._table,
-            Item=_key(f"REFRESH#{claims.jti}", "TOKEN")
-            | to_item({"user_id": claims.sub, "expires_at": claims.exp}),
+            Item=_family_key(claims.fam)
+            | to_item({"user_id": claims.sub, "current": claims.jti, "expires_at": claims.exp}),
+            ConditionExpression="attribute_not_exists(pk)",
         )
 
-    def consume(self, jti: str) -> bool:
+    def rotate(self, spent: Claims, fresh: Claims) -> None:
         try:
-            self._client.delete_item(
+            self._client.update_item(
                 TableName=self._table,
-                Key=_key(f"REFRESH#{jti}", "TOKEN"),
-                ConditionExpression="attribute_exists(pk)",
+                Key=_family_key(spent.fam),
+                UpdateExpression="SET #current = :fresh, expires_at = :expires",
+                ConditionExpression="#current = :spent AND attribute_not_exists(revoked)",
+                ExpressionAttributeNames={"#current": "current"},
+                ExpressionAttributeValues={
+                    ":fresh": {"S": fresh.jti},
+                    ":spent": {"S": spent.jti},
+                    ":expires": {"N": str(fresh.exp)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+            if not is_condition_failure(error):
+                raise
+            family = cast("dict[str, Any]", error.response).get("Item")
+            if not family or "revoked" in family:
+                raise SessionRevoked() from error
+            self.revoke(spent.fam)
+            raise RefreshTokenReused() from error
+
+    def revoke(self, family: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_family_key(family),
+                UpdateExpression="SET revoked = :yes",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
 
 
 class DynamoLoginGuard:
-    """Failed sign-ins per username. Past ``FREE_FAILURES`` in a window, each failure locks the
-    name for twice as long as the last, up to ``MAX_LOCK``; the record expires with its window,
-    so no lock outlives 15 minutes of quiet."""
+    """Sign-in attempt counters, one item each (``LOGIN#<key>``), expiring by TTL when their
+    window ends. Reads are strongly consistent and every write is conditional on the
+    ``version`` read, so parallel attempts cannot each pass the same check."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
-    def _key(self, username: str) -> dict[str, Any]:
-        return _key(f"LOGIN#{username.lower()[:254]}", "GUARD")
+    @staticmethod
+    def _key(key: str) -> dict[str, Any]:
+        return _key(f"LOGIN#{key}", "GUARD")
 
-    def retry_after(self, username: str, now: datetime) -> int:
-        item = self._client.get_item(TableName=self._table, Key=self._key(username)).get("Item")
-        if not item or int(item["expires_at"]["N"]) <= int(now.timestamp()):
-            return 0
-        locked_until = int(item.get("locked_until", {}).get("N", "0"))
-        return max(0, locked_until - int(now.timestamp()))
+    def read(self, keys: Sequence[str]) -> dict[str, Attempts]:
+        wanted = {f"LOGIN#{key}": key for key in keys}
+        response = self._client.batch_get_item(
+            RequestItems={
+                self._table: {
+                    "Keys": [self._key(key) for key in keys],
+                    "ConsistentRead": True,
+                }
+            }
+        )
+        if response.get("UnprocessedKeys"):  # throttled: let the caller retry later
+            raise Unavailable("Sign-in is busy; please retry")
+        found: dict[str, Attempts] = {}
+        for item in response["Responses"].get(self._table, []):
+            fields = from_item(item)
+            found[wanted[fields["pk"]]] = Attempts(
+                count=int(fields["count"]),
+                window_ends=int(fields["expires_at"]),
+                locked_until=int(fields.get("locked_until", 0)),
+                version=int(fields["version"]),
+            )
+        return found
 
-    def failed(self, username: str, now: datetime) -> None:
-        epoch = int(now.timestamp())
-        expires = {"N": str(epoch + int(WINDOW.total_seconds()))}
-        try:  # count on within a live window...
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=self._key(username),
-                UpdateExpression="ADD failures :one SET expires_at = :expires",
-                ConditionExpression="expires_at > :now",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":expires": expires,
-                    ":now": {"N": str(epoch)},
-                },
-                ReturnValues="ALL_NEW",
-            )
-            failures = int(response["Attributes"]["failures"]["N"])
-        except ClientError as error:  # ...or start a new one (TTL may not have removed the old)
-            if not is_condition_failure(error):
-                raise
-            self._client.put_item(
-                TableName=self._table,
-                Item=self._key(username) | {"failures": {"N": "1"}, "expires_at": expires},
-            )
-            failures = 1
-        if failures >= FREE_FAILURES:
-            lock = min(FIRST_LOCK * 2 ** (failures - FREE_FAILURES), MAX_LOCK)
+    def write(self, changes: Mapping[str, tuple[Attempts | None, Attempts]]) -> bool:
+        actions = []
+        for key, (before, after) in changes.items():
+            put: dict[str, Any] = {
+                "TableName": self._table,
+                "Item": self._key(key)
+                | to_item(
+                    {
+                        "count": after.count,
+                        "expires_at": after.window_ends,
+                        "locked_until": after.locked_until,
+                        "version": after.version,
+                    }
+                ),
+            }
+            if before is None:
+                put["ConditionExpression"] = "attribute_not_exists(pk)"
+            else:
+                put["ConditionExpression"] = "version = :seen"
+                put["ExpressionAttributeValues"] = {":seen": {"N": str(before.version)}}
+            actions.append({"Put": put})
+        try:
+            transact_write(self._client, actions)
+        except ClientError as error:
+            if "ConditionalCheckFailed" in cancellation_codes(error):
+                return False
+            raise
+        except Unavailable:  # conflicts that outlasted the retries: a lost race, as above
+            return False
+        return True
+
+    def forget(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._client.delete_item(TableName=self._table, Key=self._key(key))
+
+    def refund(self, key: str) -> None:
+        try:
             self._client.update_item(
                 TableName=self._table,
-                Key=self._key(username),
-                UpdateExpression="SET locked_until = :until",
-                ExpressionAttributeValues={":until": {"N": str(epoch + int(lock.total_seconds()))}},
+                Key=self._key(key),
+                UpdateExpression="SET #count = #count - :one, version = version + :one",
+                ConditionExpression="#count > :zero",
+                ExpressionAttributeNames={"#count": "count"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
             )
-
-    def succeeded(self, username: str) -> None:
-        self._client.delete_item(TableName=self._table, Key=self._key(username))
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
