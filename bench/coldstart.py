@@ -331,10 +331,10 @@ def prepare(endpoint: str) -> dict[str, Case]:
     _parent_imports()
     import boto3
 
+    from infra.local.cloud import store_stack_signing_key
     from infra.local.stack import Stack
     from ordo.accounts import RegisterRequest, register
     from ordo.jobs import Job, JobStatus, new_job_id
-    from ordo.keyring import store_signing_key
     from ordo.queue import SqsJobQueue
     from ordo.storage.accounts import DynamoLoginGuard, DynamoUserTable
     from ordo.storage.dynamodb import DynamoJobTable, job_key
@@ -360,12 +360,7 @@ def prepare(endpoint: str) -> dict[str, Case]:
         if named != parameter:
             raise BenchError(f"{lid} reads the JWT public keys from {named!r}, not {parameter!r}")
     key = SigningKey.generate()
-    store_signing_key(
-        session.client("ssm", endpoint_url=endpoint),
-        key,
-        private_name=stack.parameters["JwtSigningKeyParameterName"],
-        public_name=parameter,
-    )
+    store_stack_signing_key(session.client("ssm", endpoint_url=endpoint), stack, key)
     issuer = functions["StatusFunction"].environment["ORDO_JWT_ISSUER"]
     audience = functions["StatusFunction"].environment["ORDO_JWT_AUDIENCE"]
 

@@ -110,7 +110,8 @@ class InMemoryLoginGuard:
         self._lock = threading.Lock()
 
     def read(self, keys: Sequence[str]) -> dict[str, Attempts]:
-        return {key: self.records[key] for key in keys if key in self.records}
+        with self._lock:
+            return {key: self.records[key] for key in keys if key in self.records}
 
     def write(self, changes: Mapping[str, tuple[Attempts | None, Attempts]]) -> bool:
         with self._lock:
@@ -120,8 +121,9 @@ class InMemoryLoginGuard:
             return True
 
     def forget(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self.records.pop(key, None)
+        with self._lock:
+            for key in keys:
+                self.records.pop(key, None)
 
     def refund(self, key: str) -> None:
         with self._lock:
@@ -130,8 +132,6 @@ class InMemoryLoginGuard:
                 self.records[key] = replace(
                     record, count=record.count - 1, version=record.version + 1
                 )
-
-    _lock = threading.Lock()
 
 
 def make_user(name: str, role: Role = Role.USER, *, now: datetime | None = None) -> User:

@@ -594,6 +594,7 @@ def test_only_the_auth_function_may_read_the_signing_key_and_api_functions_the_p
     assert globals_env["ORDO_JWT_ISSUER"] == {"Fn::Sub": "ordo/${AWS::StackName}"}
     assert globals_env["ORDO_JWT_AUDIENCE"] == "ordo-api"
     assert not {"ORDO_JWT_SIGNING_KEY", "ORDO_JWT_SIGNING_KEY_PARAMETER"} & set(globals_env)
+
     for lid, function in stack.functions().items():
         named = "ORDO_JWT_SIGNING_KEY_PARAMETER" in function.environment
         assert named == (lid == "AuthFunction"), lid
@@ -605,6 +606,15 @@ def test_only_the_auth_function_may_read_the_signing_key_and_api_functions_the_p
     assert readers(READ_PUBLIC_KEYS) == set(API_FUNCTIONS) - {"HealthFunction"}  # no token
     ssm = {lid for lid in FUNCTIONS if any(g[0].startswith("ssm:") for g in GRANTS[lid])}
     assert ssm == readers(READ_PUBLIC_KEYS)
+
+
+def test_the_per_address_limit_reaches_the_functions_that_charge_it() -> None:
+    readers = {
+        lid
+        for lid, function in Stack.load(overrides={"ClientAttempts": "500"}).functions().items()
+        if function.environment.get("ORDO_CLIENT_ATTEMPTS") == "500"
+    }
+    assert readers == {"AuthFunction", "UsersFunction"}
 
 
 def _rule_of(stack: Stack, function: str) -> dict[str, Any]:

@@ -58,9 +58,9 @@ class Logout:
     problem: str | None = None
 
 
-# /auth/logout answers that leave nothing to revoke on the server: revoked (204), no valid
-# token to revoke (401), or a server without the route (404).
-SERVER_DONE = (204, 401, 404)
+# /auth/logout failures that still leave nothing to revoke on the server (beyond its 204): no
+# valid token to revoke (401), or a server without the route (404).
+SERVER_DONE = (401, 404)
 
 
 class Api:
@@ -132,15 +132,12 @@ class Api:
             response = self._send(
                 "POST", "/auth/logout", True, json={"refresh_token": tokens.get("refresh_token")}
             )
-            if response.is_success or response.status_code in SERVER_DONE:
-                return Logout(signed_in=True)
-            try:
-                self._json(response)
-            except CliError as refused:
-                return Logout(signed_in=True, problem=refused.message)
-            return Logout(signed_in=True, problem=f"HTTP {response.status_code}")
-        except CliError as unreachable:
-            return Logout(signed_in=True, problem=unreachable.message)
+            if not response.is_success and response.status_code not in SERVER_DONE:
+                self._json(response)  # raises, with the server's detail
+        except CliError as not_told:
+            return Logout(signed_in=True, problem=not_told.message)
+        else:
+            return Logout(signed_in=True)
         finally:
             self._forget()
 

@@ -22,14 +22,7 @@ from ordo.accounts import (
 )
 from ordo.clock import utcnow
 from ordo.http import BearerToken, ClientAddress, CurrentUser, api_app
-from ordo.wiring import (
-    login_guard,
-    refresh_tokens,
-    sign_in_limits,
-    token_policy,
-    token_verifier,
-    user_table,
-)
+from ordo.wiring import login_guard, refresh_tokens, sign_in_limits, token_policy, user_table
 
 app = api_app(title="auth")
 
@@ -105,12 +98,14 @@ def refresh(request: RefreshRequest, users: Users, tokens: Tokens, policy: Polic
     status_code=204,
     responses={401: {"description": "Neither the refresh token nor the bearer token is valid"}},
 )
-def logout(tokens: Tokens, bearer: BearerToken, request: LogoutRequest | None = None) -> Response:
+def logout(
+    tokens: Tokens, policy: Policy, bearer: BearerToken, request: LogoutRequest | None = None
+) -> Response:
     """Revoke the session (refresh-token family) of the refresh token in the body and/or of the
     bearer access token. Its access tokens run out on their own, within their lifetime."""
     refresh_token = request.refresh_token if request else None
     accounts.logout(
-        tokens, token_verifier(), utcnow(), refresh_token=refresh_token, access_token=bearer
+        tokens, policy.verifier, utcnow(), refresh_token=refresh_token, access_token=bearer
     )
     return Response(status_code=204)
 

@@ -2,7 +2,6 @@
 (EventBridge), and serve the stored posts back."""
 
 import secrets
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Response
@@ -60,18 +59,17 @@ def fetch(
         outcome = aggregation.submit_fetch(
             table,
             queue,
-            fetcher.log,
+            fetcher,
             owner=user.id,
             now=utcnow(),
             retention_days=config.job_retention_days,
             max_pending=config.max_pending_per_user,
-            cache_window=timedelta(seconds=config.fetch_cache_seconds),
         )
         response.status_code = 202 if outcome.queued else 200
         return outcome.answer
     require_admin(user)
     holder = f"sync-{secrets.token_hex(8)}"
-    return aggregation.fetch_sync(fetcher, holder, utcnow(), config.fetch_cache_seconds)
+    return aggregation.fetch_sync(fetcher, holder, utcnow())
 
 
 @app.get("/fetch/status/{job_id}", response_model=FetchJobView)

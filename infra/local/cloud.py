@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from infra.local import moto_fidelity
@@ -26,6 +26,9 @@ from infra.local.routing import Route
 from infra.local.stack import TEMPLATE, Function, Stack
 from infra.local.static import StaticFiles
 
+if TYPE_CHECKING:
+    from ordo.tokens import SigningKey
+
 log = logging.getLogger("ordo.local")
 
 REGION = "us-east-1"
@@ -35,6 +38,18 @@ TIMEOUTS_VARIABLE = "ORDO_LOCAL_TIMEOUTS"
 JSON = {"content-type": "application/json"}
 # Passed to every function, as Lambda's own environment would be.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
+
+
+def store_stack_signing_key(ssm: Any, stack: Stack, key: SigningKey) -> None:
+    """``key`` in the two SSM parameters the stack's template names for the token keys."""
+    from ordo.keyring import store_signing_key
+
+    store_signing_key(
+        ssm,
+        key,
+        private_name=stack.parameters[SIGNING_KEY_PARAMETER],
+        public_name=stack.parameters[PUBLIC_KEYS_PARAMETER],
+    )
 
 
 @dataclass
@@ -152,17 +167,11 @@ class LocalCloud:
         """As deployed: the private key in a SecureString (the Auth function reads it) and the
         public keys in a String (every API function reads them). A fresh key per start, so
         tokens never outlive the local cloud; ``ORDO_JWT_SIGNING_KEY`` (a private JWK) fixes it."""
-        from ordo.keyring import store_signing_key
         from ordo.tokens import SigningKey
 
         given = self.env_overrides.get("ORDO_JWT_SIGNING_KEY")
         key = SigningKey.from_jwk(given) if given else SigningKey.generate()
-        store_signing_key(
-            self._client("ssm"),
-            key,
-            private_name=self.stack.parameters[SIGNING_KEY_PARAMETER],
-            public_name=self.stack.parameters[PUBLIC_KEYS_PARAMETER],
-        )
+        store_stack_signing_key(self._client("ssm"), self.stack, key)
 
     def _client(self, service: str) -> Any:
         from botocore.session import get_session
@@ -188,7 +197,10 @@ class LocalCloud:
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "PYTHONUNBUFFERED": "1",
         }
-        return inherited | lambda_env | function.environment | self.env_overrides
+        overrides = dict(self.env_overrides)
+        if "ORDO_JWT_SIGNING_KEY_PARAMETER" not in function.environment:
+            overrides.pop("ORDO_JWT_SIGNING_KEY", None)  # the private key: the Auth function's
+        return inherited | lambda_env | function.environment | overrides
 
     def _start_event_sources(
         self, definitions: dict[str, Function], sqs: Any, dynamodb: Any

@@ -199,10 +199,8 @@ def test_sign_in_with_the_keyboard_alone(screen: Screen, api: Api) -> None:
     assert outline not in ("", "none")
 
 
-def test_an_expired_access_token_is_refreshed_once(screen: Screen, api: Api) -> None:
-    username, _ = signed_up(api)
-    screen.sign_in(username)
-    page = screen.page
+def expire_access_token(page: Page) -> None:
+    """Spoil the stored access token, so the next request gets a 401 and refreshes."""
     page.evaluate(
         """() => {
           const session = JSON.parse(sessionStorage.getItem('ordo.session'));
@@ -210,6 +208,13 @@ def test_an_expired_access_token_is_refreshed_once(screen: Screen, api: Api) -> 
           sessionStorage.setItem('ordo.session', JSON.stringify(session));
         }"""
     )
+
+
+def test_an_expired_access_token_is_refreshed_once(screen: Screen, api: Api) -> None:
+    username, _ = signed_up(api)
+    screen.sign_in(username)
+    page = screen.page
+    expire_access_token(page)
     page.reload()
     page.get_by_role("link", name="Documents").click()
     expect(page.get_by_role("heading", name="Documents", level=1)).to_be_visible()
@@ -218,6 +223,28 @@ def test_an_expired_access_token_is_refreshed_once(screen: Screen, api: Api) -> 
     refreshes = [status for path, status in screen.responses if path == "/auth/refresh"]
     assert refreshes == [200]
     assert not page.evaluate("sessionStorage.getItem('ordo.session')").count("expired.")
+
+
+def test_a_refresh_that_fails_for_a_reason_other_than_401_keeps_the_session(
+    screen: Screen, api: Api
+) -> None:
+    username, _ = signed_up(api)
+    screen.sign_in(username)
+    page = screen.page
+    expire_access_token(page)
+    busy = json.dumps({"detail": "A service ordo depends on is busy or unreachable; please retry"})
+    page.route(
+        "**/auth/refresh",
+        lambda route: route.fulfill(status=503, body=busy, content_type="application/json"),
+    )
+    page.reload()
+    page.get_by_role("link", name="Tasks").click()
+    expect(page.get_by_text("busy or unreachable")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    assert "refresh_token" in page.evaluate("sessionStorage.getItem('ordo.session')")
+    screen.errors.remove(  # the 503 this test answers, which the browser logs
+        "Failed to load resource: the server responded with a status of 503 (Service Unavailable)"
+    )
 
 
 # --- tasks and documents ------------------------------------------------------------------

@@ -7,9 +7,9 @@ import pytest
 from moto import mock_aws
 
 from infra.local import moto_fidelity
+from infra.local.cloud import store_stack_signing_key
 from infra.local.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, start
 from infra.local.stack import Stack
-from ordo.keyring import store_signing_key
 from ordo.tokens import SigningKey
 from tests.harness import Cloud, reset_ordo_caches
 
@@ -21,12 +21,7 @@ def anonymous_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     with mock_aws():
         stack = Stack.load(overrides={"TimeScale": "0"})
         stack.provision(boto3.client("dynamodb"), boto3.client("sqs"))
-        store_signing_key(
-            boto3.client("ssm"),
-            SigningKey.generate(),
-            private_name=stack.parameters["JwtSigningKeyParameterName"],
-            public_name=stack.parameters["JwtPublicKeysParameterName"],
-        )
+        store_stack_signing_key(boto3.client("ssm"), stack, SigningKey.generate())
         for function in stack.functions().values():
             for name, value in function.environment.items():
                 if not name.startswith("POWERTOOLS_"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -442,3 +443,43 @@ def test_a_fetch_job_that_runs_just_after_a_sync_fetch_ends_cached(
     view = cloud.request("GET", f"/fetch/status/{job_id}").body
     assert (view["status"], view["outcome"], view["fetched"]) == ("completed", "cached", 0)
     assert requests_made(source) == 1
+
+
+def _recurse() -> object:
+    return _recurse()
+
+
+# Failures nobody listed, raised by the line a fetch job runs first (its cache check).
+def _missing_key() -> object:
+    fields: dict[str, object] = {}
+    return fields["a field a new kind forgot"]
+
+
+UNLISTED: dict[str, Callable[[], object]] = {
+    "ArithmeticError": lambda: 1 // 0,
+    "RecursionError": _recurse,
+    "KeyError": _missing_key,
+}
+
+
+@pytest.mark.parametrize("failure", list(UNLISTED))
+def test_a_fetch_job_that_raises_anything_fails_alone_and_the_next_job_runs(
+    cloud: Cloud, source: HTTPServer, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    from ordo.jobs import JobStatus
+    from ordo.storage.aggregation import DynamoFetchLog
+
+    fetch_id = cloud.request("POST", "/fetch", query="mode=task").body["job_id"]
+    after = cloud.request("POST", "/tasks", {"type": "reverse", "data": "after"}).body["task_id"]
+    monkeypatch.setattr(DynamoFetchLog, "last_success", lambda _self: UNLISTED[failure]())
+    cloud.drain()
+
+    fetched = cloud.request("GET", f"/fetch/status/{fetch_id}").body
+    assert fetched["status"] == "failed"
+    assert fetched["error"].startswith("the fetch runner failed (")
+    assert cloud.request("GET", f"/tasks/{after}/result").body["result"] == "retfa"
+    table = cloud.module("WorkerFunction").lane.table
+    for status in (JobStatus.PENDING, JobStatus.PROCESSING):
+        assert table.count_by_status(status) == 0
+    assert cloud.dead_letters() == []
+    assert requests_made(source) == 0

@@ -144,3 +144,16 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_pinned_signing_key_reaches_the_auth_function_only() -> None:
+    from infra.local.cloud import LocalCloud
+    from infra.local.stack import Stack
+
+    cloud = LocalCloud(env_overrides={"ORDO_JWT_SIGNING_KEY": "a private JWK", "ORDO_X": "1"})
+    cloud.stack = Stack.load()
+    for lid, function in cloud.stack.functions().items():
+        environment = cloud._environment(function)
+        assert environment["ORDO_X"] == "1"
+        has_key = environment.get("ORDO_JWT_SIGNING_KEY") == "a private JWK"
+        assert has_key == (lid == "AuthFunction"), lid

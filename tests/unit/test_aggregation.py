@@ -42,8 +42,14 @@ def post(n: int, user: int = 1, title: str = "t") -> dict[str, Any]:
     return {"userId": user, "id": n, "title": f"{title}{n}", "body": "b"}
 
 
-def make(source: ListSource) -> Aggregator:
-    return Aggregator(source, InMemoryPostStore(), InMemoryFetchLock(), InMemoryFetchLog())
+def make(source: ListSource, cache_seconds: float = 0) -> Aggregator:
+    return Aggregator(
+        source,
+        InMemoryPostStore(),
+        InMemoryFetchLock(),
+        InMemoryFetchLog(),
+        cache_window=timedelta(seconds=cache_seconds),
+    )
 
 
 def test_invalid_items_are_skipped_and_the_rest_kept() -> None:
@@ -107,9 +113,9 @@ def test_a_failing_source_keeps_the_data_and_frees_the_lock() -> None:
 )
 def test_the_cache_window(after: float, status: FetchStatus, calls: int) -> None:
     source = ListSource([post(1)])
-    aggregator = make(source)
-    assert fetch_sync(aggregator, "a", NOW, cache_seconds=60).status is FetchStatus.OK
-    report = fetch_sync(aggregator, "a", NOW + timedelta(seconds=after), cache_seconds=60)
+    aggregator = make(source, cache_seconds=60)
+    assert fetch_sync(aggregator, "a", NOW).status is FetchStatus.OK
+    report = fetch_sync(aggregator, "a", NOW + timedelta(seconds=after))
     assert (report.status, source.calls) == (status, calls)
 
 
@@ -126,12 +132,11 @@ def test_the_worker_runs_a_fetch_job_and_fails_it_readably() -> None:
         job_id = submit_fetch(
             table,
             InMemoryJobQueue(),
-            aggregator.log,
+            aggregator,
             owner="o" * 32,
             now=NOW,
             retention_days=0,
             max_pending=9,
-            cache_window=timedelta(0),
         ).answer.job_id
         lane.handle(Delivery("m-1", json.dumps({"job_id": job_id})))
         job = table.jobs[job_id]
@@ -212,12 +217,11 @@ class TaskFetches:
         return submit_fetch(
             self.table,
             self.queue,
-            self.aggregator.log,
+            self.aggregator,
             owner=owner,
             now=self.now,
             retention_days=1,
             max_pending=9,
-            cache_window=self.aggregator.cache_window,
         )
 
     def run(self, job_id: str) -> FetchJobView:
@@ -291,7 +295,7 @@ def test_a_fetch_job_that_runs_within_the_cache_window_ends_cached_without_the_s
     fetches = TaskFetches(cache_seconds=60)
     job_id = fetches.submit().answer.job_id
     # a sync (or scheduled) fetch succeeds while the job waits in the lane
-    fetch_sync(fetches.aggregator, "sync", NOW, cache_seconds=60)
+    fetch_sync(fetches.aggregator, "sync", NOW)
     fetches.now = NOW + timedelta(seconds=5)
     view = fetches.run(job_id)
     assert (view.status, view.outcome, view.fetched) == ("completed", FetchStatus.CACHED, 0)

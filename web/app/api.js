@@ -97,14 +97,17 @@ async function send(method, path, body, token) {
 
 let refreshing = null;
 
-// One refresh at a time, shared by every request that got a 401 meanwhile.
+// One refresh at a time, shared by every request that got a 401 meanwhile. Only a 401 from
+// the refresh ends the session, as in the CLI.
 function refresh() {
   if (!refreshing) {
     const refreshToken = session && session.refresh_token;
     refreshing = (async () => {
       if (!refreshToken) return false;
       const answer = await send("POST", "/auth/refresh", { refresh_token: refreshToken });
-      if (!answer.ok) return false;
+      if (answer.status === 401) return false;
+      // Busy or unreachable (429, 5xx): the tokens may still be good, so keep the session.
+      if (!answer.ok) throw new ApiError(answer.status, answer.data);
       saveSession({ ...session, ...answer.data });
       return true;
     })().finally(() => {

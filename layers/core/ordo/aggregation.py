@@ -38,6 +38,7 @@ log = logging.getLogger("ordo.aggregation")
 
 MAX_PAGE = 100
 CACHED_MESSAGE = "Data fetched recently; using the stored data"
+FETCHED_MESSAGE = "Data fetched successfully"
 # Rounds of "read the active fetch job, else create one" a task request makes while racing
 # others; each lost round means another request just created the active job.
 SUBMIT_ROUNDS = 3
@@ -222,16 +223,11 @@ def recently_fetched(log: FetchLog, now: datetime, window: timedelta) -> bool:
     return last is not None and now - last < window
 
 
-def fetch_sync(
-    aggregator: Aggregator, holder: str, now: datetime, cache_seconds: int
-) -> FetchReport:
+def fetch_sync(aggregator: Aggregator, holder: str, now: datetime) -> FetchReport:
     """``mode=sync``: a fresh enough earlier fetch answers ``cached`` without the source."""
-    if recently_fetched(aggregator.log, now, timedelta(seconds=cache_seconds)):
-        return FetchReport(message=CACHED_MESSAGE, status=FetchStatus.CACHED)
-    counts = fetch_now(aggregator, holder, now)
-    return FetchReport(
-        message="Data fetched successfully", status=FetchStatus.OK, **counts.model_dump()
-    )
+    if recently_fetched(aggregator.log, now, aggregator.cache_window):
+        return _cached()
+    return _fetched(fetch_now(aggregator, holder, now))
 
 
 def fetch_on_schedule(aggregator: Aggregator, holder: str, now: datetime) -> dict[str, Any]:
@@ -272,15 +268,15 @@ def run_fetch(_payload: FetchPayload, ctx: RunContext) -> str:
     now = ctx.now()
     if recently_fetched(aggregator.log, now, aggregator.cache_window):
         return _cached().model_dump_json()
-    counts = fetch_now(aggregator, ctx.job_id, now)
-    report = FetchReport(
-        message="Data fetched successfully", status=FetchStatus.OK, **counts.model_dump()
-    )
-    return report.model_dump_json()
+    return _fetched(fetch_now(aggregator, ctx.job_id, now)).model_dump_json()
 
 
 def _cached() -> FetchReport:
     return FetchReport(message=CACHED_MESSAGE, status=FetchStatus.CACHED)
+
+
+def _fetched(counts: FetchCounts) -> FetchReport:
+    return FetchReport(message=FETCHED_MESSAGE, status=FetchStatus.OK, **counts.model_dump())
 
 
 FETCH: Kind[FetchPayload] = Kind(
@@ -299,13 +295,12 @@ FETCH: Kind[FetchPayload] = Kind(
 def submit_fetch(
     table: JobTable,
     queue: JobQueue,
-    log: FetchLog,
+    aggregator: Aggregator,
     *,
     owner: str,
     now: datetime,
     retention_days: int,
     max_pending: int,
-    cache_window: timedelta,
 ) -> TaskFetch:
     """``mode=task``: the active fetch job if there is one; else, within the cache window, a
     job that ends ``cached`` at once, off the lane; else a new fetch job on the lane.
@@ -324,7 +319,7 @@ def submit_fetch(
                 FetchQueued(message=message, job_id=active.job_id, status=active.status),
                 queued=False,
             )
-        if recently_fetched(log, now, cache_window):
+        if recently_fetched(aggregator.log, now, aggregator.cache_window):
             ended = _cached_job(owner, now, retention_days)
             table.record(ended)
             return TaskFetch(
@@ -384,7 +379,7 @@ def _report(job: Job) -> FetchReport | None:
     """A completed job's result; jobs from before results carried a status were all ``ok``."""
     if job.status is not JobStatus.COMPLETED or not job.result:
         return None
-    counts = FetchCounts.model_validate_json(job.result)
-    status = json.loads(job.result).get("status", FetchStatus.OK)
-    message = CACHED_MESSAGE if status == FetchStatus.CACHED else "Data fetched successfully"
-    return FetchReport(message=message, status=status, **counts.model_dump())
+    stored = json.loads(job.result)
+    if stored.get("status") == FetchStatus.CACHED:
+        return _cached()
+    return _fetched(FetchCounts.model_validate(stored))

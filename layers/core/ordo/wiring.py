@@ -127,8 +127,8 @@ def sign_in_limits() -> SignInLimits:
     return SignInLimits(client=AttemptLimit(free=settings().client_attempts))
 
 
-def _parameter(name: str, *, decrypt: bool = False) -> str:
-    response = aws.ssm().get_parameter(Name=name, WithDecryption=decrypt)
+def _parameter(name: str) -> str:
+    response = aws.ssm().get_parameter(Name=name)
     return str(response["Parameter"].get("Value", ""))
 
 
@@ -160,16 +160,19 @@ def token_policy() -> TokenPolicy:
     from datetime import timedelta
 
     from ordo.accounts import TokenPolicy
+    from ordo.keyring import current_signing_key
     from ordo.tokens import SigningKey
 
     config = settings()
-    jwk = config.jwt_signing_key
-    if not jwk and config.jwt_signing_key_parameter:
-        jwk = _parameter(config.jwt_signing_key_parameter, decrypt=True)
-    if not jwk:
+    key = None
+    if config.jwt_signing_key:
+        key = SigningKey.from_jwk(config.jwt_signing_key)
+    elif config.jwt_signing_key_parameter:
+        key = current_signing_key(aws.ssm(), config.jwt_signing_key_parameter)
+    if key is None:
         raise RuntimeError("no JWT signing key: set ORDO_JWT_SIGNING_KEY(_PARAMETER)")
     return TokenPolicy(
-        signing_key=SigningKey.from_jwk(jwk),
+        signing_key=key,
         verifier=token_verifier(),
         access_lifetime=timedelta(minutes=config.access_token_minutes),
         refresh_lifetime=timedelta(days=config.refresh_token_days),

@@ -256,21 +256,11 @@ class DynamoLoginGuard:
         return _key(f"LOGIN#{key}", "GUARD")
 
     def read(self, keys: Sequence[str]) -> dict[str, Attempts]:
-        wanted = {f"LOGIN#{key}": key for key in keys}
-        response = self._client.batch_get_item(
-            RequestItems={
-                self._table: {
-                    "Keys": [self._key(key) for key in keys],
-                    "ConsistentRead": True,
-                }
-            }
-        )
-        if response.get("UnprocessedKeys"):  # throttled: let the caller retry later
-            raise Unavailable("Sign-in is busy; please retry")
+        named = {f"LOGIN#{key}": key for key in keys}
         found: dict[str, Attempts] = {}
-        for item in response["Responses"].get(self._table, []):
+        for item in base_items(self._client, self._table, [self._key(key) for key in keys]):
             fields = from_item(item)
-            found[wanted[fields["pk"]]] = Attempts(
+            found[named[fields["pk"]]] = Attempts(
                 count=int(fields["count"]),
                 window_ends=int(fields["expires_at"]),
                 locked_until=int(fields.get("locked_until", 0)),

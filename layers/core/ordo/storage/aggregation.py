@@ -34,7 +34,6 @@ from ordo.storage.transactions import is_condition_failure
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-READ_BATCH = 100  # BatchGetItem's limit
 WRITE_BATCH = 25  # BatchWriteItem's limit
 ATTEMPTS = 6
 LOCK_KEY = {"pk": {"S": "LOCK#fetch"}, "sk": {"S": "LOCK"}}
@@ -82,23 +81,11 @@ class DynamoPostStore:
         return len(new), len(changed)
 
     def _stored(self, ids: list[int]) -> dict[int, Post]:
-        found: dict[int, Post] = {}
-        for start in range(0, len(ids), READ_BATCH):
-            pending: Any = {
-                self._table: {"Keys": [post_key(i) for i in ids[start : start + READ_BATCH]]}
-            }
-            for attempt in range(ATTEMPTS):
-                response = self._client.batch_get_item(RequestItems=pending)
-                for item in response["Responses"].get(self._table, []):
-                    post = _post(item)
-                    found[post.id] = post
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                self._backoff(attempt)
-            else:
-                raise Unavailable("The table is busy; some posts could not be read")
-        return found
+        keys = [post_key(i) for i in ids]
+        stored = [
+            _post(item) for item in base_items(self._client, self._table, keys, sleep=self._sleep)
+        ]
+        return {post.id: post for post in stored}
 
     def _write(self, items: list[dict[str, Any]]) -> None:
         for start in range(0, len(items), WRITE_BATCH):

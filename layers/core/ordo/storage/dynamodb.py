@@ -133,6 +133,18 @@ def _placeholders(*expressions: str) -> dict[str, str]:
     return {f"#{name}": name for name in re.findall(r"#(\w+)", " ".join(expressions))}
 
 
+def _job_item(job: Job, status: JobStatus, since: datetime) -> dict[str, Any]:
+    """A new job's item, with its keys in the status index and its owner's listing."""
+    fields = job.model_dump(mode="json", exclude_none=True, exclude={"queue_seq"})
+    keys = _status_keys(status, since, job.job_id)
+    return (
+        job_key(job.job_id)
+        | _values(fields)
+        | _values({"status_pk": keys[":status_pk"], "status_sk": keys[":status_sk"]})
+        | _values(_owner_keys(job))
+    )
+
+
 class DynamoJobTable:
     """Jobs in one DynamoDB table; transitions are single conditional ``UpdateItem`` calls."""
 
@@ -182,14 +194,7 @@ class DynamoJobTable:
     def record(self, job: Job) -> None:
         if not job.status.is_final:
             raise ValueError(f"only an ended job is recorded, not a {job.status} one")
-        fields = job.model_dump(mode="json", exclude_none=True, exclude={"queue_seq"})
-        status = _status_keys(job.status, job.finished_at or job.created_at, job.job_id)
-        item = (
-            job_key(job.job_id)
-            | _values(fields)
-            | _values({"status_pk": status[":status_pk"], "status_sk": status[":status_sk"]})
-            | _values(_owner_keys(job))
-        )
+        item = _job_item(job, job.status, job.finished_at or job.created_at)
         try:
             self._client.put_item(
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -201,14 +206,7 @@ class DynamoJobTable:
 
     def _new_pending(self, job: Job, max_pending: int | None) -> list[dict[str, Any]]:
         """Put the job, and count it in its owner's quota (refused past ``max_pending``)."""
-        fields = job.model_dump(mode="json", exclude_none=True, exclude={"queue_seq"})
-        status = _status_keys(JobStatus.PENDING, job.created_at, job.job_id)
-        item = (
-            job_key(job.job_id)
-            | _values(fields)
-            | _values({"status_pk": status[":status_pk"], "status_sk": status[":status_sk"]})
-            | _values(_owner_keys(job))
-        )
+        item = _job_item(job, JobStatus.PENDING, job.created_at)
         quota: dict[str, Any] = {
             "TableName": self._table,
             "Key": quota_key(job.owner),
