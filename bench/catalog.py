@@ -5,12 +5,21 @@ events. DynamoDB is DynamoDB Local (AWS's own engine, on loopback), with the tab
 template.yaml: moto's response serializer alone takes about a second to return 2,000 items,
 which would measure moto rather than ordo.
 
+Figures, each beside its target:
+- warm reads (list, search, detail): p50, p99 and DynamoDB calls per read;
+- the first read after one admin write made through another container (median of 5): the
+  version's GetItem, one Query of the change record, applied in place;
+- for comparison, a container more than ``CATCH_UP_LIMIT`` writes behind: a full reload
+  (median of 5);
+- the index's memory.
+
     python -m bench.catalog [--products N] [--requests N]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import os
 import random
@@ -25,9 +34,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_P50_MS = 5.0
+TARGET_P50_MS = 3.5
 TARGET_READS = 1
+TARGET_AFTER_WRITE_MS = 50.0
+TARGET_AFTER_WRITE_CALLS = 2  # the version's GetItem, the change records' Query
 TARGET_INDEX_MB = 30.0
+SAMPLES = 5
 
 
 def _environment() -> None:
@@ -105,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
         from ordo import aws
-        from ordo.catalog import CatalogIndex, ProductUpdate, update_product
+        from ordo.catalog import CATCH_UP_LIMIT, CatalogIndex, ProductUpdate, update_product
         from ordo.wiring import product_table
 
         stack = Stack.load(overrides={"TimeScale": "0"})
@@ -194,16 +206,41 @@ def main(argv: list[str] | None = None) -> int:
         fresh.refresh(product_table())
         index_mb = tracemalloc.get_traced_memory()[0] / 1e6
         tracemalloc.stop()
+        # Containers left at this version: each falls behind by every write that follows.
+        behind = [copy.copy(fresh) for _ in range(SAMPLES)]
 
-        reloads = []
-        for n in range(5):
-            index = module.index
-            update_product(
-                product_table(), index, ids[n], ProductUpdate(stock=n + 100), datetime.now(UTC)
+        admin = CatalogIndex()  # the admin's writes go through another container
+        writes = 0
+
+        def write() -> None:
+            nonlocal writes
+            writes += 1
+            changes = ProductUpdate(stock=writes + 100, name=f"Edited widget {writes}")
+            update_product(product_table(), admin, ids[writes], changes, datetime.now(UTC))
+
+        reader = module.index
+        after_write, after_write_calls = [], []
+        for _ in range(SAMPLES):
+            write()
+            calls.clear()
+            catch_ups, reloads = reader.catch_ups, reader.reloads
+            begin = time.perf_counter()
+            assert (
+                get("/products/search", "/products/search", f"q=edited%20widget%20{writes}") == 200
             )
+            after_write.append((time.perf_counter() - begin) * 1000)
+            after_write_calls.append(len(calls))
+            assert (reader.catch_ups, reader.reloads) == (catch_ups + 1, reloads), "not in place"
+        while writes <= CATCH_UP_LIMIT:
+            write()
+        full_reloads = []
+        for index in behind:
+            module.index = index
             begin = time.perf_counter()
             assert get("/products", "/products", "page_size=5") == 200
-            reloads.append((time.perf_counter() - begin) * 1000)
+            full_reloads.append((time.perf_counter() - begin) * 1000)
+            assert index.reloads == fresh.reloads + 1, "a container too far behind must reload"
+        module.index = reader
     finally:
         server.stop()
 
@@ -211,20 +248,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'request':<24} {'p50':>9} {'p99':>9} {'DynamoDB calls':>15} {'p50 own':>9}  target")
     ok = True
     for name, p50, p99, most_reads, own_p50 in rows:
-        met = most_reads <= TARGET_READS and (name == "detail" or p50 <= TARGET_P50_MS)
+        met = most_reads <= TARGET_READS and p50 <= TARGET_P50_MS
         ok &= met
         verdict = "PASS" if met else "FAIL"
         print(
-            f"{name:<24} {p50:>7.2f}ms {p99:>7.2f}ms {most_reads:>15} {own_p50:>7.2f}ms  {verdict}"
+            f"{name:<24} {p50:>7.2f}ms {p99:>7.2f}ms {most_reads:>15} {own_p50:>7.2f}ms  "
+            f"{verdict} (p50 <= {TARGET_P50_MS:g} ms, <= {TARGET_READS} call)"
         )
     print("(p50 own: the handler's time outside its DynamoDB call)")
+    print(f"{'  floor: version GetItem':<24} {floor_p50:>7.2f}ms {floor_p99:>7.2f}ms {1:>15}  info")
+    first_ms, most_calls = statistics.median(after_write), max(after_write_calls)
+    met = first_ms <= TARGET_AFTER_WRITE_MS and most_calls <= TARGET_AFTER_WRITE_CALLS
+    ok &= met
     print(
-        f"{'index in memory':<24} {index_mb:>7.1f}MB {'':>9} {'':>15}  "
+        f"{'first read after a write':<24} {first_ms:>7.2f}ms {max(after_write):>7.2f}ms "
+        f"{most_calls:>15} {'':>9}  {'PASS' if met else 'FAIL'} "
+        f"(median of {SAMPLES} <= {TARGET_AFTER_WRITE_MS:g} ms, "
+        f"<= {TARGET_AFTER_WRITE_CALLS} calls)"
+    )
+    reload_ms = statistics.median(full_reloads)
+    print(
+        f"{'full reload (far behind)':<24} {reload_ms:>7.1f}ms {max(full_reloads):>7.1f}ms "
+        f"{'':>15} {'':>9}  info (median of {SAMPLES}; > {CATCH_UP_LIMIT} writes behind)"
+    )
+    print(
+        f"{'index in memory':<24} {index_mb:>7.1f}MB {'':>9} {'':>15} {'':>9}  "
         f"{'PASS' if index_mb <= TARGET_INDEX_MB else 'FAIL'} (<= {TARGET_INDEX_MB:g} MB)"
     )
-    print(f"{'  floor: version GetItem':<24} {floor_p50:>7.2f}ms {floor_p99:>7.2f}ms {1:>15}  info")
-    reload_ms = statistics.median(reloads)
-    print(f"{'reload after a write':<24} {reload_ms:>7.1f}ms  (median of 5: a consistent Query)")
     ok &= index_mb <= TARGET_INDEX_MB
     print(f"SUMMARY {'PASS' if ok else 'FAIL'}")
     return 0

@@ -302,3 +302,59 @@ def test_concurrent_products_with_one_sku_admit_exactly_one(
     version, live = store.load()
     assert len(live) == 1
     assert version == 1  # only the one write that went through bumped it
+
+
+def test_concurrent_catalog_writes_each_make_one_version_a_reader_catches_up_to(
+    dynamodb_local: DynamoDBLocal, table: str
+) -> None:
+    from ordo.catalog import CatalogIndex, Listing, Product, SortBy
+    from ordo.storage.catalog import DynamoProductTable
+
+    def product(i: int, stock: int = 1) -> Product:
+        return Product(
+            id=f"{i:032x}",
+            name=f"racer {i}",
+            description="",
+            price=Decimal(i),
+            stock=stock,
+            category=f"c{i % 3}",
+            sku=f"RACE-{i}",
+            created_at=NOW,
+            updated_at=NOW,
+        )
+
+    setup = DynamoProductTable(dynamodb_local.client(), table)
+    existing = [product(i) for i in range(4)]
+    for item in existing:
+        setup.create(item)
+    reader = CatalogIndex()
+    reader.refresh(setup)
+
+    def write(i: int, client: DynamoDBClient) -> None:
+        admin = DynamoProductTable(client, table)
+        if i < len(existing):  # half edit a product each, half add one
+            before = existing[i]
+            after = before.model_copy(update={"stock": 50 + i, "updated_at": NOW.replace(hour=13)})
+            admin.replace(before, after)
+        else:
+            admin.create(product(i))
+
+    outcomes = race(dynamodb_local, 8, write)
+
+    assert outcomes == [None] * 8, tally(outcomes)
+    assert setup.version() == 12  # each write made exactly one version
+    assert [change.version for change in setup.changes(4, 12)] == list(range(5, 13))
+    calls: list[str] = []
+    reading = dynamodb_local.client()
+    reading.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    reader.refresh(DynamoProductTable(reading, table))
+    assert (calls, reader.version, reader.reloads) == (["GetItem", "Query"], 12, 1)
+    full = CatalogIndex()
+    full.refresh(setup)
+    for by in SortBy:
+        assert reader.select(Listing(sort_by=by, page_size=100)) == full.select(
+            Listing(sort_by=by, page_size=100)
+        )
+    assert [reader.get(p.id).stock for p in existing] == [50, 51, 52, 53]

@@ -279,7 +279,7 @@ def test_a_write_through_one_instance_is_seen_by_another_at_once(
     cloud.request("PUT", f"/products/{first['id']}", {"name": "After"}, token=admin.access_token)
     status, body = read_through_other(f"/products/{first['id']}")
     assert (status, body["name"]) == (200, "After")
-    assert other_index.reloads == loads + 1
+    assert other_index.reloads == loads  # caught up from the change record, not reloaded
     cloud.request("DELETE", f"/products/{first['id']}", token=admin.access_token)
     assert read_through_other(f"/products/{first['id']}")[0] == 404
     assert read_through_other("/products")[1]["total"] == 0

@@ -1,8 +1,11 @@
 """The product catalog: admins write, anyone lists, filters, sorts, searches and reads.
 
-Reads are served from an in-memory index that each warm container keeps. A version number,
-bumped in the same transaction as every write, says when the index is stale: a read costs one
-small GetItem while it is current, and a reload (one strongly consistent Query) after a write.
+Reads are served from an in-memory index that each warm container keeps. Every write moves the
+catalog's version from *v* to *v+1* and stores a change record for *v+1* (the products as
+written) in the same transaction. A read costs one small GetItem of the version while the index
+is current; after writes, one Query more brings the change records since the index's version,
+applied in place. Only a container that misses a change record (too far behind, or expired)
+loads the whole catalog again.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import hashlib
 import math
 import re
 import secrets
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -133,10 +137,34 @@ class ProductPage(BaseModel):
 
 # --- ports ------------------------------------------------------------------------------------
 
+# How many versions a container may fall behind and still catch up from change records.
+CATCH_UP_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one write stored beside its products: the version it made, and them as written."""
+
+    version: int
+    products: tuple[Product, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogHead:
+    """The catalog's version, and the change records read to reach it."""
+
+    version: int
+    changes: tuple[Change, ...] = ()
+
 
 class ProductTable(Protocol):
     def version(self) -> int:
-        """The catalog's version: bumped by every write, in the same transaction."""
+        """One strongly consistent GetItem: the version of the newest write."""
+        ...
+
+    def changes(self, after: int, through: int) -> tuple[Change, ...]:
+        """One Query: the change records of versions ``after``+1 … ``through`` that still
+        exist (TTL removes old ones)."""
         ...
 
     def load(self) -> tuple[int, list[Product]]:
@@ -144,7 +172,10 @@ class ProductTable(Protocol):
         ...
 
     def create(self, product: Product) -> None:
-        """Raises ``SkuTaken``; SKU uniqueness holds under concurrent writes."""
+        """Raises ``SkuTaken``; SKU uniqueness holds under concurrent writes.
+
+        Each write makes exactly one new version, with its change record, in one transaction.
+        """
         ...
 
     def replace(self, before: Product, after: Product) -> None:
@@ -159,38 +190,74 @@ class TextIndex:
     """Case-insensitive substring search over many texts, at the speed of one ``str.find``.
 
     The texts are joined, with a separator, into one string. A needle without the separator
-    can never match across two texts, so each hit belongs to the text it starts in.
+    can never match across two texts, so each hit belongs to the text it starts in. A changed
+    text is appended and its old place left dead (``None``), until dead places outnumber live.
+    Appended texts are joined on the next search, once for a whole catch-up, not once each.
     """
 
     SEPARATOR = "\x00"
 
     def __init__(self, texts: dict[str, str]) -> None:
-        self.ids = list(texts)
-        folded = [text.casefold() for text in texts.values()]
+        self._lay_out({key: text.casefold() for key, text in texts.items()})
+
+    def _lay_out(self, folded: dict[str, str]) -> None:
+        self.ids: list[str | None] = list(folded)
+        self.positions = {key: n for n, key in enumerate(folded)}
         self.starts: list[int] = []
         offset = 0
-        for text in folded:
+        for text in folded.values():
             self.starts.append(offset)
             offset += len(text) + 1
-        self.joined = self.SEPARATOR.join(folded)
+        self._joined = self.SEPARATOR.join(folded.values())
+        self._appended: list[str] = []  # put's texts, each after its separator, not yet joined
+        self._length = len(self._joined)
+
+    @property
+    def joined(self) -> str:
+        """Every text, separated (dead ones included)."""
+        if self._appended:
+            self._joined = "".join([self._joined, *self._appended])
+            self._appended.clear()
+        return self._joined
+
+    def put(self, key: str, text: str) -> None:
+        """Add ``text`` under ``key``, in place of the one it had."""
+        self.discard(key)
+        separator = self.SEPARATOR if self.ids else ""
+        folded = text.casefold()
+        self.positions[key] = len(self.ids)
+        self.ids.append(key)
+        self.starts.append(self._length + len(separator))
+        self._appended.append(f"{separator}{folded}")
+        self._length += len(separator) + len(folded)
+
+    def discard(self, key: str) -> None:
+        position = self.positions.pop(key, None)
+        if position is None:
+            return
+        self.ids[position] = None
+        if len(self.ids) > 2 * len(self.positions) + 64:
+            self._lay_out({k: self._text(n) for k, n in self.positions.items()})
 
     def matching(self, needle: str) -> set[str]:
         needle = needle.casefold()
         if not needle:
-            return set(self.ids)
+            return set(self.positions)
         if self.SEPARATOR in needle:
-            return {key for n, key in enumerate(self.ids) if needle in self._text(n)}
+            return {key for key, n in self.positions.items() if needle in self._text(n)}
         found: set[str] = set()
         at = self.joined.find(needle)
         while at != -1:
             position = bisect_right(self.starts, at) - 1
-            found.add(self.ids[position])
+            key = self.ids[position]
+            if key is not None:
+                found.add(key)
             at = self.joined.find(needle, self._end(position) + 1)
         return found
 
     def _end(self, position: int) -> int:
         following = position + 1
-        return self.starts[following] - 1 if following < len(self.starts) else len(self.joined)
+        return self.starts[following] - 1 if following < len(self.starts) else self._length
 
     def _text(self, position: int) -> str:
         return self.joined[self.starts[position] : self._end(position)]
@@ -213,6 +280,47 @@ def _cents_at_most(price: Decimal) -> int:
     return int((price * 100).to_integral_value(rounding=ROUND_FLOOR))
 
 
+# Each order's sort key; the id last, so no two entries tie.
+_KEYS: dict[SortBy, Callable[[_Entry], tuple[object, str]]] = {
+    SortBy.NAME: lambda e: (e.product.name.casefold(), e.product.id),
+    SortBy.PRICE: lambda e: (e.cents, e.product.id),
+    SortBy.CREATED_AT: lambda e: (e.product.created_at, e.product.id),
+    SortBy.STOCK: lambda e: (e.stock, e.product.id),
+}
+
+
+def _entry(product: Product) -> _Entry:
+    return _Entry(product, int(product.price * 100), product.stock)
+
+
+def _searchable(product: Product) -> str:
+    return f"{product.name}\n{product.description}\n{product.sku}"
+
+
+def _remove(ordered: list[_Entry], entry: _Entry, by: SortBy) -> None:
+    at = bisect_left(ordered, _KEYS[by](entry), key=_KEYS[by])
+    if at < len(ordered) and ordered[at] is entry:
+        del ordered[at]
+
+
+def changes_to_apply(since: int, head: CatalogHead) -> list[Product] | None:
+    """The products written in versions ``since``+1 … ``head.version``, oldest first; ``None``
+    when any of those versions has no change record here, so only a full load is right.
+
+    Records may come in any order; any above ``head.version`` wait for the next read.
+    """
+    if head.version < since:
+        return None
+    records = {change.version: change for change in head.changes}
+    products: list[Product] = []
+    for version in range(since + 1, head.version + 1):
+        change = records.get(version)
+        if change is None:
+            return None
+        products += change.products
+    return products
+
+
 @dataclass
 class CatalogIndex:
     """What a warm container keeps: every live product, sorted and searchable in memory.
@@ -224,41 +332,81 @@ class CatalogIndex:
     version: int = -1
     products: dict[str, _Entry] = field(default_factory=dict)
     orders: dict[SortBy, list[_Entry]] = field(default_factory=dict)
-    ranks: dict[SortBy, dict[str, int]] = field(default_factory=dict)
+    ranks: dict[SortBy, dict[str, int]] = field(default_factory=dict)  # filled when needed
     by_category: dict[str, dict[SortBy, list[_Entry]]] = field(default_factory=dict)
     names: TextIndex = field(default_factory=lambda: TextIndex({}))
     texts: TextIndex = field(default_factory=lambda: TextIndex({}))
-    reloads: int = 0
+    catch_up_limit: int = CATCH_UP_LIMIT
+    reloads: int = 0  # full loads
+    catch_ups: int = 0  # change records applied in place
 
     def refresh(self, table: ProductTable) -> None:
-        """One GetItem; a reload only if a write happened since the last one."""
-        if table.version() != self.version:
-            version, products = table.load()
-            self._build(version, products)
+        """One GetItem while current; after writes, one Query more for what changed."""
+        version = table.version()
+        if version == self.version:
+            return
+        products = None
+        if 0 <= self.version < version <= self.version + self.catch_up_limit:
+            head = CatalogHead(version, table.changes(self.version, version))
+            products = changes_to_apply(self.version, head)
+        if products is None:
+            self._build(*table.load())
+        else:
+            self.apply(version, products)
 
     def _build(self, version: int, products: list[Product]) -> None:
         self.version = version
-        entries = [_Entry(p, int(p.price * 100), p.stock) for p in products]
+        entries = [_entry(p) for p in products]
         self.products = {e.product.id: e for e in entries}
-        keys = {
-            SortBy.NAME: lambda e: (e.product.name.casefold(), e.product.id),
-            SortBy.PRICE: lambda e: (e.cents, e.product.id),
-            SortBy.CREATED_AT: lambda e: (e.product.created_at, e.product.id),
-            SortBy.STOCK: lambda e: (e.stock, e.product.id),
-        }
-        self.orders = {by: sorted(entries, key=key) for by, key in keys.items()}
-        self.ranks = {
-            by: {e.product.id: rank for rank, e in enumerate(ordered)}
-            for by, ordered in self.orders.items()
-        }
+        self.orders = {by: sorted(entries, key=key) for by, key in _KEYS.items()}
+        self.ranks = {}
         self.by_category = {}
         for by, ordered in self.orders.items():  # each category's products, in every order
             for entry in ordered:
                 category = entry.product.category
                 self.by_category.setdefault(category, {}).setdefault(by, []).append(entry)
         self.names = TextIndex({p.id: p.name for p in products})
-        self.texts = TextIndex({p.id: f"{p.name}\n{p.description}\n{p.sku}" for p in products})
+        self.texts = TextIndex({p.id: _searchable(p) for p in products})
         self.reloads += 1
+
+    def apply(self, version: int, products: list[Product]) -> None:
+        """Bring the index to ``version``: each product as written (oldest first), a deleted
+        one removed. The result equals a ``_build`` of the catalog at that version."""
+        for product in products:
+            old = self.products.pop(product.id, None)
+            if old is not None:
+                self._unlist(old)
+            if not product.deleted:
+                entry = self.products[product.id] = _entry(product)
+                self._list(entry)
+        self.version = version
+        self.ranks = {}
+        self.catch_ups += 1
+
+    def _list(self, entry: _Entry) -> None:
+        in_category = self.by_category.setdefault(entry.product.category, {})
+        for by, key in _KEYS.items():
+            insort(self.orders.setdefault(by, []), entry, key=key)
+            insort(in_category.setdefault(by, []), entry, key=key)
+        self.names.put(entry.product.id, entry.product.name)
+        self.texts.put(entry.product.id, _searchable(entry.product))
+
+    def _unlist(self, entry: _Entry) -> None:
+        category = entry.product.category
+        for by in _KEYS:
+            _remove(self.orders[by], entry, by)
+            _remove(self.by_category[category][by], entry, by)
+        if not self.by_category[category][SortBy.NAME]:
+            del self.by_category[category]
+        self.names.discard(entry.product.id)
+        self.texts.discard(entry.product.id)
+
+    def _rank(self, by: SortBy) -> dict[str, int]:
+        rank = self.ranks.get(by)
+        if rank is None:
+            ordered = self.orders.get(by, [])
+            rank = self.ranks[by] = {e.product.id: n for n, e in enumerate(ordered)}
+        return rank
 
     def get(self, product_id: str) -> Product:
         entry = self.products.get(product_id) if PRODUCT_ID.fullmatch(product_id) else None
@@ -303,7 +451,7 @@ class CatalogIndex:
             if needle is not None
         ]
         found = set.intersection(*hits)
-        rank = self.ranks.get(listing.sort_by, {})
+        rank = self._rank(listing.sort_by)
         entries = (self.products[key] for key in found)
         return sorted(
             (e for e in entries if listing.category in (None, e.product.category)),

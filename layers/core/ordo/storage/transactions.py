@@ -39,6 +39,12 @@ def _conflicted(error: ClientError) -> bool:
     return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
 
 
+def backoff(attempt: int) -> None:
+    """Before retrying a write that lost a race: a random pause (full jitter) of up to
+    20 ms * 2**attempt (``attempt`` 0, 1, ...), at most 320 ms, so the rivals spread out."""
+    time.sleep(random.uniform(0, min(0.02 * 2**attempt, 0.32)))
+
+
 def transact_write(client: DynamoDBClient, actions: list[dict[str, Any]]) -> None:
     """Raises ``ClientError`` as DynamoDB does, or ``Unavailable`` if conflicts persist."""
     for attempt in range(ATTEMPTS):
@@ -50,4 +56,4 @@ def transact_write(client: DynamoDBClient, actions: list[dict[str, Any]]) -> Non
                 raise
             if attempt == ATTEMPTS - 1:
                 raise Unavailable("Too many simultaneous changes; please retry") from error
-        time.sleep(random.uniform(0, 0.02 * 2**attempt))
+        backoff(attempt)
