@@ -60,9 +60,24 @@ lint: $(STAMP) $(WEB_STAMP)  ## ruff, mypy, cfn-lint, and prettier for the conso
 	$(VENV)/bin/mypy layers/core functions infra tests bench client
 	$(VENV)/bin/cfn-lint template.yaml
 
-.PHONY: build
-build: $(SAM)  ## sam build, with a precompiled layer
+# The deployed layer is arm64 (.aws-sam/build); the artifact tests and bench.coldstart run the
+# same layer built for this machine's architecture (x86_64 or aarch64) in .aws-sam/host.
+# `make -j2 build` builds the two at once.
+HOST_LAYER := .aws-sam/host/CoreLayer
+HOST_PLATFORM := manylinux2014_$(patsubst arm64,aarch64,$(shell uname -m))
+
+.PHONY: build build-sam build-host
+build: build-sam build-host  ## sam build (arm64), and the same layer for this machine in .aws-sam/host
+
+build-sam: $(SAM)
+	$(need_python312)
 	PATH="$(dir $(PYTHON312)):$$PATH" $(SAM) build --template template.yaml
+
+build-host:
+	$(need_python312)
+	rm -rf $(HOST_LAYER)
+	$(MAKE) --no-print-directory -C layers/core build-CoreLayer PYTHON=$(PYTHON312) \
+	  ARTIFACTS_DIR="$(CURDIR)/$(HOST_LAYER)" PLATFORM=$(HOST_PLATFORM)
 
 .PHONY: test
 test: lint build $(WEB_STAMP)  ## Lint, build, then run every test (browser tests need chromium)
@@ -76,6 +91,7 @@ screenshots: $(STAMP) $(WEB_STAMP)  ## Rewrite docs/screens/*.png from the conso
 bench: $(STAMP) build  ## Cold start, the local cloud's overheads, the lane's recovery, the catalog
 	$(PY) -m bench.coldstart
 	$(PY) -m bench.localcloud
+	$(PY) -m bench.startup
 	$(PY) -m bench.recovery
 	$(PY) -m bench.catalog
 

@@ -1,11 +1,14 @@
-"""What `sam build` produced (.aws-sam/build): the layer as Lambda will load it, and each function
-importing its handler in an interpreter that holds nothing but what Lambda's python3.12 provides.
+"""What `make build` produced: the layer as Lambda will load it (.aws-sam/build, arm64), its
+compiled extensions all aarch64, and each function importing its handler in an interpreter that
+holds nothing but what Lambda's python3.12 provides (with the same layer built for this machine,
+.aws-sam/host, since arm64 code cannot run here).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import tomllib
@@ -21,6 +24,10 @@ pytestmark = pytest.mark.artifact
 
 BUILD = ROOT / ".aws-sam" / "build"
 LAYER = BUILD / "CoreLayer" / "python"
+HOST_LAYER = ROOT / ".aws-sam" / "host" / "CoreLayer" / "python"
+# ELF e_machine (offset 18, two bytes, little-endian for both): what the code was compiled for.
+EM_AARCH64 = 183
+E_MACHINE = {"x86_64": 62, "aarch64": EM_AARCH64, "arm64": EM_AARCH64}
 FUNCTIONS = ("SubmitFunction", "StatusFunction", "ResultFunction", "WorkerFunction")
 LAYER_MAX_BYTES = 60 * 1024 * 1024
 # PEP 552 flags: bit 0 = hash-based, bit 1 = check_source. unchecked-hash is 0b01.
@@ -30,6 +37,8 @@ LAYER_PACKAGES = ("ordo", "fastapi", "mangum", "pydantic", "pydantic_core", "aws
 RUNTIME_PACKAGES = ("boto3", "botocore")
 # A python3.12 with only boto3 installed: the Lambda runtime, as far as imports can tell.
 LAMBDA_VENV = ROOT / ".ordo" / "artifact-venv"
+# Kept out of the layer, so off every API function's import path (packages and distributions).
+NOT_SHIPPED = ("email_validator", "dns", "dnspython")
 
 PROBE = """
 import json, sys
@@ -43,15 +52,39 @@ print(json.dumps({{name: file for name, file in files.items() if file}}))
 """
 
 
-@pytest.fixture(scope="module")
-def layer() -> Path:
-    if not LAYER.is_dir():
+def _built(folder: Path) -> Path:
+    if not folder.is_dir():
         pytest.fail(
-            f"{LAYER.relative_to(ROOT)} is missing: run `make build` first "
+            f"{folder.relative_to(ROOT)} is missing: run `make build` first "
             "(`make test` builds before testing).",
             pytrace=False,
         )
-    return LAYER
+    return folder
+
+
+@pytest.fixture(scope="module")
+def layer() -> Path:
+    """The layer that ships: arm64."""
+    return _built(LAYER)
+
+
+@pytest.fixture(scope="module")
+def host_layer() -> Path:
+    """The same layer for this machine's architecture, which the functions import here."""
+    return _built(HOST_LAYER)
+
+
+def _elf_machines(root: Path) -> dict[str, int]:
+    """Every ELF file under root (``foo.so``, ``libbar.so.8.1.0``, an executable...) by its
+    e_machine, whatever its name."""
+    machines = {}
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as file:
+                header = file.read(20)
+            if header[:4] == b"\x7fELF":
+                machines[str(path.relative_to(root))] = int.from_bytes(header[18:20], "little")
+    return machines
 
 
 def _python_files(root: Path) -> Iterator[Path]:
@@ -72,13 +105,14 @@ def _pinned(requirement_file: Path) -> dict[str, str]:
 # --- the layer -------------------------------------------------------------------------------
 
 
-def test_the_layer_is_built_from_the_current_sources(layer: Path) -> None:
+def test_the_layer_is_built_from_the_current_sources(layer: Path, host_layer: Path) -> None:
     source = ROOT / "layers" / "core" / "ordo"
     stale = [
-        str(path.relative_to(source))
+        f"{built.relative_to(BUILD.parent)}: {path.relative_to(source)}"
+        for built in (layer, host_layer)
         for path in _python_files(source)
-        if not (layer / "ordo" / path.relative_to(source)).is_file()
-        or (layer / "ordo" / path.relative_to(source)).read_bytes() != path.read_bytes()
+        if not (built / "ordo" / path.relative_to(source)).is_file()
+        or (built / "ordo" / path.relative_to(source)).read_bytes() != path.read_bytes()
     ]
     assert stale == [], f"the build is stale ({', '.join(stale)}): run `make build`"
     for lid, function in Stack.load().functions().items():
@@ -98,6 +132,22 @@ def test_the_layer_ships_ordo_and_its_pinned_dependencies(layer: Path) -> None:
     }
     for name, version in _pinned(ROOT / "layers" / "core" / "requirements.txt").items():
         assert (name, version) in shipped, f"{name}=={version} is not in the layer"
+
+
+def test_every_compiled_extension_in_the_layer_is_aarch64(layer: Path) -> None:
+    machines = _elf_machines(layer)
+
+    assert machines, "no compiled extension in the layer: are its wheels installed?"
+    assert {name: machine for name, machine in machines.items() if machine != EM_AARCH64} == {}
+
+
+def test_the_host_layer_holds_the_same_packages_for_this_machine(
+    layer: Path, host_layer: Path
+) -> None:
+    """What the functions are tested with here differs from what ships only in its platform."""
+    shipped = sorted(path.name for path in layer.glob("*.dist-info"))
+    assert sorted(path.name for path in host_layer.glob("*.dist-info")) == shipped
+    assert set(_elf_machines(host_layer).values()) == {E_MACHINE[platform.machine()]}
 
 
 def test_the_layer_leaves_boto3_to_the_runtime(layer: Path) -> None:
@@ -197,8 +247,9 @@ def _is_under(file: str, folder: Path) -> bool:
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_the_function_imports_from_its_build_and_the_layer_alone(
-    layer: Path, lambda_python: Path, stack: Stack, function: str, tmp_path: Path
+    host_layer: Path, lambda_python: Path, stack: Stack, function: str, tmp_path: Path
 ) -> None:
+    layer = host_layer
     code = BUILD / function
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -234,6 +285,17 @@ def test_the_function_imports_from_its_build_and_the_layer_alone(
     leaked = sorted(
         f"{name}: {file}"
         for name, file in files.items()
-        if _is_under(file, ROOT) and not (_is_under(file, BUILD) or _is_under(file, LAMBDA_VENV))
+        if _is_under(file, ROOT)
+        and not any(_is_under(file, folder) for folder in (code, layer, LAMBDA_VENV))
     )
     assert leaked == [], "imported from outside the build and the runtime"
+
+
+def test_the_layer_does_not_ship_email_validator(layer: Path, host_layer: Path) -> None:
+    """FastAPI's OpenAPI models import email-validator whenever it is installed, ~25 ms of every
+    API function's cold start: ordo has its own rule, and without it here nothing imports it."""
+    for built in (layer, host_layer):
+        shipped = {path.name for path in built.iterdir()} | {
+            path.name.partition("-")[0].lower() for path in built.glob("*.dist-info")
+        }
+        assert shipped & set(NOT_SHIPPED) == set(), f"{built.relative_to(ROOT)}"

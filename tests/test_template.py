@@ -291,6 +291,19 @@ def test_every_function_runs_on_python312(stack: Stack) -> None:
     assert runtimes == dict.fromkeys(FUNCTIONS, "python3.12")
 
 
+def test_every_function_and_the_layer_are_arm64(stack: Stack, sam: dict[str, Any]) -> None:
+    architectures = {
+        lid: res["Properties"].get("Architectures")
+        for lid, res in stack.of_type("AWS::Lambda::Function").items()
+    }
+    (layer,) = stack.of_type("AWS::Lambda::LayerVersion")
+
+    assert architectures == {lid: ["arm64"] for lid in FUNCTIONS}
+    assert _props(stack, layer)["CompatibleArchitectures"] == ["arm64"]
+    # sam build (BuildMethod: makefile) is told the same; the Makefile picks aarch64 wheels
+    assert sam["Resources"]["CoreLayer"]["Metadata"]["BuildArchitecture"] == "arm64"
+
+
 def test_every_function_uses_the_core_layer(stack: Stack) -> None:
     (layer,) = stack.of_type("AWS::Lambda::LayerVersion")
     assert _props(stack, layer)["CompatibleRuntimes"] == ["python3.12"]

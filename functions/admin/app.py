@@ -1,5 +1,8 @@
 """/admin: the lane at a glance, every user's jobs by status, and the retry of a failed job."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Response

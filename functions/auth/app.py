@@ -1,5 +1,8 @@
 """/auth: register, sign in (OAuth2 password form or JSON), rotate tokens, sign out, who am I."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from collections.abc import Callable
 from typing import Annotated, Any
 

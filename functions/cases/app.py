@@ -1,5 +1,8 @@
 """/cases: create a case and read it back as its simulated review moves on."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, Query, Response

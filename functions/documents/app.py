@@ -1,5 +1,8 @@
 """/upload, /status/{job_id}, /process: document jobs (invoices, contracts) on the task lane."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated, Any
 
 from fastapi import Depends

@@ -1,6 +1,9 @@
 """/fetch and /data: aggregate an external API on demand (at once or as a job), on a schedule
 (EventBridge), and serve the stored posts back."""
 
+import ordo.boot  # first, before FastAPI: see ordo/boot.py
+
+# isort: split
 import secrets
 from typing import Annotated, Any, Literal
 
@@ -105,6 +108,7 @@ def scheduled(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    ordo.boot.settle()  # the schedule's events pass through no HTTP middleware
     if event.get("detail-type") == "Scheduled Event":
         return scheduled(event)
     result: dict[str, Any] = _http(event, context)

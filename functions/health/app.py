@@ -1,5 +1,8 @@
 """GET /health: public. ``?deep=true`` also reaches the table and the queue (503 if one fails)."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated
 
 from fastapi import Depends

@@ -1,13 +1,17 @@
 """/products: admins write; anyone lists, filters, sorts, searches and reads.
 
-Reads come from ``index``, this container's copy of the catalog, refreshed when the catalog's
-version moves (one GetItem per request while it does not).
+Reads come from ``index``, this container's copy of the catalog: one GetItem of the catalog's
+version per request while it is current; after writes, one Query more for their change
+records, applied in place (a full load only when some are missing).
 
 The read path is ``async def``, its dependency too. A Lambda container serves one request at a
 time, so the blocking GetItem holds up no one. A sync route would cost a new thread per request:
 FastAPI runs it on an anyio worker thread, and anyio stops those when Mangum's task ends.
 """
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response

@@ -1,6 +1,9 @@
 """GET /tasks/{task_id}/result: a completed task's result, as often as asked (its owner or an
 admin)."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated
 
 from fastapi import Depends

@@ -1,6 +1,9 @@
 """GET /tasks/{task_id}: a task's state and its place in the lane (its owner or an admin);
 GET /jobs: the caller's own jobs, newest first."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated, Any
 
 from fastapi import Depends, Query

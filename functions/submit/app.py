@@ -1,5 +1,8 @@
 """POST /tasks and POST /jobs: accept a job from a signed-in user and put it on the lane."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, Response

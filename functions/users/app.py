@@ -1,5 +1,8 @@
 """/users: the admin's view of every account, and each user's view of their own."""
 
+import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
+
+# isort: split
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Response

@@ -183,6 +183,15 @@ def test_register_returns_the_user_without_secrets(anonymous_cloud: Cloud) -> No
     assert PASSWORD not in json.dumps(response.body)
 
 
+def test_a_bad_email_is_a_422_saying_what_is_wrong(anonymous_cloud: Cloud) -> None:
+    body = {"email": "dana.example.com", "username": "dana2", "password": PASSWORD}
+    response = anonymous_cloud.request("POST", "/auth/register", body, token=None)
+    assert response.status == 422
+    assert response.body["detail"] == (
+        "body.email: email must be an address like name@example.com: it has no @"
+    )
+
+
 def test_a_duplicate_email_or_username_is_409_naming_which(anonymous_cloud: Cloud) -> None:
     anonymous_cloud.sign_up("erin")
     twin_name = {"email": "other@example.com", "username": "ERIN", "password": PASSWORD}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from pydantic import ValidationError
 
 from ordo import accounts
 from ordo.accounts import (
+    EmailTaken,
     LoginRequest,
     RefreshTokenReused,
     RegisterRequest,
@@ -89,6 +91,92 @@ def test_username_rules(username: str) -> None:
 def test_invalid_email_is_rejected() -> None:
     with pytest.raises(ValidationError):
         RegisterRequest(email="not-an-email", username="abc", password="Secret123")
+
+
+@pytest.mark.parametrize(
+    ("email", "normalized"),
+    [
+        ("Bob@EXAMPLE.com", "Bob@example.com"),  # the domain is case-folded, the local part kept
+        ("a.b+tag@mail.example.co.uk", "a.b+tag@mail.example.co.uk"),
+        ("o'hara_{x}@example.org", "o'hara_{x}@example.org"),
+        ("n\u0303andu@B\u00fccher.DE", "\u00f1andu@b\u00fccher.de"),  # NFC, IDN domain
+        # combining vowel signs inside labels: Devanagari's are category Mc/Mn
+        ("user@\u0909\u0926\u093e\u0939\u0930\u0923.\u092d\u093e\u0930\u0924",) * 2,
+        ("a@xn--bcher-kva.de", "a@b\u00fccher.de"),  # an A-label is stored as its U-label
+        ("a@XN--BCHER-KVA.DE", "a@b\u00fccher.de"),
+        ("a@example.xn--zckzah", "a@example.\u30c6\u30b9\u30c8"),
+        (
+            "a@\u4f8b\u3048\u3002\u30c6\u30b9\u30c8",
+            "a@\u4f8b\u3048.\u30c6\u30b9\u30c8",
+        ),  # ideographic dot
+        ("a@\u05d0\u05d1.com", "a@\u05d0\u05d1.com"),  # right-to-left, each label from a letter
+        ("caf\u00e9@example.com", "caf\u00e9@example.com"),
+        ("a@" + "b" * 63 + ".com", "a@" + "b" * 63 + ".com"),
+    ],
+)
+def test_an_email_address_is_kept_normalized(email: str, normalized: str) -> None:
+    request = RegisterRequest(email=email, username="abc", password="Secret123")
+
+    assert request.email == normalized
+
+
+@pytest.mark.parametrize(
+    ("email", "problem"),
+    [
+        ("not-an-email", "it has no @"),
+        ("@example.com", "1 to 64 characters"),
+        ("@@@example.com", "a character an address cannot have"),
+        ("a b@example.com", "a character an address cannot have"),
+        ('"quoted"@example.com', "a character an address cannot have"),
+        (".a@example.com", "start or end with a dot"),
+        ("a..b@example.com", "start or end with a dot"),
+        ("a@localhost", "must have a dot"),
+        ("a@-example.com", "labels of letters, digits and hyphens"),
+        ("a@exa_mple.com", "labels of letters, digits and hyphens"),
+        ("a@" + "b" * 64 + ".com", "labels of letters, digits and hyphens (1 to 63)"),
+        ("a@example.com.", "cannot start or end with a dot"),
+        ("a@ab--cd.com", "cannot have '--' as its 3rd and 4th characters"),
+        ("a@xn--zz.com", "the domain label xn--zz is not valid IDNA"),  # not punycode
+        ("a@xn--Bcher-kva.de.xn--a.com", "xn--a is not valid IDNA"),
+        (
+            "a@\u00fc" + "b" * 62 + ".com",
+            "is not a valid internationalised name",
+        ),  # 64 once encoded
+        ("\u0301abc@example.com", "before the @ cannot start with a combining mark"),
+        ("a@\u0301example.com", "a label of the domain cannot start with a combining mark"),
+        ("a@1.xn--4dbc.com", "in a right-to-left domain, every label must start with a letter"),
+        ("a@stra\u00dfe.de", "U+00DF, which IDNA versions read as different domains"),
+        ("a@a\u200db.com", "U+200D"),
+        ("a@[127.0.0.1]", "labels of letters, digits and hyphens"),
+        ("a@example.test", "not a domain email can be sent to"),
+        ("a@10.0.0.1", "not a domain email can be sent to"),
+    ],
+)
+def test_a_bad_email_address_is_refused_saying_why(email: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        RegisterRequest(email=email, username="abc", password="Secret123")
+
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("email",)
+    assert "email must be an address like name@example.com" in error["msg"]
+    assert problem in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("alice@xn--bcher-kva.de", "Alice@B\u00dcCHER.de"),
+        ("alice@b\u00fccher.de", "alice@XN--BCHER-KVA.de"),
+        ("alice@example.com", "ALICE@EXAMPLE.COM"),
+    ],
+)
+def test_one_mailbox_written_two_ways_is_one_account(first: str, second: str) -> None:
+    users = InMemoryUserTable()
+    register = partial(accounts.register, users, InMemoryLoginGuard(), now=NOW, client=CLIENT)
+    register(RegisterRequest(email=first, username="alice", password="Secret123"))
+
+    with pytest.raises(EmailTaken):
+        register(RegisterRequest(email=second, username="alice2", password="Secret123"))
 
 
 def test_login_then_authenticate() -> None:
