@@ -8,9 +8,14 @@ and measures, side by side:
   sequential requests, alternating targets, one keep-alive client each; ratio of the medians;
 * pipeline overhead: tasks of every type submitted as fast as possible, then awaited; wall time
   from the first submit to the last ``finished_at``, minus the simulated delays, per job;
-* pickup latency: ``started_at - created_at`` of a task submitted to an idle queue;
-* memory: peak sum of the resident memory of the local cloud and every process it started,
-  sampled every 100 ms during the pipeline load.
+* pickup latency: ``started_at - created_at`` of a task submitted to an idle queue (after the
+  memory sampling has stopped);
+* memory: peak sum of the proportional set size (PSS, from ``/proc/PID/smaps_rollup``: a page
+  shared by N processes counts 1/N in each) of the local cloud and every process it started,
+  sampled every 100 ms during the pipeline load; the RSS sum beside it counts shared pages once
+  per process;
+* warm function start: from a function process's start (fork from the fork server, or exec of
+  a plain ``python -m infra.local.runtime``) to its ready frame.
 
 Every ``/tasks`` route needs a bearer access token: the bench registers a user of its own with
 ``POST /auth/register``, signs in with ``POST /auth/login/json`` and sends the token with every
@@ -59,7 +64,16 @@ STATE = ROOT / ".ordo"
 CLOUD_LOG = STATE / "bench-localcloud.log"
 UVICORN_LOG = STATE / "bench-uvicorn.log"
 TIME_SCALE = 0.01
-CLOUD_COMMAND = [sys.executable, "-m", "infra.local"]  # then --port P --no-watch
+# then --port P --no-watch. The bench calls one route far past the template's throttle (50 a
+# second): API Gateway's account limits instead.
+CLOUD_COMMAND = [
+    sys.executable,
+    "-m",
+    "infra.local",
+    "--parameter-overrides",
+    "ApiThrottlingRateLimit=10000",
+    "ApiThrottlingBurstLimit=5000",
+]
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 FINAL = ("completed", "failed")
@@ -77,7 +91,7 @@ NAGLE_SIGNATURE_MS = 35.0  # a local round trip this slow is a delayed ACK, not 
 
 TARGET_GATEWAY_RATIO = 1.5
 TARGET_PIPELINE_MS = 25.0
-TARGET_PICKUP_MS = 50.0
+TARGET_PICKUP_MS = 10.0
 TARGET_MEMORY_MB = 400.0
 
 PASSWORD = "Bench-passw0rd"  # of the user the bench registers
@@ -177,15 +191,19 @@ class CloudProcess:
 
 @contextlib.contextmanager
 def local_cloud(
-    timeout: float = 60.0, env: dict[str, str] | None = None, args: Sequence[str] = ()
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    command: Sequence[str] = CLOUD_COMMAND,
 ) -> Iterator[CloudProcess]:
-    """``python -m infra.local`` on a free port; stopped with SIGINT (as ctrl+c) on exit."""
+    """``python -m infra.local`` (or ``command``, which takes its arguments) on a free port;
+    stopped with SIGINT (as ctrl+c) on exit."""
     port = free_port()
     STATE.mkdir(exist_ok=True)
     full_env = os.environ | CLOUD_SETTINGS | {"PYTHONPATH": str(ROOT)} | (env or {})
     with CLOUD_LOG.open("wb") as output:
         process = subprocess.Popen(
-            [*CLOUD_COMMAND, "--port", str(port), "--no-watch", *args],
+            [*command, "--port", str(port), "--no-watch", *args],
             cwd=ROOT,
             env=full_env,
             stdout=output,
@@ -202,7 +220,8 @@ def local_cloud(
                 raise BenchError(f"local cloud did not answer in {timeout:.0f} s; see {CLOUD_LOG}")
             try:
                 health = httpx.get(f"{cloud.url}/_local/health", timeout=1)
-                if health.status_code == 200:
+                # Served, and bootstrapped: the token keys and the admin are in place.
+                if health.status_code == 200 and health.json().get("bootstrapped", True):
                     cloud.aws_url = str(health.json()["aws_endpoint"])
                     break
             except httpx.TransportError:
@@ -216,7 +235,7 @@ def local_cloud(
             _stop_process(process, signal.SIGINT, timeout=15)
             # A local cloud that had to be killed leaves its function processes behind.
             for pid in sorted(cloud.seen_pids):
-                if "infra.local.runtime" in _cmdline(pid):
+                if any(m in _cmdline(pid) for m in ("infra.local.runtime", "infra.local.zygote")):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
 
@@ -331,16 +350,20 @@ def uvicorn_server(
 # --- memory -------------------------------------------------------------------------------
 
 
-def rss_kib(pid: int) -> int | None:
-    """VmRSS of ``pid`` in KiB, or None once it is gone."""
+def memory_kib(pid: int) -> tuple[int, int] | None:
+    """RSS and PSS of ``pid`` in KiB, from ``/proc/PID/smaps_rollup``; None once it is gone."""
     try:
-        text = Path(f"/proc/{pid}/status").read_text()
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return None
+    values = {}
     for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return None  # a zombie has no VmRSS
+        name, _, rest = line.partition(":")
+        if name in ("Rss", "Pss"):
+            values[name] = int(rest.split()[0])
+    if len(values) < 2:
+        return None  # a zombie maps nothing
+    return values["Rss"], values["Pss"]
 
 
 def descendants(root: int) -> set[int]:
@@ -368,14 +391,17 @@ def descendants(root: int) -> set[int]:
 @dataclass(frozen=True)
 class MemorySample:
     at: float  # time.monotonic()
-    total_kib: int
-    by_pid: dict[int, int]
+    total_kib: int  # PSS sum: what the processes cost together
+    by_pid: dict[int, int]  # PSS
+    rss_kib: int = 0  # RSS sum: shared pages counted once per process
 
 
 class MemorySampler:
-    """Sums the RSS of the local cloud and every process below it, every 100 ms, in a thread.
+    """Sums the PSS (and RSS) of the local cloud and every process below it, every 100 ms, in
+    a thread.
 
-    Function processes are found both as children in /proc and through ``/_local/functions``.
+    Function processes are found both in /proc and through ``/_local/functions?detail=true``,
+    which also names the fork server and each function's latest start-to-ready time.
     """
 
     def __init__(self, cloud: CloudProcess, interval: float = SAMPLE_INTERVAL) -> None:
@@ -383,6 +409,8 @@ class MemorySampler:
         self.interval = interval
         self.samples: list[MemorySample] = []
         self.functions: dict[int, str] = {}  # pid -> logical id
+        self.fork_servers: set[int] = set()
+        self.ready_ms: dict[str, float] = {}  # logical id -> its latest process's start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
 
@@ -395,10 +423,16 @@ class MemorySampler:
         self._thread.join(timeout=5)
 
     def _refresh_functions(self, client: httpx.Client) -> None:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            for lid, pids in self.cloud.function_pids(client).items():
-                for pid in pids:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+            answer = client.get(f"{self.cloud.url}/_local/functions?detail=true").json()
+            for lid, detail in answer.items():
+                self.cloud.seen_pids.update(detail["pids"])
+                for pid in detail["pids"]:
                     self.functions[pid] = lid
+                if detail.get("fork_server"):
+                    self.fork_servers.add(detail["fork_server"])
+                if detail.get("ready_ms") is not None:
+                    self.ready_ms[lid] = detail["ready_ms"]
 
     def _run(self) -> None:
         root = self.cloud.process.pid
@@ -410,8 +444,15 @@ class MemorySampler:
                     self._refresh_functions(client)
                     next_refresh = now + PIDS_INTERVAL
                 pids = {root} | descendants(root) | set(self.functions)
-                by_pid = {pid: kib for pid in pids if (kib := rss_kib(pid)) is not None}
-                self.samples.append(MemorySample(now, sum(by_pid.values()), by_pid))
+                measured = {pid: kib for pid in pids if (kib := memory_kib(pid)) is not None}
+                self.samples.append(
+                    MemorySample(
+                        now,
+                        sum(pss for _, pss in measured.values()),
+                        {pid: pss for pid, (_, pss) in measured.items()},
+                        sum(rss for rss, _ in measured.values()),
+                    )
+                )
                 self._stop.wait(max(0.0, self.interval - (time.monotonic() - now)))
 
     def peak(self, start: float = 0.0, end: float = math.inf) -> MemorySample | None:
@@ -859,7 +900,7 @@ def measure_pickup(url: str, account: Account, count: int, seed: int, target_ms:
     """``count`` tasks, each submitted once the previous one finished and the lane sat idle.
 
     The idle pause is drawn from 50 ms to 1.05 s, so submits land anywhere in the event
-    source mapping's 1 s long poll.
+    source mapping's 1 s wait for moto's announcement of a sent message (``infra.local.esm``).
     """
     rng = random.Random(seed)
     pickups: list[float] = []
@@ -886,21 +927,30 @@ class Memory:
     functions: dict[int, str]
     samples: int
     target_mb: float
+    fork_servers: frozenset[int] = frozenset()
 
     @property
     def peak_mb(self) -> float:
+        """PSS sum at the peak: the figure the target applies to."""
         return mb(self.peak.total_kib)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return mb(self.peak.rss_kib)
 
     @property
     def passed(self) -> bool:
         return self.peak_mb <= self.target_mb
 
     def parts(self, sample: MemorySample) -> dict[str, float]:
-        """MB by role: the main process, each function (all its processes), anything else."""
+        """PSS MB by role: the main process, the fork server, each function (all its
+        processes), anything else."""
         parts: dict[str, float] = {}
         for pid, kib in sorted(sample.by_pid.items()):
             if pid == self.main_pid:
                 name = "local cloud (gateway, moto, ESM)"
+            elif pid in self.fork_servers:
+                name = "fork server"
             else:
                 name = self.functions.get(pid, "other")
             parts[name] = parts.get(name, 0.0) + mb(kib)
@@ -909,13 +959,74 @@ class Memory:
     def as_json(self) -> dict[str, Any]:
         return {
             "peak_mb": round(self.peak_mb, 1),
+            "peak_pss_mb": round(self.peak_mb, 1),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
             "peak_processes": len(self.peak.by_pid),
-            "peak_by_role_mb": {k: round(v, 1) for k, v in self.parts(self.peak).items()},
-            "whole_run_peak_mb": round(mb(self.overall.total_kib), 1),
+            "peak_by_role_pss_mb": {k: round(v, 1) for k, v in self.parts(self.peak).items()},
+            "whole_run_peak_pss_mb": round(mb(self.overall.total_kib), 1),
             "samples": self.samples,
             "target_mb": self.target_mb,
             "pass": self.passed,
         }
+
+
+# --- 5. warm function start -------------------------------------------------------------------
+
+STARTS = 3  # process starts timed per launcher
+START_FUNCTION = "StatusFunction"
+
+
+@dataclass(frozen=True)
+class Starts:
+    """Start to ready of one function's process: forked from a ready fork server, and spawned
+    plainly (``python -m infra.local.runtime``), in this process against the local cloud's moto;
+    and each function's latest start inside the local cloud (while it warmed them all at once)."""
+
+    function: str
+    forked_ms: list[float]
+    plain_ms: list[float]
+    in_cloud_ms: dict[str, float]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "forked_ms": [round(ms, 1) for ms in self.forked_ms],
+            "plain_ms": [round(ms, 1) for ms in self.plain_ms],
+            "forked_median_ms": round(statistics.median(self.forked_ms), 1),
+            "plain_median_ms": round(statistics.median(self.plain_ms), 1),
+            "in_cloud_ms": {k: round(v, 1) for k, v in sorted(self.in_cloud_ms.items())},
+        }
+
+
+def measure_starts(aws_url: str, in_cloud_ms: dict[str, float], count: int = STARTS) -> Starts:
+    _parent_imports()
+    from infra.local.cloud import fork_server_environment, lambda_environment
+    from infra.local.functions import FunctionHost, Launcher, spawn_process
+    from infra.local.stack import Stack
+    from infra.local.zygote import ForkServers
+
+    stack = Stack.load()
+    function = stack.functions()[START_FUNCTION]
+    environment = lambda_environment(function, stack, aws_url, CLOUD_SETTINGS)
+
+    def start(launcher: Launcher) -> float:
+        host = FunctionHost(function, environment, launcher=launcher)
+        try:
+            host.warm()
+            if host.ready_ms is None or host.openapi() is None:  # its init failed
+                raise BenchError(f"{START_FUNCTION} did not start; see the output above")
+            return host.ready_ms
+        finally:
+            host.close()
+
+    servers = ForkServers(fork_server_environment())
+    try:
+        servers.server(tuple(function.layers)).hello()  # imported before the clock starts
+        forked = [start(servers) for _ in range(count)]
+    finally:
+        servers.close()
+    plain = [start(spawn_process) for _ in range(count)]
+    return Starts(START_FUNCTION, forked, plain, dict(in_cloud_ms))
 
 
 # --- report -------------------------------------------------------------------------------
@@ -928,6 +1039,7 @@ class Report:
     pickup: Pickup
     memory: Memory
     concurrency: int
+    starts: Starts | None = None
 
     @property
     def checks(self) -> list[tuple[str, bool]]:
@@ -994,12 +1106,20 @@ class Report:
                 f"{percentile(k.pickup_ms, 0.9):.1f} ms, max {max(k.pickup_ms):.1f} ms",
             ),
             (
-                "peak memory (RSS sum)",
+                "peak memory (PSS sum)",
                 f"{m.peak_mb:.0f} MB",
                 f"<= {m.target_mb:g} MB",
                 verdict[m.passed],
                 f"{len(m.peak.by_pid)} processes at the peak, {m.samples} samples under load",
             ),
+            (
+                "  RSS sum",
+                f"{m.peak_rss_mb:.0f} MB",
+                "-",
+                "info",
+                "at the same sample; counts each shared page once per process",
+            ),
+            *self.start_rows(),
         ]
         widths = [max(len(row[column]) for row in rows) for column in range(4)]
         lines = [
@@ -1020,10 +1140,39 @@ class Report:
             "127.0.0.1; gateway: sequential keep-alive requests alternating with the same app "
             "under uvicorn,\nboth on the local cloud's moto; pipeline: "
             f"{len(p.jobs)} mixed tasks, {self.concurrency} submitter(s); memory: "
-            f"VmRSS of the local cloud and its children every {SAMPLE_INTERVAL * 1000:.0f} ms "
+            f"PSS (smaps_rollup) of the local cloud and its processes every "
+            f"{SAMPLE_INTERVAL * 1000:.0f} ms "
             "(MB = 10^6 bytes)\n"
         )
         return intro + "\n".join(lines) + "\n\n" + self.breakdown() + "\n\n" + self.summary()
+
+    def start_rows(self) -> list[tuple[str, str, str, str, str]]:
+        s = self.starts
+        if s is None:
+            return []
+        in_cloud = (
+            f"; in the local cloud, median {statistics.median(s.in_cloud_ms.values()):.1f} ms "
+            f"over {len(s.in_cloud_ms)} functions started together"
+            if s.in_cloud_ms
+            else ""
+        )
+        return [
+            (
+                "warm function start (fork to ready)",
+                f"{statistics.median(s.forked_ms):.1f} ms",
+                "-",
+                "info",
+                f"{s.function}, median of {len(s.forked_ms)} forks from a ready fork server"
+                + in_cloud,
+            ),
+            (
+                "  plain spawn (exec to ready)",
+                f"{statistics.median(s.plain_ms):.1f} ms",
+                "-",
+                "info",
+                f"{s.function}, median of {len(s.plain_ms)} python -m infra.local.runtime",
+            ),
+        ]
 
     def breakdown(self) -> str:
         g, p, m = self.gateway, self.pipeline, self.memory
@@ -1058,7 +1207,11 @@ class Report:
             "            moto floor: the worker's GetItem + claim (TransactWriteItems) + "
             "UpdateItem of one job take "
             f"{med([s * 1000 for s in p.moto_floor_s])} straight from here, on an idle cloud",
-            "  memory at the peak: "
+            f"  pickup: POST /tasks takes {med(self.pickup.submit_ms)}; from created_at: the "
+            "job's put and SendMessage, the mapping's ReceiveMessage (told of the message by "
+            "moto, served in the cloud's process), the invoke and the worker's GetItem "
+            "(python -m bench.laneprofile: each step, and a pickup timeline)",
+            "  memory (PSS) at the peak: "
             + ", ".join(f"{name} {value:.0f} MB" for name, value in m.parts(m.peak).items())
             + f"; whole-run peak {mb(m.overall.total_kib):.0f} MB",
         ]
@@ -1071,6 +1224,7 @@ class Report:
             "pipeline": self.pipeline.as_json() | {"submit_concurrency": self.concurrency},
             "pickup": self.pickup.as_json(),
             "memory": self.memory.as_json(),
+            "warm_start": self.starts.as_json() if self.starts else None,
             "pass": all(ok for _, ok in self.checks),
             "summary": self.summary(),
         }
@@ -1137,8 +1291,6 @@ def run(args: argparse.Namespace) -> Report:
             pipeline, start, end = measure_pipeline(
                 cloud.url, account, args.tasks, args.concurrency, TARGET_PIPELINE_MS
             )
-            log(f"pickup: {args.pickups} tasks on an idle queue")
-            pickup = measure_pickup(cloud.url, account, args.pickups, args.seed, TARGET_PICKUP_MS)
             log(f"moto floor: {FLOOR_JOBS} jobs' worker-side DynamoDB calls, straight to moto")
             floor = moto_lane_floor(cloud.aws_url, account.user_id)
             pipeline = dataclasses.replace(pipeline, moto_floor_s=floor)
@@ -1152,8 +1304,15 @@ def run(args: argparse.Namespace) -> Report:
             functions=dict(sampler.functions),
             samples=sum(start <= s.at <= end for s in sampler.samples),
             target_mb=TARGET_MEMORY_MB,
+            fork_servers=frozenset(sampler.fork_servers),
         )
-    return Report(gateway, pipeline, pickup, memory, args.concurrency)
+        # On an idle lane: the memory sampler, which reads every process's page tables ten
+        # times a second, has stopped.
+        log(f"pickup: {args.pickups} tasks on an idle queue")
+        pickup = measure_pickup(cloud.url, account, args.pickups, args.seed, TARGET_PICKUP_MS)
+        log(f"warm function start: {STARTS} forks and {STARTS} plain spawns of {START_FUNCTION}")
+        starts = measure_starts(cloud.aws_url, sampler.ready_ms)
+    return Report(gateway, pipeline, pickup, memory, args.concurrency, starts=starts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,12 +7,13 @@ sweeper and a code watcher, all built from the transformed template.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,13 +21,17 @@ from urllib.parse import parse_qs
 
 from infra.local import moto_fidelity
 from infra.local.clock import LocalClock
-from infra.local.functions import CodeWatcher, FunctionHost, Functions
+from infra.local.functions import CodeWatcher, FunctionHost, Functions, Launcher, spawn_process
 from infra.local.gateway import Answer, Gateway
+from infra.local.moto_imports import import_ssm_without_ec2
 from infra.local.routing import Route
 from infra.local.stack import TEMPLATE, Function, Stack
+from infra.local.startup import Bootstrap, GatedInvoker, Phases, Step, Warming
 from infra.local.static import StaticFiles
+from infra.local.zygote import ForkServers
 
 if TYPE_CHECKING:
+    from ordo.accounts import RegisterRequest
     from ordo.tokens import SigningKey
 
 log = logging.getLogger("ordo.local")
@@ -34,7 +39,9 @@ log = logging.getLogger("ordo.local")
 REGION = "us-east-1"
 SIGNING_KEY_PARAMETER = "JwtSigningKeyParameterName"
 PUBLIC_KEYS_PARAMETER = "JwtPublicKeysParameterName"
+SIGNING_KEY_VARIABLE = "ORDO_JWT_SIGNING_KEY_PARAMETER"  # names the private key: the signer's
 TIMEOUTS_VARIABLE = "ORDO_LOCAL_TIMEOUTS"
+FORK_SERVER_VARIABLE = "ORDO_LOCAL_FORK_SERVER"
 JSON = {"content-type": "application/json"}
 # Passed to every function, as Lambda's own environment would be.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
@@ -52,6 +59,54 @@ def store_stack_signing_key(ssm: Any, stack: Stack, key: SigningKey) -> None:
     )
 
 
+def _inherited() -> dict[str, str]:
+    return {k: os.environ[k] for k in _INHERITED if k in os.environ}
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
+def _botocore_session() -> Any:
+    from botocore.session import get_session
+
+    return get_session()
+
+
+def _create_client(service: str, **arguments: Any) -> Any:
+    """A client from the one session of this process's clients of moto: botocore's endpoint
+    data (7 MB once parsed) and each service's model are parsed once, not once per client."""
+    with _SESSION_LOCK:  # a botocore session creates one client at a time
+        return _botocore_session().create_client(service, **arguments)
+
+
+def fork_server_environment() -> dict[str, str]:
+    """A fork server's environment: only what every function's environment holds alike."""
+    return _inherited() | {"PYTHONUNBUFFERED": "1"}
+
+
+def lambda_environment(
+    function: Function, stack: Stack, aws_url: str, overrides: Mapping[str, str]
+) -> dict[str, str]:
+    """A function's process environment, as Lambda sets it, against ``aws_url``: the
+    template's variables, then ``overrides`` (the starting shell's ``ORDO_*``)."""
+    lambda_env = {
+        "AWS_ENDPOINT_URL": aws_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_LAMBDA_FUNCTION_NAME": stack.physical[function.logical_id]["Ref"],
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "PYTHONUNBUFFERED": "1",
+    }
+    chosen = dict(overrides)
+    if SIGNING_KEY_VARIABLE not in function.environment:
+        chosen.pop("ORDO_JWT_SIGNING_KEY", None)  # the private key: the Auth function's
+    return _inherited() | lambda_env | function.environment | chosen
+
+
 @dataclass
 class LocalCloud:
     host: str = "127.0.0.1"
@@ -64,6 +119,11 @@ class LocalCloud:
     watch: bool = True
     # Function timeouts that replace the template's, by logical id (ORDO_LOCAL_TIMEOUTS).
     timeouts: dict[str, int] = field(default_factory=dict)
+    # Fork warm function processes from a fork server (infra.local.zygote), not spawn them;
+    # ORDO_LOCAL_FORK_SERVER=0 spawns each one plainly.
+    fork_server: bool = field(
+        default_factory=lambda: os.environ.get(FORK_SERVER_VARIABLE, "1") != "0"
+    )
 
     clock: LocalClock = field(default_factory=LocalClock, init=False)
     stack: Stack = field(init=False)
@@ -75,6 +135,10 @@ class LocalCloud:
     _moto: Any = field(default=None, init=False)
     _openapi: tuple[int, dict[str, Any]] | None = field(default=None, init=False)
     _watcher: CodeWatcher | None = field(default=None, init=False)
+    _fork_servers: ForkServers | None = field(default=None, init=False)
+    phases: Phases = field(default_factory=Phases, init=False)
+    bootstrap: Bootstrap | None = field(default=None, init=False)
+    warming: Warming | None = field(default=None, init=False)
     event_sources: list[Any] = field(default_factory=list, init=False)
     scheduler: Any = field(default=None, init=False)
     ttl: Any = field(default=None, init=False)
@@ -83,7 +147,14 @@ class LocalCloud:
     @staticmethod
     def overrides_from(environ: Mapping[str, str]) -> dict[str, str]:
         """``ORDO_*`` variables of the starting shell override every function's template value."""
-        ignored = {"ORDO_PORT", "ORDO_HOST", "ORDO_AWS_PORT", "ORDO_API_URL", TIMEOUTS_VARIABLE}
+        ignored = {
+            "ORDO_PORT",
+            "ORDO_HOST",
+            "ORDO_AWS_PORT",
+            "ORDO_API_URL",
+            TIMEOUTS_VARIABLE,
+            FORK_SERVER_VARIABLE,
+        }
         return {
             k: v
             for k, v in environ.items()
@@ -93,22 +164,23 @@ class LocalCloud:
     # --- start and stop ----------------------------------------------------------------
 
     def start(self) -> None:
-        self.stack = Stack.load(region=REGION, overrides=self.parameters, path=self.template)
-        self._start_moto()
-        dynamodb, sqs = self._client("dynamodb"), self._client("sqs")
-        self.stack.provision(dynamodb, sqs)
-        if SIGNING_KEY_PARAMETER in self.stack.parameters:  # ordo's own template, not a fixture
-            self._store_signing_keys()
-            self.admin.ensure(dynamodb, self.stack.physical["JobsTable"]["Ref"])
+        """Serve as soon as moto, the tables and the queues are up; the token keys and the
+        admin follow in the background, then the warming of the functions in a thread of its
+        own (infra.local.startup)."""
+        self._load_stack()
         definitions = self._with_timeouts(self.stack.functions())
         if self.watch:
             self._watcher = CodeWatcher([self.stack.base / "functions", self.stack.base / "layers"])
             self._spawn("code-watcher", self._watcher.run)
-        watcher = self._watcher
-        generation = (lambda: watcher.generation) if watcher else None
+        launcher = self._start_fork_servers(definitions.values())
+        self.phases.mark("functions and fork server")
+        dynamodb, sqs = self.start_resources(keys=False)
+        self.bootstrap = Bootstrap(self._bootstrap_steps(dynamodb), self.phases)
         self.functions = Functions(
             {
-                lid: FunctionHost(fn, self._environment(fn), generation=generation)
+                lid: FunctionHost(
+                    fn, self._environment(fn), generation=self._generation(fn), launcher=launcher
+                )
                 for lid, fn in definitions.items()
             }
         )
@@ -118,22 +190,86 @@ class LocalCloud:
             for method, path in fn.http_routes
         ]
         static = StaticFiles()
+        signers = {lid for lid, fn in definitions.items() if SIGNING_KEY_VARIABLE in fn.environment}
         self.gateway = Gateway(
-            (self.host, self.port), routes, self.functions, self._local, static.answer
+            (self.host, self.port),
+            routes,
+            GatedInvoker(self.functions, self.bootstrap, signers),
+            self._local,
+            static.answer,
+            throttling=self.stack.throttling(),
         )
         self.port = int(self.gateway.server_address[1])
         self._threads.append(self.gateway.serve_in_thread())
+        self.phases.mark("gateway")
         self._start_event_sources(definitions, sqs, dynamodb)
+        self.phases.mark("event sources")
+        log.info("serving: %s", self.phases)
+        self._spawn("start-up", self.bootstrap.run)
         if self.warm:
-            for host in self.functions.hosts.values():
-                self._spawn(f"warm-{host.name}", lambda _stop, h=host: h.warm())
+            # One warming at a time per spare core: the first requests keep a core of their own.
+            workers = max(1, (os.cpu_count() or 2) - 1)
+            self.warming = Warming(self.functions.hosts, self.bootstrap.done, self.phases, workers)
+            self._spawn("warm-up", self.warming.run)
+
+    def _bootstrap_steps(self, dynamodb: Any) -> list[Step]:
+        """What runs after the gateway serves, and what signed-in requests wait for. The
+        admin's details are checked now, so that a bad ``ORDO_ADMIN_*`` still stops the start
+        with a clear error."""
+        steps: list[Step] = []
+        if SIGNING_KEY_PARAMETER in self.stack.parameters:  # ordo's own template, not a fixture
+            request = self.admin.request()
+            table = self.stack.physical["JobsTable"]["Ref"]
+            steps.append(("signing keys", self._store_signing_keys))
+            steps.append(("admin", lambda: self.admin.ensure(dynamodb, table, request)))
+        return steps
+
+    def _load_stack(self) -> None:
+        if not hasattr(self, "stack"):
+            self.stack = Stack.load(region=REGION, overrides=self.parameters, path=self.template)
+            self.phases.mark("template")
+
+    def _generation(self, function: Function) -> Callable[[], Hashable] | None:
+        """A function's code generation: its own folder's and the layers'."""
+        watcher, layers = self._watcher, self.stack.base / "layers"
+        if watcher is None:
+            return None
+        code = function.code_uri
+        return lambda: (watcher.generation_under(code), watcher.generation_under(layers))
+
+    def _start_fork_servers(self, functions: Iterable[Function]) -> Launcher:
+        """One fork server per layer set, importing while the rest starts; replaced when the
+        layers change. Its environment is what every function inherits alike."""
+        if not self.fork_server:
+            return spawn_process
+        watcher, layers = self._watcher, self.stack.base / "layers"
+        self._fork_servers = ForkServers(
+            fork_server_environment(),
+            layer_generation=(lambda: watcher.generation_under(layers)) if watcher else None,
+        )
+        self._fork_servers.prestart(functions)
+        return self._fork_servers
+
+    def start_resources(self, *, keys: bool = True) -> tuple[Any, Any]:
+        """moto with the template's tables, queues and token keys: no gateway, no functions
+        (all ``ordo local invoke`` needs). Returns DynamoDB and SQS clients."""
+        self._load_stack()
+        self._start_moto()
+        self.phases.mark("moto")
+        dynamodb, sqs = self._client("dynamodb"), self._client("sqs")
+        self.stack.provision(dynamodb, sqs)
+        self.phases.mark("tables and queues")
+        if keys and SIGNING_KEY_PARAMETER in self.stack.parameters:  # ordo's template
+            self._store_signing_keys()
+        return dynamodb, sqs
 
     def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from infra.local.motoserver import MotoServer
 
         moto_fidelity.apply()
+        import_ssm_without_ec2()  # ~110 MB less in this process (infra/local/moto_imports.py)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        self._moto = MotoServer(ip_address="127.0.0.1", port=self.aws_port)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.aws_url = f"http://{host}:{port}"
@@ -174,33 +310,19 @@ class LocalCloud:
         store_stack_signing_key(self._client("ssm"), self.stack, key)
 
     def _client(self, service: str) -> Any:
-        from botocore.session import get_session
-
-        return get_session().create_client(
+        """A client of moto for this process's own calls (the event source mappings', the
+        schedules', the sweeper's): served in process, off the socket (``motoserver.InProcess``)."""
+        client = _create_client(
             service,
             region_name=REGION,
             endpoint_url=self.aws_url,
             aws_access_key_id="local",
             aws_secret_access_key="local",  # noqa: S106 - moto accepts any key
         )
+        return self._moto.attach(client) if self._moto is not None else client
 
     def _environment(self, function: Function) -> dict[str, str]:
-        inherited = {k: os.environ[k] for k in _INHERITED if k in os.environ}
-        lambda_env = {
-            "AWS_ENDPOINT_URL": self.aws_url,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_LAMBDA_FUNCTION_NAME": self.stack.physical[function.logical_id]["Ref"],
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "PYTHONUNBUFFERED": "1",
-        }
-        overrides = dict(self.env_overrides)
-        if "ORDO_JWT_SIGNING_KEY_PARAMETER" not in function.environment:
-            overrides.pop("ORDO_JWT_SIGNING_KEY", None)  # the private key: the Auth function's
-        return inherited | lambda_env | function.environment | overrides
+        return lambda_environment(function, self.stack, self.aws_url, self.env_overrides)
 
     def _start_event_sources(
         self, definitions: dict[str, Function], sqs: Any, dynamodb: Any
@@ -212,7 +334,12 @@ class LocalCloud:
         for function in definitions.values():
             if function.queue_logical_id:
                 source = SqsEventSource.from_stack(
-                    self.stack, function, sqs, self.functions, self.clock
+                    self.stack,
+                    function,
+                    sqs,
+                    self.functions,
+                    self.clock,
+                    signals=moto_fidelity.message_signals,  # moto runs in this process
                 )
                 self.event_sources.append(source)
                 self._spawn(f"esm-{function.logical_id}", source.run)
@@ -233,6 +360,8 @@ class LocalCloud:
             self.gateway.server_close()
         if hasattr(self, "functions"):
             self.functions.close()
+        if self._fork_servers is not None:
+            self._fork_servers.close()
         for thread in self._threads:
             thread.join(timeout=2)
         if self._moto is not None:
@@ -266,7 +395,22 @@ class LocalCloud:
         if not path.startswith("/_local/"):
             return None
         if path == "/_local/health":
-            return self._json({"status": "ok", "aws_endpoint": self.aws_url})
+            return self._json(
+                {"status": "ok", "aws_endpoint": self.aws_url} | self._bootstrap_state()
+            )
+        if path == "/_local/startup" and method == "GET":
+            warming = self.warming
+            warmed = warming is not None and warming.done.is_set()
+            ended = self.bootstrap is not None and self.bootstrap.done.is_set()
+            return self._json(
+                self.phases.as_json()
+                | self._bootstrap_state()
+                | {
+                    "warmed": warmed,
+                    "not_warmed": dict(warming.failed) if warming else {},
+                    "ready": ended and (warmed or warming is None),  # nothing left to start
+                }
+            )
         if path == "/_local/clock" and method == "GET":
             return self._json({"time": self.clock.time(), "now": self.clock.now().isoformat()})
         if path == "/_local/clock/advance" and method == "POST":
@@ -277,8 +421,32 @@ class LocalCloud:
             self.clock.advance(seconds)
             return self._json({"time": self.clock.time(), "now": self.clock.now().isoformat()})
         if path == "/_local/functions" and method == "GET":
+            if parse_qs(query).get("detail") == ["true"]:
+                return self._json(self._functions_detail())
             return self._json({lid: host.pids() for lid, host in self.functions.hosts.items()})
         return 404, JSON, b'{"message":"Not Found"}'
+
+    def _bootstrap_state(self) -> dict[str, Any]:
+        """``bootstrapped``: signed-in requests and direct SSM readers can go ahead (the token
+        keys and the admin are in place); ``startup_error``: why they never will."""
+        bootstrap = self.bootstrap
+        return {
+            "bootstrapped": bootstrap is not None and bootstrap.succeeded,
+            "startup_error": bootstrap.failed if bootstrap else None,
+        }
+
+    def _functions_detail(self) -> dict[str, Any]:
+        """``GET /_local/functions?detail=true``: each function's processes, the time its
+        latest one took from start (fork, or exec) to ready, and its fork server's pid."""
+        servers = self._fork_servers
+        return {
+            lid: {
+                "pids": host.pids(),
+                "ready_ms": None if host.ready_ms is None else round(host.ready_ms, 2),
+                "fork_server": servers.pid_of(host.function) if servers else None,
+            }
+            for lid, host in self.functions.hosts.items()
+        }
 
     def _admin_line(self) -> list[str]:
         if SIGNING_KEY_PARAMETER not in self.stack.parameters:
@@ -342,20 +510,27 @@ class LocalAdmin:
     def shown_password(self) -> str:
         return self.password if self.generated else "(password from ORDO_ADMIN_PASSWORD)"
 
-    def ensure(self, dynamodb: Any, table_name: str) -> None:
+    def request(self) -> RegisterRequest:
         """Raises ``ValueError`` naming the problem if the account details break the rules."""
         from pydantic import ValidationError
 
-        from ordo.accounts import RegisterRequest, ensure_admin
-        from ordo.clock import utcnow
-        from ordo.http import describe_validation_errors
-        from ordo.storage.accounts import DynamoUserTable
+        from ordo.accounts import RegisterRequest
 
         try:
-            request = RegisterRequest(
-                email=self.email, username=self.username, password=self.password
-            )
+            return RegisterRequest(email=self.email, username=self.username, password=self.password)
         except ValidationError as exc:
+            from ordo.http import describe_validation_errors  # FastAPI: only for the message
+
             problems = describe_validation_errors(exc.errors())
             raise ValueError(f"ORDO_ADMIN_* is not a valid account: {problems}") from exc
-        ensure_admin(DynamoUserTable(dynamodb, table_name), request, utcnow())
+
+    def ensure(
+        self, dynamodb: Any, table_name: str, request: RegisterRequest | None = None
+    ) -> None:
+        """Create the admin (or restore it); raises ``ValueError`` as ``request`` does."""
+        from ordo.accounts import ensure_admin
+        from ordo.clock import utcnow
+        from ordo.storage.accounts import DynamoUserTable
+
+        users = DynamoUserTable(dynamodb, table_name)
+        ensure_admin(users, request or self.request(), utcnow())

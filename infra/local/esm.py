@@ -42,12 +42,21 @@ process, as the local cloud runs it) between the start and the end of the invoca
 mapping's own hide and show calls never count. A change made after the invocation has returned
 is not honoured: the mapping has already hidden the message until its due time.
 
-Polling: when the mapping holds nothing back, ``run`` long-polls (``WaitTimeSeconds=1``); moto
-answers a long poll as soon as a message is sent. But moto's long poll spins a CPU core for the
-whole wait while the only visible messages belong to FIFO groups still in flight, which is the
-state of a lane waiting out a failed batch. So while the mapping holds failed or throttled
-messages, and for a while after a long poll came back empty from a queue with visible messages
-(someone else holds a group), it short-polls (``WaitTimeSeconds=0``) with a 50 ms pause instead.
+Learning of new messages: when moto runs in this process (the local cloud), the mapping is
+given ``moto_fidelity.message_signals``, on which moto announces every message sent, made
+visible again with ``ChangeMessageVisibility(0)`` or deleted (which may free its FIFO group).
+Holding nothing back, ``run`` then short-polls (``WaitTimeSeconds=0``) and, if that found
+nothing, waits for the queue's next announcement (at most ``LONG_POLL`` seconds, for messages
+that moto's own visibility timer brings back): a message sent to an idle queue is received at
+once, and no request waits inside moto. The local cloud also serves the mapping's SQS client in
+its own thread (``motoserver.InProcess``: moto's app, the same request and response, no socket),
+so a receive never waits for a server thread while moto serves a function's calls. Against
+another endpoint there are no announcements, and ``run`` long-polls (``WaitTimeSeconds=1``)
+instead; moto answers a long poll as soon as a message is sent. But moto's long poll spins a
+CPU core for the whole wait while the only visible messages belong to FIFO groups still in
+flight, which is the state of a lane waiting out a failed batch. So, either way, while the
+mapping holds failed or throttled messages, and for a while after an empty receive from a queue
+with visible messages (someone else holds a group), it short-polls with a 50 ms pause instead.
 ``poll_once`` short-polls unless told otherwise.
 """
 
@@ -71,13 +80,14 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
     from infra.local.clock import LocalClock
-    from infra.local.moto_fidelity import VisibilityChanges
+    from infra.local.moto_fidelity import MessageSignals, VisibilityChanges
     from infra.local.stack import Function, Stack
 
 log = logging.getLogger("ordo.local.esm")
 
 IDLE_WAIT = 0.05  # seconds between short polls that found nothing to deliver
-LONG_POLL = 1  # WaitTimeSeconds when nothing can make moto's long poll spin
+LONG_POLL = 1  # WaitTimeSeconds when nothing can make moto's long poll spin; the longest
+# wait for an announcement (``MessageSignals``) before a poll
 BLOCKED_RECHECK = 30.0  # seconds of short polling after a long poll found the queue blocked
 ERROR_WAIT = 0.5  # seconds to pause the loop after an unexpected exception
 VISIBILITY_MARGIN = 30  # seconds moto keeps a failed batch hidden beyond its due time
@@ -128,6 +138,7 @@ class SqsEventSource:
         report_batch_item_failures: bool = False,
         visibility_timeout: int | None = None,
         visibility_changes: VisibilityChanges | None = None,
+        signals: MessageSignals | None = None,
     ) -> None:
         self.sqs = sqs
         self.invoker = invoker
@@ -145,6 +156,7 @@ class SqsEventSource:
             visibility_timeout = int(attributes.get("VisibilityTimeout", "30"))
         self.visibility_timeout = visibility_timeout
         self.visibility_changes = visibility_changes or moto_fidelity.visibility_changes
+        self.signals = signals  # moto's announcements, when moto runs in this process
         self.stats = EsmStats()
         self._awaiting: list[_Batch] = []  # failed, hidden until their due time
         self._held: _Batch | None = None  # throttled, being retried
@@ -160,8 +172,11 @@ class SqsEventSource:
         sqs: SQSClient,
         invoker: Invoker,
         clock: LocalClock,
+        *,
+        signals: MessageSignals | None = None,
     ) -> SqsEventSource:
-        """The mapping the template declares for ``function``."""
+        """The mapping the template declares for ``function``; ``signals`` only when moto
+        serves ``sqs`` from this process."""
         queue = function.queue_logical_id
         if queue is None:
             raise ValueError(f"{function.logical_id} has no SQS event source")
@@ -174,6 +189,7 @@ class SqsEventSource:
             clock=clock,
             batch_size=function.batch_size,
             report_batch_item_failures=function.report_batch_item_failures,
+            signals=signals,
         )
         if function.timeout > source.visibility_timeout:
             # Lambda refuses such a mapping; locally we warn and carry on.
@@ -211,6 +227,7 @@ class SqsEventSource:
             if self._pause.is_set():
                 stop.wait(IDLE_WAIT)
                 continue
+            seen = self.signals.seen(self.queue_name) if self.signals else 0
             wait = self.receive_wait_seconds
             try:
                 delivered = self.poll_once(wait)
@@ -221,7 +238,11 @@ class SqsEventSource:
                 log.exception("%s: event source mapping failed; carrying on", self.function)
                 stop.wait(ERROR_WAIT)
                 continue
-            if not delivered and not wait:
+            if delivered:
+                continue
+            if self.signals is not None and not self._holding_back:
+                self.signals.wait(self.queue_name, seen, LONG_POLL, stop)
+            elif not wait:
                 self.clock.sleep(IDLE_WAIT, stop)
 
     def poll_once(self, wait_seconds: int = 0) -> bool:
@@ -245,10 +266,16 @@ class SqsEventSource:
 
     @property
     def receive_wait_seconds(self) -> int:
-        """The ReceiveMessage wait ``run`` uses next: a long poll only when none can spin."""
-        if self._held is not None or self._awaiting or time.monotonic() < self._blocked_until:
-            return 0
-        return LONG_POLL
+        """The ReceiveMessage wait ``run`` uses next: a long poll only when none can spin, and
+        never when moto announces its messages."""
+        return 0 if self.signals is not None or self._holding_back else LONG_POLL
+
+    @property
+    def _holding_back(self) -> bool:
+        """Failed or throttled messages held, or the queue found blocked a moment ago."""
+        return (
+            self._held is not None or bool(self._awaiting) or time.monotonic() < self._blocked_until
+        )
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -266,7 +293,7 @@ class SqsEventSource:
             messages.extend(got)
             if len(got) < wanted:
                 break
-        if not messages and wait_seconds and self._visible_messages():
+        if not messages and (wait_seconds or self.signals) and self._visible_messages():
             # Visible yet not received: their groups are in flight elsewhere.
             self._blocked_until = time.monotonic() + BLOCKED_RECHECK
         return messages

@@ -8,6 +8,10 @@ environment, its timeout and its reserved concurrency:
   callers beyond that wait for one, as Lambda's account pool would absorb them;
 * an invocation that outlives ``Timeout`` has its process killed, as Lambda does;
 * a process whose code changed (``generation``) is replaced before its next invocation.
+
+How a process starts is the host's ``launcher``: a plain ``python -m infra.local.runtime``
+subprocess by default (``spawn_process``), or a fork of a fork server (``infra.local.zygote``),
+as the local cloud does.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from infra.local.invoke import Invocation, Outcome
 from infra.local.runtime import read_frame, write_frame
@@ -36,11 +43,74 @@ class HostClosedError(RuntimeError):
     """The local cloud is stopping; no new function process may start."""
 
 
+class FunctionProcess(Protocol):
+    """What a host needs of a function process: a ``subprocess.Popen``, or a forked one."""
+
+    pid: int
+    stdin: IO[bytes] | None
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+# Starts one process of the function with this environment: the process and its reply pipe.
+Launcher = Callable[[Function, Mapping[str, str]], tuple[FunctionProcess, IO[bytes]]]
+
+
+def process_environment(function: Function, environment: Mapping[str, str]) -> dict[str, str]:
+    """The function's environment, with the repository root and its layers on PYTHONPATH."""
+    env = dict(environment)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *(str(p) for p in function.layers), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+    return env
+
+
+def runtime_arguments(function: Function) -> list[str]:
+    """``infra.local.runtime``'s arguments, but for ``--reply-fd``."""
+    return [
+        "--code-dir",
+        str(function.code_uri),
+        "--handler",
+        function.handler,
+        "--function-name",
+        function.logical_id,
+    ]
+
+
+def spawn_process(
+    function: Function, environment: Mapping[str, str]
+) -> tuple[FunctionProcess, IO[bytes]]:
+    """The default launcher: a fresh ``python -m infra.local.runtime``."""
+    read_fd, write_fd = os.pipe()
+    popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "infra.local.runtime",
+            *runtime_arguments(function),
+            "--reply-fd",
+            str(write_fd),
+        ],
+        stdin=subprocess.PIPE,
+        pass_fds=(write_fd,),
+        env=process_environment(function, environment),
+        cwd=str(function.code_uri),
+        start_new_session=True,  # ctrl+c reaches the local cloud, which stops us cleanly
+    )
+    os.close(write_fd)
+    return popen, os.fdopen(read_fd, "rb")
+
+
 @dataclass(eq=False)
 class _Process:
-    popen: subprocess.Popen[bytes]
+    popen: FunctionProcess
     replies: IO[bytes]
-    generation: int
+    generation: Hashable
+    started: float = field(default_factory=time.monotonic)
     ready: bool = False
     ended: bool = False  # its reply pipe closed: the process exited or is exiting
 
@@ -54,15 +124,19 @@ class _Process:
         self.popen.wait()
         self.replies.close()
         if self.popen.stdin:
-            self.popen.stdin.close()
+            with suppress(OSError):  # a request half-written to a dead process stays unsent
+                self.popen.stdin.close()
 
 
 @dataclass
 class FunctionHost:
     function: Function
     environment: dict[str, str]
-    generation: Any = None  # callable returning the current code generation
+    generation: Callable[[], Hashable] | None = None  # the current code generation
     default_concurrency: int = 4
+    launcher: Launcher = spawn_process
+    # Milliseconds from the latest process's start (fork or exec) to its ready frame.
+    ready_ms: float | None = None
     _idle: list[_Process] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: threading.BoundedSemaphore = field(init=False)
@@ -77,39 +151,15 @@ class FunctionHost:
     def name(self) -> str:
         return self.function.logical_id
 
-    def _current_generation(self) -> int:
-        return int(self.generation()) if self.generation else 0
+    def _current_generation(self) -> Hashable:
+        return self.generation() if self.generation else 0
 
     # --- processes ---------------------------------------------------------------------
 
     def _spawn(self) -> _Process:
-        read_fd, write_fd = os.pipe()
-        env = dict(self.environment)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT), *(str(p) for p in self.function.layers), env.get("PYTHONPATH", "")]
-        ).rstrip(os.pathsep)
-        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "infra.local.runtime",
-                "--code-dir",
-                str(self.function.code_uri),
-                "--handler",
-                self.function.handler,
-                "--function-name",
-                self.function.logical_id,
-                "--reply-fd",
-                str(write_fd),
-            ],
-            stdin=subprocess.PIPE,
-            pass_fds=(write_fd,),
-            env=env,
-            cwd=str(self.function.code_uri),
-            start_new_session=True,  # ctrl+c reaches the local cloud, which stops us cleanly
-        )
-        os.close(write_fd)
-        return _Process(popen, os.fdopen(read_fd, "rb"), self._current_generation())
+        generation = self._current_generation()
+        process, replies = self.launcher(self.function, self.environment)
+        return _Process(process, replies, generation)
 
     def _take_process(self) -> _Process:
         generation = self._current_generation()
@@ -214,6 +264,8 @@ class FunctionHost:
             return True
         hello = self._read(process, deadline)
         process.ready = bool(hello and hello.get("ready"))
+        if hello is not None:
+            self.ready_ms = (time.monotonic() - process.started) * 1000
         # An init error is reported per invocation by the runtime itself.
         return hello is not None
 
@@ -267,12 +319,15 @@ class Functions:
 
 
 class CodeWatcher:
-    """Bumps ``generation`` when a file under the watched folders changes."""
+    """Counts the changes to the files under the watched folders: ``generation`` counts every
+    change, ``generation_under(folder)`` the ones within ``folder`` (a function's code folder,
+    or the layers), so a change reloads only what it touches."""
 
     def __init__(self, folders: list[Path], interval: float = 0.5) -> None:
-        self.folders = folders
+        self.folders = [folder.resolve() for folder in folders]
         self.interval = interval
         self.generation = 0
+        self._changes: Counter[Path] = Counter()  # changes seen under each folder
         self._fingerprint = self._scan()
 
     def _scan(self) -> tuple[tuple[str, int], ...]:
@@ -285,6 +340,9 @@ class CodeWatcher:
                     continue
         return tuple(sorted(entries))
 
+    def generation_under(self, folder: Path) -> int:
+        return self._changes[folder.resolve()]
+
     def check(self) -> bool:
         fingerprint = self._scan()
         if fingerprint == self._fingerprint:
@@ -294,9 +352,11 @@ class CodeWatcher:
             # A .pyc is trusted while source mtime (whole seconds) and size match: an edit of
             # the same size within the same second would otherwise run the old code.
             Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
+        touched = {str(path) for path, _ in set(fingerprint) ^ set(self._fingerprint)}
+        self._changes.update({folder for path in touched for folder in Path(path).parents})
         self._fingerprint = fingerprint
         self.generation += 1
-        log.info("code changed; functions reload on their next invocation")
+        log.info("code changed; its functions reload on their next invocation")
         return True
 
     def run(self, stop: threading.Event) -> None:

@@ -547,3 +547,77 @@ def test_a_handed_back_record_past_max_receive_count_is_dead_lettered(lane: Lane
     assert lane.function.receive_counts() == ["2"]
     assert not lane.esm.poll_once()
     assert lane.dead_letters() == ["a"]
+
+
+# --- moto in this process announces its messages ---------------------------------------------
+
+
+@dataclass
+class WatchedSignals:
+    """``moto_fidelity.message_signals``, telling the test when the mapping starts to wait."""
+
+    waiting: threading.Event = field(default_factory=threading.Event)
+
+    def seen(self, queue_name: str) -> int:
+        return moto_fidelity.message_signals.seen(queue_name)
+
+    def wait(
+        self, queue_name: str, seen: int, timeout: float, stop: threading.Event | None = None
+    ) -> bool:
+        self.waiting.set()
+        return moto_fidelity.message_signals.wait(queue_name, seen, timeout, stop)
+
+
+def test_with_announcements_an_idle_mapping_waits_instead_of_polling(
+    lane: Lane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Told of sends by moto, the mapping never long-polls, makes no receive while the queue is
+    idle, and receives a sent message with its next call."""
+    monkeypatch.setattr(esm, "LONG_POLL", 60)  # no timed wake-up can stand in for the signal
+    signals = WatchedSignals()
+    lane.esm.signals = signals  # type: ignore[assignment]
+    waits: list[int] = []
+    receive = lane.sqs.receive_message
+
+    def counted(**kwargs: Any) -> Any:
+        waits.append(kwargs["WaitTimeSeconds"])
+        return receive(**kwargs)
+
+    monkeypatch.setattr(lane.sqs, "receive_message", counted)
+    receives_at_invoke: list[int] = []
+
+    def note_receives(_event: dict[str, Any]) -> Invocation:
+        receives_at_invoke.append(len(waits))
+        return OK
+
+    lane.function.script.append(note_receives)
+    stop = threading.Event()
+    thread = threading.Thread(target=lane.esm.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert signals.waiting.wait(timeout=30)
+        idle_receives = len(waits)
+        lane.send("m")
+        deadline = time.monotonic() + 30
+        while not lane.function.events:
+            assert time.monotonic() < deadline, "the sent message was never delivered"
+            time.sleep(0.001)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert receives_at_invoke == [idle_receives + 1]
+    assert set(waits) == {0}
+    assert lane.function.bodies(0) == ["m"]
+
+
+def test_with_announcements_a_blocked_queue_is_still_short_polled(lane: Lane) -> None:
+    """A group held by another consumer frees without an announcement when its visibility
+    timeout ends, so the mapping short-polls a queue it found blocked, as without them."""
+    lane.esm.signals = moto_fidelity.message_signals
+    assert lane.esm.receive_wait_seconds == 0
+    lane.send("x", "y")
+    held = lane.sqs.receive_message(QueueUrl=lane.stack.queue_url("Lane"), MaxNumberOfMessages=1)
+    assert held["Messages"][0]["Body"] == "x"
+    assert not lane.esm.poll_once()
+    assert lane.esm._holding_back

@@ -6,7 +6,7 @@ Every error a client sees is JSON with a ``detail`` field.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ordo import errors
 from ordo.accounts import User, authenticate
 from ordo.clock import utcnow
-from ordo.observability import logger
+from ordo.observability import logger, ready
 from ordo.validation import json_body_problem, request_problem
 
 # The one place domain errors become HTTP statuses. Lookup walks the class's MRO.
@@ -105,13 +105,15 @@ class AccessLog:
     a millisecond a request in task groups and streams.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settle: Callable[[], None]) -> None:
         self.app = app
+        self.settle = settle  # ordo.boot's: the first request ends the cold start
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.settle()
         started = time.perf_counter()
         context = scope.get("aws.context")
         if context is not None:
@@ -195,13 +197,16 @@ def api_app(title: str) -> FastAPI:
     Swagger UI is served by the local cloud over the merged document of every function, so the
     per-function app only keeps ``/openapi.json`` (not routed by API Gateway).
     """
+    from ordo import boot  # not at our import: it reads the environment (the handler's first)
+
+    ready()  # the logger and the metrics, from this function's environment, in its init
     app = FastAPI(title=f"ordo {title}", version="0.1.0", docs_url=None, redoc_url=None)
     app.add_exception_handler(errors.OrdoError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(InputGuard)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, settle=boot.settle)
     return app
 
 
