@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import shlex
 import signal
 import sys
 import threading
@@ -13,6 +15,8 @@ from pathlib import Path
 from infra.local.cloud import LocalCloud
 from infra.local.stack import TEMPLATE
 
+_SAM_ENTRY = re.compile(r"ParameterKey=([^,=]+),ParameterValue=(.*)", re.DOTALL)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
@@ -20,6 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("ORDO_PORT", "3000")))
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("ORDO_AWS_PORT", "0")))
     parser.add_argument("--no-watch", action="store_true", help="do not reload changed code")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam deploy takes them: KEY=VALUE or "
+        "ParameterKey=KEY,ParameterValue=VALUE, as separate words or in one quoted string "
+        "(e.g. 'ApiThrottlingRateLimit=1000 ApiThrottlingBurstLimit=2000')",
+    )
     parser.add_argument(
         "--template",
         type=Path,
@@ -36,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         timeouts = LocalCloud.timeouts_from(os.environ)
+        parameters = parameter_overrides(args.parameter_overrides)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -47,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         env_overrides=LocalCloud.overrides_from(os.environ),
         watch=not args.no_watch,
         template=args.template,
+        parameters=parameters,
     )
+    cloud.phases.mark_process_start("python and imports")
     try:
         cloud.start()
     except OSError as exc:
@@ -64,6 +80,28 @@ def main(argv: list[str] | None = None) -> int:
     print("\nstopping…", flush=True)
     cloud.stop()
     return 0
+
+
+def parameter_overrides(arguments: list[str]) -> dict[str, str]:
+    """The parameters, as SAM reads them: each argument holds entries split as a shell would
+    (``"A=1 B='two words'"``), each ``KEY=VALUE`` or ``ParameterKey=KEY,ParameterValue=VALUE``.
+    ``ValueError`` names a malformed one."""
+    parameters: dict[str, str] = {}
+    for argument in arguments:
+        try:
+            entries = shlex.split(argument)
+        except ValueError as exc:
+            raise ValueError(f"--parameter-overrides: {argument!r}: {exc}") from exc
+        for entry in entries:
+            sam = _SAM_ENTRY.fullmatch(entry)
+            key, equals, value = (sam[1], "=", sam[2]) if sam else entry.partition("=")
+            if not key or not equals:
+                raise ValueError(
+                    f"--parameter-overrides: {entry!r} is not KEY=VALUE "
+                    "or ParameterKey=KEY,ParameterValue=VALUE"
+                )
+            parameters[key] = value
+    return parameters
 
 
 if __name__ == "__main__":

@@ -5,10 +5,16 @@ the route, and the function's answer becomes the HTTP response. Errors are answe
 Gateway answers them:
 
 * no route: 404 ``{"message":"Not Found"}``, unless a static file answers (the console, the docs)
+* past the route's throttle (the stage's token bucket: ``ThrottlingRateLimit`` tokens a second,
+  at most ``ThrottlingBurstLimit`` of them; one left out is the account's, 10,000 a second and
+  a burst of 5,000): 429 ``{"message":"Too Many Requests"}``
 * body over 10 MB (HttpApi's payload limit): 413 ``{"message":"Request Entity Too Large"}``
 * the function raised, or was throttled: 500 ``{"message":"Internal Server Error"}``
 * the function timed out: 503 ``{"message":"Service Unavailable"}`` (the local cloud's rule; a
   deployed HttpApi answers 500 for a function timeout and 503 only past its own 30 s limit)
+
+API Gateway never drops a connection: a burst of clients queues in the listen backlog, each
+connection gets a thread, and callers beyond a function's concurrency wait for a process.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import base64
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +33,7 @@ from urllib.parse import unquote
 from infra.local.events import http_event
 from infra.local.invoke import Invocation, Invoker, Outcome
 from infra.local.routing import Route, match
+from infra.local.stack import Throttle, Throttling
 
 log = logging.getLogger("ordo.local.gateway")
 
@@ -40,9 +48,35 @@ LocalEndpoint = Callable[[str, str, str, bytes], Answer | None]
 StaticEndpoint = Callable[[str, str], Answer | None]
 
 
+class TokenBucket:
+    """``burst`` tokens, refilled at ``rate`` a second; each request takes one or is throttled."""
+
+    def __init__(self, throttle: Throttle, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = throttle.rate
+        self.capacity = float(throttle.burst)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            refill = max(0.0, now - self._last) * self.rate  # a finite rate (Throttle checks)
+            self._tokens = min(self.capacity, self._tokens + refill)
+            self._last = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog (socketserver's default is 5): a burst of clients waits to be accepted
+    # instead of being refused. The kernel caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(
         self,
@@ -51,22 +85,41 @@ class Gateway(ThreadingHTTPServer):
         invoker: Invoker,
         local: LocalEndpoint | None = None,
         static: StaticEndpoint | None = None,
+        *,
+        throttling: Throttling | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
         self.invoker = invoker
         self.local = local
         self.static = static
+        throttling = throttling or Throttling()
+        # One bucket per route, as the stage's route settings apply to each route on its own.
+        self.buckets = {
+            key: TokenBucket(throttle)
+            for route in routes
+            if (throttle := throttling.for_route(key := route_key(route))) is not None
+        }
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def admit(self, route: Route) -> bool:
+        """False when the route's throttle has no token left for this request."""
+        bucket = self.buckets.get(route_key(route))
+        return bucket is None or bucket.take()
+
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="gateway", daemon=True)
         thread.start()
         return thread
+
+
+def route_key(route: Route) -> str:
+    """API Gateway's name for a route, as its RouteSettings are keyed: ``GET /tasks/{task_id}``."""
+    return f"{route.method} {route.path}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -117,6 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(static[0], static[1], [], static[2])
             else:
                 self._send_json(404, {"message": "Not Found"})
+            return
+        if not self.server.admit(found.route):
+            self._send_json(429, {"message": "Too Many Requests"})
             return
         headers: dict[str, str] = {}
         for name, value in self.headers.items():

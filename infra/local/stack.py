@@ -8,8 +8,11 @@ names.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,13 +36,18 @@ class _NoManagedPolicies:
 
 
 CACHE = ROOT / ".ordo" / "cache"
+CACHE_KEPT = 8  # transformed templates kept: the most recently used
 
 
-def transformed_template(path: Path = TEMPLATE, region: str = "us-east-1") -> dict[str, Any]:
+def transformed_template(
+    path: Path = TEMPLATE, region: str = "us-east-1", cache: Path = CACHE
+) -> dict[str, Any]:
     """The template as CloudFormation sees it after ``Transform: AWS::Serverless``.
 
     The transform takes over a second, so its output is cached by the template's content, the
-    region and the translator's version: a second start of the local cloud skips it.
+    region and the translator's version: a second start of the local cloud skips it. Each
+    writer writes a file of its own and renames it into place, so processes starting at once
+    never see a partial one; an unreadable entry is a miss.
     """
     import hashlib
     from importlib.metadata import version
@@ -48,16 +56,41 @@ def transformed_template(path: Path = TEMPLATE, region: str = "us-east-1") -> di
     key = hashlib.sha256(
         source + region.encode() + version("aws-sam-translator").encode()
     ).hexdigest()[:24]
-    cached = CACHE / f"template-{key}.json"
-    if cached.exists():
-        loaded: dict[str, Any] = json.loads(cached.read_text())
+    cached = cache / f"template-{key}.json"
+    try:
+        loaded: dict[str, Any] = json.loads(cached.read_bytes())
+    except (OSError, ValueError):
+        pass  # not cached yet, or a damaged entry: transform again and replace it
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(cached)  # recently used: kept by the pruning
         return loaded
     translated = _transform(source.decode(), region)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".tmp")
-    partial.write_text(json.dumps(translated))
-    partial.replace(cached)
+    _store(cache, cached, translated)
     return translated
+
+
+def _store(cache: Path, cached: Path, translated: dict[str, Any]) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=cache, prefix=f"{cached.stem}-", suffix=".tmp", delete=False
+    ) as partial:
+        try:
+            json.dump(translated, partial)
+        except BaseException:
+            Path(partial.name).unlink(missing_ok=True)
+            raise
+    os.replace(partial.name, cached)
+    entries = sorted(cache.glob("template-*.json"), key=_modified, reverse=True)
+    for stale in entries[CACHE_KEPT:]:
+        stale.unlink(missing_ok=True)
+
+
+def _modified(entry: Path) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:  # removed meanwhile by another start
+        return 0.0
 
 
 def _transform(source: str, region: str) -> dict[str, Any]:
@@ -96,6 +129,35 @@ class Function:
     report_batch_item_failures: bool = False
 
 
+# API Gateway's default account limits per Region: what a stage or route limit left out means.
+ACCOUNT_RATE_LIMIT = 10_000.0
+ACCOUNT_BURST_LIMIT = 5_000
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """An API Gateway throttle: a token bucket of ``burst`` tokens refilled at ``rate`` a second."""
+
+    rate: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.rate < float("inf")) or self.burst < 0:
+            raise ValueError(f"a throttle needs a finite rate and burst >= 0, not {self}")
+
+
+@dataclass(frozen=True)
+class Throttling:
+    """The HttpApi stage's throttles: ``default`` for every route (DefaultRouteSettings), and
+    the routes that override it (RouteSettings, by route key such as ``GET /health``)."""
+
+    default: Throttle | None = None
+    routes: dict[str, Throttle] = field(default_factory=dict)
+
+    def for_route(self, route_key: str) -> Throttle | None:
+        return self.routes.get(route_key, self.default)
+
+
 @dataclass
 class Stack:
     """The template's resources, resolved for one region and account."""
@@ -120,6 +182,9 @@ class Stack:
             key: str(spec.get("Default", ""))
             for key, spec in template.get("Parameters", {}).items()
         }
+        unknown = sorted(set(overrides or {}) - set(defaults))
+        if unknown:
+            raise ValueError(f"the template has no parameter {', '.join(unknown)}")
         stack = cls(name, region, template, defaults | (overrides or {}), path.resolve().parent)
         stack._name_resources()
         return stack
@@ -215,6 +280,42 @@ class Stack:
 
     def _condition(self, name: str) -> bool:
         return bool(self.resolve(self.template["Conditions"][name]))
+
+    # --- the API's stage ------------------------------------------------------------------
+
+    def throttling(self) -> Throttling:
+        """The throttles of the HttpApi's stage, resolved (the template's parameters included).
+        A setting a route leaves out is the default route's. The local cloud serves every
+        HttpApi's routes on one port, so it throttles a template of one HttpApi only: with two
+        or more, any stage throttle is a ``ValueError``."""
+        default: dict[str, Any] = {}
+        routes: dict[str, dict[str, Any]] = {}
+        apis = sorted(self.of_type("AWS::ApiGatewayV2::Api"))
+        for lid, res in self.of_type("AWS::ApiGatewayV2::Stage").items():
+            props = self.resolve(res["Properties"])
+            throttled = any(
+                _throttle(settings)
+                for settings in [
+                    props.get("DefaultRouteSettings") or {},
+                    *(props.get("RouteSettings") or {}).values(),
+                ]
+            )
+            if throttled and len(apis) > 1:
+                raise ValueError(
+                    f"the stage {lid} sets throttles, but the local cloud throttles a template "
+                    f"of one HttpApi only; this one has {len(apis)}: {', '.join(apis)}"
+                )
+            default |= props.get("DefaultRouteSettings") or {}
+            for key, settings in (props.get("RouteSettings") or {}).items():
+                routes[key] = routes.get(key, {}) | settings
+        return Throttling(
+            default=_throttle(default),
+            routes={
+                key: throttle
+                for key, settings in routes.items()
+                if (throttle := _throttle(default | settings))
+            },
+        )
 
     # --- functions -----------------------------------------------------------------------
 
@@ -337,6 +438,17 @@ class Stack:
         pitr = props.get("PointInTimeRecoverySpecification")
         if pitr:
             client.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
+
+
+def _throttle(settings: dict[str, Any]) -> Throttle | None:
+    rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    if rate is None and burst is None:
+        return None
+    # Only one of the two set: the other one is the account's, as API Gateway applies them.
+    return Throttle(
+        rate=float(rate) if rate is not None else ACCOUNT_RATE_LIMIT,
+        burst=int(float(burst)) if burst is not None else ACCOUNT_BURST_LIMIT,
+    )
 
 
 _QUEUE_ATTRIBUTES = {

@@ -30,6 +30,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TIME_SCALE = "0.01"
 PASSWORD = "E2e-passw0rd"  # every account the tests register
+# The suite calls one route far faster than the template's throttle (50 a second) allows:
+# API Gateway's account limits instead, so that no test meets a 429 it did not ask for.
+NO_THROTTLE = [
+    "--parameter-overrides",
+    "ApiThrottlingRateLimit=10000",
+    "ApiThrottlingBurstLimit=5000",
+]
 # What the e2e source serves the local cloud's aggregator.
 SOURCE_POSTS = [
     {"userId": 1 + n % 2, "id": n, "title": f"post {n}", "body": f"body {n}"} for n in range(1, 8)
@@ -110,12 +117,19 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         admin = (username, password) if username and password else None
         yield Api(deployed.rstrip("/"), local=False, admin=admin)
         return
-    source = ThreadingHTTPServer(("127.0.0.1", 0), _Posts)  # a real server for the aggregator
-    threading.Thread(target=source.serve_forever, daemon=True).start()
-    env = {"ORDO_FETCH_SOURCE_URL": f"http://127.0.0.1:{source.server_address[1]}/posts"}
-    try:
+    with posts_source() as source_url:
+        env = {"ORDO_FETCH_SOURCE_URL": source_url}
         with local_cloud(tmp_path_factory.mktemp("local-cloud"), env) as local:
             yield local
+
+
+@contextmanager
+def posts_source() -> Iterator[str]:
+    """A real server on loopback for the aggregator: the URL of its posts."""
+    source = ThreadingHTTPServer(("127.0.0.1", 0), _Posts)
+    threading.Thread(target=source.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{source.server_address[1]}/posts"
     finally:
         source.shutdown()
 
@@ -141,7 +155,7 @@ def local_cloud(folder: Path, env: dict[str, str] | None = None) -> Iterator[Api
     )
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "infra.local", "--port", str(port), "--no-watch"],
+            [sys.executable, "-m", "infra.local", "--port", str(port), "--no-watch", *NO_THROTTLE],
             cwd=ROOT,
             env=full_env,
             stdout=output,
@@ -161,13 +175,18 @@ def local_cloud(folder: Path, env: dict[str, str] | None = None) -> Iterator[Api
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the local cloud serves and its bootstrap (the token keys in SSM, the admin) has
+    ended: the tests that read SSM or DynamoDB directly need it, not only the gateway's."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"local cloud exited:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/_local/health", timeout=1).status_code == 200:
+            health = httpx.get(f"{url}/_local/health", timeout=1)
+            if health.status_code == 200 and health.json()["bootstrapped"]:
                 return
+            if health.status_code == 200 and health.json()["startup_error"]:
+                raise AssertionError(f"local cloud failed to start:\n{log.read_text()}")
         except httpx.TransportError:
             pass
         time.sleep(0.1)
