@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import json
 import os
 import subprocess
@@ -342,17 +343,43 @@ def whoami(api: Api, out: Output, _: argparse.Namespace) -> int:
     return 0
 
 
-def local(_: Api, __: Output, args: argparse.Namespace) -> int:
-    """The local cloud, as `make dev` runs it: this client must live in an ordo checkout."""
+def _checkout() -> Path:
+    """The ordo checkout this client lives in: `ordo local` needs its infra/local."""
     root = Path(__file__).resolve().parents[2]
     if not (root / "infra" / "local" / "__main__.py").exists():
-        raise CliError("`ordo local` runs from an ordo checkout; infra/local was not found")
+        raise CliError(
+            "`ordo local` runs from an ordo checkout (pip install -e .); "
+            f"infra/local was not found in {root}",
+            code=2,
+        )
+    return root
+
+
+def local(_: Api, __: Output, args: argparse.Namespace) -> int:
+    """The local cloud, as `make dev` runs it: this client must live in an ordo checkout."""
+    root = _checkout()
     env = os.environ | {"PYTHONPATH": str(root)}
     command = [sys.executable, "-m", "infra.local", *args.local_args]
     try:
         return subprocess.call(command, cwd=root, env=env)
     except KeyboardInterrupt:  # the local cloud got the same ctrl+c and stops by itself
         return EXIT_INTERRUPTED
+
+
+def local_invoke(argv: list[str]) -> int:
+    """`ordo local invoke FUNCTION`: in this process, with the checkout's infra.local."""
+    root = str(_checkout())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        invoke_cli = importlib.import_module("infra.local.invoke_cli")
+    except ImportError as exc:  # a checkout without the dev tools (moto, the SAM translator)
+        raise CliError(
+            f"`ordo local invoke` needs the local cloud's packages ({exc}): "
+            "pip install -e '.[dev]', or run `make venv`",
+            code=2,
+        ) from exc
+    return int(invoke_cli.main(argv, prog="ordo local invoke"))
 
 
 # --- the parser -----------------------------------------------------------------------------
@@ -475,8 +502,9 @@ def parser() -> argparse.ArgumentParser:
     add(
         "local",
         local,
-        "start the local cloud (as `make dev`); options go to it",
-        "ordo local --port 8080",
+        "start the local cloud (as `make dev`); options go to it. "
+        "`ordo local invoke FUNCTION` runs one function once, as `sam local invoke`",
+        "ordo local --port 8080; ordo local invoke WorkerFunction -e infra/events/worker.json",
     )
     return main
 
@@ -532,7 +560,34 @@ def fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+# The global options (see parser()), as they may come before the command.
+GLOBAL_FLAGS = ("--json", "--insecure")
+GLOBAL_VALUED = ("--api-url",)
+
+
+def local_invoke_arguments(argv: list[str]) -> list[str] | None:
+    """The arguments after ``ordo [global options] local invoke``, or None for any other
+    command. The global options do not apply to it: they are skipped."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in GLOBAL_FLAGS or word.startswith(tuple(f"{o}=" for o in GLOBAL_VALUED)):
+            index += 1
+        elif word in GLOBAL_VALUED:
+            index += 2
+        else:
+            break
+    return argv[index + 2 :] if argv[index : index + 2] == ["local", "invoke"] else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    invoke_arguments = local_invoke_arguments(argv)
+    if invoke_arguments is not None:  # its own options, parsed by infra.local.invoke_cli
+        try:
+            return local_invoke(invoke_arguments)
+        except CliError as error:
+            fail(error.message, error.code)
     cli = parser()
     args, extra = cli.parse_known_args(argv)
     if args.command == "local":

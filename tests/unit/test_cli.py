@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ordo_cli import credentials
+from ordo_cli import main as cli_main
 from ordo_cli.api import CliError, check_url, is_loopback
 
 TOKENS = {"access_token": "a1", "refresh_token": "r1"}
@@ -136,3 +137,61 @@ def test_forgetting_keeps_other_apis_tokens(config: Path) -> None:
     assert (credentials.load("a"), credentials.load("b")) == (None, TOKENS)
     credentials.save("never-signed-in", None)  # nothing to forget: nothing written
     assert credentials.load("b") == TOKENS
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["local", "invoke", "WorkerFunction", "-e", "event.json"],
+        [
+            "--api-url",
+            "http://127.0.0.1:9",
+            "local",
+            "invoke",
+            "WorkerFunction",
+            "-e",
+            "event.json",
+        ],
+        [
+            "--json",
+            "--api-url=http://x",
+            "--insecure",
+            "local",
+            "invoke",
+            "WorkerFunction",
+            "-e",
+            "event.json",
+        ],
+    ],
+)
+def test_local_invoke_is_found_after_the_global_options(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoked: list[list[str]] = []
+
+    def local_invoke(arguments: list[str]) -> int:
+        invoked.append(arguments)
+        return 0
+
+    monkeypatch.setattr(cli_main, "local_invoke", local_invoke)
+    assert cli_main.main(argv) == 0
+    assert invoked == [["WorkerFunction", "-e", "event.json"]]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["local", "--port", "8080"],
+        ["--api-url", "local", "invoke"],  # "local" is the URL here: then a command "invoke"
+        ["status", "local", "invoke"],
+    ],
+)
+def test_other_commands_are_not_local_invoke(argv: list[str]) -> None:
+    assert cli_main.local_invoke_arguments(argv) is None
+
+
+def test_the_skipped_global_options_are_the_parsers() -> None:
+    args = cli_main.parser().parse_args(
+        [*cli_main.GLOBAL_FLAGS, *(f"{o}=x" for o in cli_main.GLOBAL_VALUED), "whoami"]
+    )
+    assert args.command == "whoami"
