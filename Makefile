@@ -88,12 +88,10 @@ screenshots: $(STAMP) $(WEB_STAMP)  ## Rewrite docs/screens/*.png from the conso
 	ORDO_SCREENSHOTS=docs/screens $(VENV)/bin/pytest -q tests/e2e/test_console.py
 
 .PHONY: bench
-bench: $(STAMP) build  ## Cold start, the local cloud's overheads, the lane's recovery, the catalog
-	$(PY) -m bench.coldstart
-	$(PY) -m bench.localcloud
-	$(PY) -m bench.startup
-	$(PY) -m bench.recovery
-	$(PY) -m bench.catalog
+bench: $(STAMP) build  ## Cold start, the local cloud's overheads and start-up, recovery, the catalog; then every headline figure against its target
+	@status=0; for module in coldstart localcloud startup recovery catalog; do \
+	  echo "== python -m bench.$$module"; $(PY) -m bench.$$module || status=1; done; \
+	$(PY) -m bench.figures; exit $$status
 
 # The stack `make deploy-console` publishes to: samconfig.toml's stack_name. REGION is optional.
 STACK ?= ordo

@@ -58,6 +58,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from bench import figures
+
 if TYPE_CHECKING:
     from infra.local.stack import Function
 
@@ -1067,6 +1069,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         target=args.target,
         python=version,
         boto3=boto3_version,
+    )
+    worst = max(report.functions, key=report.ratio)
+    figures.record(
+        "cold_start",
+        figures.Figure(
+            "cold start, worst API function / boto3 floor",
+            report.ratio(worst),
+            "x",
+            report.target,
+            1.5,
+            f"{worst.name}, {worst.median_s * 1000:.0f} ms",
+        ),
     )
     if args.json:
         print(json.dumps(report.as_json() | {"token_imports": crypto.as_json()}, indent=2))

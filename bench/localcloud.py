@@ -56,6 +56,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
+from bench import figures
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -1327,7 +1329,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("interrupted")
         return 130
     print(json.dumps(report.as_json(), indent=2) if args.json else report.table())
+    record_figures(report)
     return 0
+
+
+def record_figures(report: Report) -> None:
+    g, p, k, m = report.gateway, report.pipeline, report.pickup, report.memory
+    figures.record(
+        "memory_pss",
+        figures.Figure("local cloud peak memory (PSS)", m.peak_mb, "MB", m.target_mb, 250.0),
+    )
+    figures.record(
+        "lane_overhead",
+        figures.Figure("lane overhead per job", p.per_job_ms, "ms", p.target_ms, 12.0),
+    )
+    figures.record(
+        "pickup",
+        figures.Figure(
+            "pickup on an idle lane, p50",
+            k.median_ms,
+            "ms",
+            k.target_ms,
+            5.0,
+            f"p90 {percentile(k.pickup_ms, 0.9):.1f} ms",
+        ),
+    )
+    figures.record(
+        "gateway", figures.Figure("gateway against direct uvicorn", g.ratio, "x", g.target)
+    )
 
 
 if __name__ == "__main__":

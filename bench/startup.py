@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import figures
+
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / ".ordo" / "bench-startup.log"
 TARGET_START_S = 2.0
@@ -240,6 +242,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(results, indent=2) if args.json else report(results))
+    start, throttled = results["warm_start"], results["burst_account_limits"]
+    figures.record(
+        "warm_start",
+        figures.Figure("warm start to GET /health 200", start["median_s"], "s", start["target_s"]),
+    )
+    answered = sum(n for status, n in throttled["statuses"].items() if status != NO_ANSWER)
+    figures.record(
+        "burst",
+        figures.Figure(
+            f"burst of {throttled['clients']} clients on /health, p99",
+            throttled["p99_ms"],
+            "ms",
+            None,
+            detail=f"p50 {throttled['p50_ms']:.0f} ms; {answered}/{throttled['clients']} answered",
+        ),
+    )
     no_answer = any(
         results[key]["statuses"].get(NO_ANSWER)
         for key in ("burst_template_throttle", "burst_account_limits")
