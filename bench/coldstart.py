@@ -58,7 +58,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from bench import figures
+from bench import figures, tables
 
 if TYPE_CHECKING:
     from infra.local.stack import Function
@@ -768,15 +768,6 @@ class Report:
                     "-" if is_floor else self.verdict(stats),
                 )
             )
-        widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-        lines = [
-            "  ".join(
-                cell.ljust(width) if column == 0 else cell.rjust(width)
-                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
-            )
-            for row in rows
-        ]
-        lines.insert(1, "  ".join("-" * width for width in widths))
         intro = (
             f"Cold start by phase (ms, medians): Python {self.python}, boto3 {self.boto3} only, "
             f"sam build artifact, moto on 127.0.0.1\n{self.rounds} rounds (+{self.warmup} "
@@ -789,7 +780,7 @@ class Report:
             "column is its own median\nin-proc x = median(import .. handler) over the floor's: "
             "the ratio without interpreter start-up and exit\n"
         )
-        return intro + "\n".join(lines) + "\n\n" + self.summary()
+        return intro + tables.aligned(rows) + "\n\n" + self.summary()
 
     def as_json(self) -> dict[str, Any]:
         return {

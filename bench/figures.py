@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import tables
+
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / ".ordo" / "bench-figures.json"
 
@@ -94,21 +96,7 @@ def table(figures: dict[str, Figure]) -> str:
                 f"{figure.measured_at}  {figure.detail}".rstrip(),
             )
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(5)]
-    lines = [
-        "  ".join(
-            [
-                *(
-                    cell.ljust(width) if column == 0 else cell.rjust(width)
-                    for column, (cell, width) in enumerate(zip(row[:5], widths, strict=True))
-                ),
-                row[5],
-            ]
-        )
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * width for width in [*widths, len(rows[0][5])]))
-    return "\n".join(lines)
+    return tables.aligned(rows, free_last=True)
 
 
 def main() -> int:

@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from bench import figures
+from bench import figures, tables
+from infra.local.stack import ACCOUNT_LIMIT_OVERRIDES
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,8 +74,7 @@ CLOUD_COMMAND = [
     "-m",
     "infra.local",
     "--parameter-overrides",
-    "ApiThrottlingRateLimit=10000",
-    "ApiThrottlingBurstLimit=5000",
+    *ACCOUNT_LIMIT_OVERRIDES,
 ]
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -158,7 +158,7 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _stop_process(process: subprocess.Popen[bytes], signum: int, timeout: float) -> None:
+def stop_process(process: subprocess.Popen[bytes], signum: int, timeout: float) -> None:
     if process.poll() is None:
         process.send_signal(signum)
         try:
@@ -234,7 +234,7 @@ def local_cloud(
         with _sigint_ignored():
             if process.poll() is None:
                 cloud.seen_pids |= descendants(process.pid)
-            _stop_process(process, signal.SIGINT, timeout=15)
+            stop_process(process, signal.SIGINT, timeout=15)
             # A local cloud that had to be killed leaves its function processes behind.
             for pid in sorted(cloud.seen_pids):
                 if any(m in _cmdline(pid) for m in ("infra.local.runtime", "infra.local.zygote")):
@@ -346,7 +346,7 @@ def uvicorn_server(
         yield url
     finally:
         with _sigint_ignored():
-            _stop_process(process, signal.SIGTERM, timeout=10)
+            stop_process(process, signal.SIGTERM, timeout=10)
 
 
 # --- memory -------------------------------------------------------------------------------
@@ -960,7 +960,6 @@ class Memory:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "peak_mb": round(self.peak_mb, 1),
             "peak_pss_mb": round(self.peak_mb, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "peak_processes": len(self.peak.by_pid),
@@ -1123,20 +1122,6 @@ class Report:
             ),
             *self.start_rows(),
         ]
-        widths = [max(len(row[column]) for row in rows) for column in range(4)]
-        lines = [
-            "  ".join(
-                [
-                    *(
-                        cell.ljust(width) if column == 0 else cell.rjust(width)
-                        for column, (cell, width) in enumerate(zip(row[:4], widths, strict=True))
-                    ),
-                    row[4],
-                ]
-            )
-            for row in rows
-        ]
-        lines.insert(1, "  ".join("-" * width for width in [*widths, len(rows[0][4])]))
         intro = (
             f"Local cloud (python -m infra.local --no-watch, ORDO_TIME_SCALE={TIME_SCALE:g}) on "
             "127.0.0.1; gateway: sequential keep-alive requests alternating with the same app "
@@ -1146,7 +1131,8 @@ class Report:
             f"{SAMPLE_INTERVAL * 1000:.0f} ms "
             "(MB = 10^6 bytes)\n"
         )
-        return intro + "\n".join(lines) + "\n\n" + self.breakdown() + "\n\n" + self.summary()
+        table = tables.aligned(rows, free_last=True)
+        return intro + table + "\n\n" + self.breakdown() + "\n\n" + self.summary()
 
     def start_rows(self) -> list[tuple[str, str, str, str, str]]:
         s = self.starts

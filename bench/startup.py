@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,26 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import figures
+from bench.localcloud import BenchError, free_port, log, percentile, stop_process
+from infra.local.stack import ACCOUNT_LIMIT_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / ".ordo" / "bench-startup.log"
 TARGET_START_S = 2.0
-ACCOUNT_LIMITS = ["ApiThrottlingRateLimit=10000", "ApiThrottlingBurstLimit=5000"]
 NO_ANSWER = "no answer"
-
-
-class BenchError(Exception):
-    """The benchmark cannot run; the message says why."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
@@ -112,12 +98,7 @@ def local_cloud(
         with local_cloud(parameters, timeout, attempts - 1) as again:
             yield again
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGINT, 20)
 
 
 def startup_phases(port: int, timeout: float = 120) -> dict[str, float]:
@@ -138,8 +119,7 @@ class Burst:
     latencies_s: list[float] = field(default_factory=list)
 
     def percentile_ms(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_s)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+        return percentile(self.latencies_s, fraction) * 1000
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -190,7 +170,7 @@ def measure(rounds: int, clients: int) -> dict[str, Any]:
             log(f"start {number + 1}/{rounds}: GET /health 200 after {cloud.health_s:.2f} s")
             if number == rounds - 1:
                 throttled = burst(cloud.port, clients)
-    with local_cloud(ACCOUNT_LIMITS) as cloud:
+    with local_cloud(ACCOUNT_LIMIT_OVERRIDES) as cloud:
         startup_phases(cloud.port)
         unthrottled = burst(cloud.port, clients)
     median_s = statistics.median(starts)

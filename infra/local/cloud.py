@@ -524,13 +524,11 @@ class LocalAdmin:
             problems = describe_validation_errors(exc.errors())
             raise ValueError(f"ORDO_ADMIN_* is not a valid account: {problems}") from exc
 
-    def ensure(
-        self, dynamodb: Any, table_name: str, request: RegisterRequest | None = None
-    ) -> None:
+    def ensure(self, dynamodb: Any, table_name: str, request: RegisterRequest) -> None:
         """Create the admin (or restore it); raises ``ValueError`` as ``request`` does."""
         from ordo.accounts import ensure_admin
         from ordo.clock import utcnow
         from ordo.storage.accounts import DynamoUserTable
 
         users = DynamoUserTable(dynamodb, table_name)
-        ensure_admin(users, request or self.request(), utcnow())
+        ensure_admin(users, request, utcnow())

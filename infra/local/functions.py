@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +62,14 @@ Launcher = Callable[[Function, Mapping[str, str]], tuple[FunctionProcess, IO[byt
 
 def process_environment(function: Function, environment: Mapping[str, str]) -> dict[str, str]:
     """The function's environment, with the repository root and its layers on PYTHONPATH."""
+    return with_layers(function.layers, environment)
+
+
+def with_layers(layers: Sequence[Path], environment: Mapping[str, str]) -> dict[str, str]:
+    """``environment`` with the repository root and ``layers`` first on PYTHONPATH."""
     env = dict(environment)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), *(str(p) for p in function.layers), env.get("PYTHONPATH", "")]
+        [str(ROOT), *(str(p) for p in layers), env.get("PYTHONPATH", "")]
     ).rstrip(os.pathsep)
     return env
 
@@ -328,6 +333,7 @@ class CodeWatcher:
         self.interval = interval
         self.generation = 0
         self._changes: Counter[Path] = Counter()  # changes seen under each folder
+        self._resolved: dict[Path, Path] = {}  # each folder asked about, resolved once
         self._fingerprint = self._scan()
 
     def _scan(self) -> tuple[tuple[str, int], ...]:
@@ -341,7 +347,11 @@ class CodeWatcher:
         return tuple(sorted(entries))
 
     def generation_under(self, folder: Path) -> int:
-        return self._changes[folder.resolve()]
+        """Asked on every invocation: the folder is resolved on the first call only."""
+        resolved = self._resolved.get(folder)
+        if resolved is None:
+            resolved = self._resolved[folder] = folder.resolve()
+        return self._changes[resolved]
 
     def check(self) -> bool:
         fingerprint = self._scan()

@@ -175,7 +175,7 @@ def running_local_cloud(environ: Mapping[str, str], wait_s: float = BOOTSTRAP_WA
 
 
 @contextmanager
-def aws_endpoint(template: Path, environ: Mapping[str, str]) -> Iterator[str]:
+def aws_endpoint(stack: Stack, environ: Mapping[str, str]) -> Iterator[str]:
     """``AWS_ENDPOINT_URL``, a running local cloud's endpoint, or fresh resources in moto."""
     port = environ.get("ORDO_PORT", DEFAULT_PORT)
     if environ.get("AWS_ENDPOINT_URL"):
@@ -191,7 +191,8 @@ def aws_endpoint(template: Path, environ: Mapping[str, str]) -> Iterator[str]:
         "using fresh resources (moto, in this process)",
         file=sys.stderr,
     )
-    cloud = LocalCloud(template=template, env_overrides=LocalCloud.overrides_from(environ))
+    cloud = LocalCloud(env_overrides=LocalCloud.overrides_from(environ))
+    cloud.stack = stack  # already loaded: start_resources does not load it again
     try:
         cloud.start_resources()
         yield cloud.aws_url
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None, prog: str = "ordo local invoke") -> int:
             file=sys.stderr,
         )
     try:
-        with stdout_to_stderr(), aws_endpoint(args.template, environ) as aws_url:
+        with stdout_to_stderr(), aws_endpoint(stack, environ) as aws_url:
             environment = lambda_environment(
                 function, stack, aws_url, LocalCloud.overrides_from(environ)
             ) | env_vars.for_function(function, function_name)

@@ -132,6 +132,12 @@ class Function:
 # API Gateway's default account limits per Region: what a stage or route limit left out means.
 ACCOUNT_RATE_LIMIT = 10_000.0
 ACCOUNT_BURST_LIMIT = 5_000
+# ``--parameter-overrides`` that lift ordo's template throttle to those limits: for test suites
+# and benches that call one route far faster than the template allows.
+ACCOUNT_LIMIT_OVERRIDES = [
+    f"ApiThrottlingRateLimit={ACCOUNT_RATE_LIMIT:g}",
+    f"ApiThrottlingBurstLimit={ACCOUNT_BURST_LIMIT}",
+]
 
 
 @dataclass(frozen=True)

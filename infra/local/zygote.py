@@ -56,6 +56,7 @@ from infra.local.functions import (
     process_environment,
     runtime_arguments,
     spawn_process,
+    with_layers,
 )
 from infra.local.stack import ROOT, Function
 
@@ -325,9 +326,9 @@ def _child(
         environment: dict[str, str] = request["environment"]
         os.environ.clear()
         os.environ.update(environment)
-        os.chdir(request["cwd"])
+        os.chdir(request["code_dir"])
         python_path = [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.path[:] = [request["cwd"], *python_path, *base_path]
+        sys.path[:] = [request["code_dir"], *python_path, *base_path]
         sys.argv = [str(runtime.__file__), *request["argv"]]
         importlib.invalidate_caches()
         with suppress(KeyboardInterrupt, BrokenPipeError):
@@ -419,9 +420,7 @@ class ForkServer:
     ) -> None:
         self.layers = tuple(layers)
         self.generation = generation
-        self.environment = dict(environment) | {
-            "PYTHONPATH": os.pathsep.join([str(ROOT), *(str(p) for p in self.layers)])
-        }
+        self.environment = with_layers(self.layers, {**environment, "PYTHONPATH": ""})
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -486,7 +485,6 @@ class ForkServer:
         reply_read, reply_write = os.pipe()
         request = {
             "environment": dict(environment),
-            "cwd": str(function.code_uri),
             "code_dir": str(function.code_uri),
             "handler": function.handler,
             "function_name": function.logical_id,

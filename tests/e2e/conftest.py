@@ -17,26 +17,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from infra.local.stack import ACCOUNT_LIMIT_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
 TIME_SCALE = "0.01"
 PASSWORD = "E2e-passw0rd"  # every account the tests register
 # The suite calls one route far faster than the template's throttle (50 a second) allows:
 # API Gateway's account limits instead, so that no test meets a 429 it did not ask for.
-NO_THROTTLE = [
-    "--parameter-overrides",
-    "ApiThrottlingRateLimit=10000",
-    "ApiThrottlingBurstLimit=5000",
-]
+NO_THROTTLE = ["--parameter-overrides", *ACCOUNT_LIMIT_OVERRIDES]
 # What the e2e source serves the local cloud's aggregator.
 SOURCE_POSTS = [
     {"userId": 1 + n % 2, "id": n, "title": f"post {n}", "body": f"body {n}"} for n in range(1, 8)
@@ -46,10 +45,17 @@ SOURCE_POSTS = [
 SOURCE_HITS: list[float] = []  # when the source was asked, for tests that wait on it
 
 
-class _Posts(BaseHTTPRequestHandler):
+class _JsonServer(ThreadingHTTPServer):
+    def __init__(self, answer: Callable[[], Any]) -> None:
+        super().__init__(("127.0.0.1", 0), _Json)
+        self.answer = answer
+
+
+class _Json(BaseHTTPRequestHandler):
+    server: _JsonServer
+
     def do_GET(self) -> None:
-        SOURCE_HITS.append(time.time())
-        body = json.dumps(SOURCE_POSTS).encode()
+        body = json.dumps(self.server.answer()).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -58,6 +64,18 @@ class _Posts(BaseHTTPRequestHandler):
 
     def log_message(self, *_: object) -> None:
         pass
+
+
+@contextmanager
+def json_server(answer: Callable[[], Any]) -> Iterator[str]:
+    """A real server on loopback that answers every GET with ``answer()`` as JSON: its base URL."""
+    server = _JsonServer(answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # What the API shows of a user, never more (no password hash, no deleted flag).
@@ -76,6 +94,13 @@ class Api:
     local: bool
     log: Path | None = None
     admin: tuple[str, str] | None = None  # username, password
+
+    @property
+    def port(self) -> int:
+        """The port the URL names (a local cloud's always does)."""
+        port = urlsplit(self.url).port
+        assert port is not None, f"{self.url} names no port"
+        return port
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -126,12 +151,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 @contextmanager
 def posts_source() -> Iterator[str]:
     """A real server on loopback for the aggregator: the URL of its posts."""
-    source = ThreadingHTTPServer(("127.0.0.1", 0), _Posts)
-    threading.Thread(target=source.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{source.server_address[1]}/posts"
-    finally:
-        source.shutdown()
+
+    def posts() -> list[dict[str, Any]]:
+        SOURCE_HITS.append(time.time())
+        return SOURCE_POSTS
+
+    with json_server(posts) as url:
+        yield f"{url}/posts"
 
 
 @contextmanager

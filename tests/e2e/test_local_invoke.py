@@ -88,7 +88,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     assert ORDO.exists(), "the ordo console script is not installed (pip install -e .)"
     with local_cloud(tmp_path_factory.mktemp("invoke-cloud")) as api:
         health = httpx.get(f"{api.url}/_local/health", timeout=10).json()
-        yield Cloud(int(api.url.rsplit(":", 1)[1]), health["aws_endpoint"])
+        yield Cloud(api.port, health["aws_endpoint"])
 
 
 @pytest.fixture(scope="module")

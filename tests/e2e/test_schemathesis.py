@@ -11,11 +11,9 @@ Alone: ``.venv/bin/pytest -q tests/e2e/test_schemathesis.py`` (``-s`` shows the 
 from __future__ import annotations
 
 import os
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from itertools import count
 from typing import Any
 
@@ -26,7 +24,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
 
 from infra.local.openapi import EXPORTED
-from tests.e2e.conftest import Api, _Posts, local_cloud
+from tests.e2e.conftest import Api, local_cloud, posts_source
 
 SEED = 15
 EXAMPLES = 25
@@ -51,19 +49,15 @@ def fuzz_target(
 ) -> Iterator[Target]:
     if os.environ.get("ORDO_API_URL"):
         pytest.skip("fuzzes a local cloud of its own, never a deployed stack")
-    source = ThreadingHTTPServer(("127.0.0.1", 0), _Posts)  # fetches succeed: no 502 to excuse
-    threading.Thread(target=source.serve_forever, daemon=True).start()
-    # local_cloud lifts the per-address limit: Schemathesis registers far more than a person.
-    env = {"ORDO_FETCH_SOURCE_URL": f"http://127.0.0.1:{source.server_address[1]}/posts"}
-    try:
+    with posts_source() as source_url:  # fetches succeed: no 502 to excuse
+        # local_cloud lifts the per-address limit: Schemathesis registers far more than a person.
+        env = {"ORDO_FETCH_SOURCE_URL": source_url}
         with local_cloud(tmp_path_factory.mktemp("fuzz-cloud"), env) as api:
             assert api.admin is not None
             _, user_token = api.sign_up()
             target = Target(api, [api.sign_in(*api.admin), user_token])
             yield target
             _report(request, target)
-    finally:
-        source.shutdown()
 
 
 def _report(request: pytest.FixtureRequest, target: Target) -> None:

@@ -40,6 +40,8 @@ from ordo.storage.dynamodb import DynamoJobTable
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from ordo.catalog import Product
+
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
@@ -270,23 +272,36 @@ def test_concurrent_claims_of_one_job_admit_exactly_one(
 # --- products --------------------------------------------------------------------------------
 
 
+def _racer(i: int, **fields: Any) -> Product:
+    """Product number ``i``: its own id, name and SKU unless ``fields`` say otherwise."""
+    from ordo.catalog import Product
+
+    values: dict[str, Any] = {
+        "id": f"{i:032x}",
+        "name": f"racer {i}",
+        "description": "",
+        "price": Decimal(i),
+        "stock": 1,
+        "category": f"c{i % 3}",
+        "sku": f"RACE-{i}",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return Product(**(values | fields))
+
+
 def test_concurrent_products_with_one_sku_admit_exactly_one(
     dynamodb_local: DynamoDBLocal, table: str
 ) -> None:
-    from ordo.catalog import Product, SkuTaken
+    from ordo.catalog import SkuTaken
     from ordo.storage.catalog import DynamoProductTable
 
     products = [
-        Product(
-            id=f"{i:032x}",
-            name=f"racer {i}",
-            description="",
+        _racer(
+            i,
             price=Decimal("1.00"),
-            stock=1,
             category="",
             sku="RACE-1" if i % 2 else "race-1",  # one SKU, whatever its case
-            created_at=NOW,
-            updated_at=NOW,
         )
         for i in range(12)
     ]
@@ -307,24 +322,11 @@ def test_concurrent_products_with_one_sku_admit_exactly_one(
 def test_concurrent_catalog_writes_each_make_one_version_a_reader_catches_up_to(
     dynamodb_local: DynamoDBLocal, table: str
 ) -> None:
-    from ordo.catalog import CatalogIndex, Listing, Product, SortBy
+    from ordo.catalog import CatalogIndex, Listing, SortBy
     from ordo.storage.catalog import DynamoProductTable
 
-    def product(i: int, stock: int = 1) -> Product:
-        return Product(
-            id=f"{i:032x}",
-            name=f"racer {i}",
-            description="",
-            price=Decimal(i),
-            stock=stock,
-            category=f"c{i % 3}",
-            sku=f"RACE-{i}",
-            created_at=NOW,
-            updated_at=NOW,
-        )
-
     setup = DynamoProductTable(dynamodb_local.client(), table)
-    existing = [product(i) for i in range(4)]
+    existing = [_racer(i) for i in range(4)]
     for item in existing:
         setup.create(item)
     reader = CatalogIndex()
@@ -337,7 +339,7 @@ def test_concurrent_catalog_writes_each_make_one_version_a_reader_catches_up_to(
             after = before.model_copy(update={"stock": 50 + i, "updated_at": NOW.replace(hour=13)})
             admin.replace(before, after)
         else:
-            admin.create(product(i))
+            admin.create(_racer(i))
 
     outcomes = race(dynamodb_local, 8, write)
 

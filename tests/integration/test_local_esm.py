@@ -23,6 +23,7 @@ from infra.local.clock import LocalClock
 from infra.local.esm import SqsEventSource
 from infra.local.invoke import Invocation, Outcome
 from infra.local.stack import Stack
+from tests.local.conftest import eventually
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -598,10 +599,8 @@ def test_with_announcements_an_idle_mapping_waits_instead_of_polling(
         assert signals.waiting.wait(timeout=30)
         idle_receives = len(waits)
         lane.send("m")
-        deadline = time.monotonic() + 30
-        while not lane.function.events:
-            assert time.monotonic() < deadline, "the sent message was never delivered"
-            time.sleep(0.001)
+        delivered = eventually(lambda: lane.function.events, timeout=30, interval=0.001)
+        assert delivered, "the sent message was never delivered"
     finally:
         stop.set()
         thread.join(timeout=5)

@@ -13,6 +13,7 @@ import base64
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,7 @@ from botocore.session import get_session
 from infra.local import moto_fidelity
 from infra.local.motoserver import MotoServer
 from infra.local.stack import Stack
+from tests.e2e.conftest import free_port
 
 SPEED = (
     "dispatch_lookups",
@@ -261,6 +263,20 @@ def _reset(url: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
 
 
+@contextmanager
+def _moto() -> Iterator[tuple[MotoServer, str]]:
+    """A started MotoServer, reset, and its URL; stopped afterwards."""
+    server = MotoServer()
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        _reset(url)
+        yield server, url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def patched() -> Iterator[None]:
     moto_fidelity.apply()
@@ -285,15 +301,9 @@ def _unpatched_answers() -> list[Any]:
 
 
 def _patched_answers(in_process: bool = False) -> list[Any]:
-    server = MotoServer()
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        _reset(f"http://{host}:{port}")
+    with _moto() as (server, url):
         attach = server.attach if in_process else (lambda client: client)
-        return lane_calls(f"http://{host}:{port}", attach)
-    finally:
-        server.stop()
+        return lane_calls(url, attach)
 
 
 def test_patched_moto_answers_the_lanes_calls_as_unpatched_moto_does(patched: None) -> None:
@@ -348,20 +358,13 @@ def test_in_process_requests_reach_moto_as_the_servers_do(
         return original(self, environ, start_response)
 
     monkeypatch.setattr(DomainDispatcherApplication, "__call__", capture)
-    server = MotoServer()
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        _reset(url)
+    with _moto() as (server, url):
         for sqs in (_client("sqs", url), server.attach(_client("sqs", url))):
             sqs.create_queue(QueueName="same")
             sqs.send_message(QueueUrl=f"{url}/123456789012/same", MessageBody="é ü")
         for dynamodb in (_client("dynamodb", url), server.attach(_client("dynamodb", url))):
             with pytest.raises(ClientError):
                 dynamodb.get_item(TableName="none", Key={"pk": {"S": "a b/ü"}})
-    finally:
-        server.stop()
     requests = seen[1:]  # after the reset
     assert len(requests) == 6
     for over_http, in_process in ((0, 2), (1, 3), (4, 5)):
@@ -371,24 +374,11 @@ def test_in_process_requests_reach_moto_as_the_servers_do(
 def test_a_client_of_another_endpoint_is_not_served_in_process() -> None:
     from botocore.exceptions import EndpointConnectionError
 
-    from bench.localcloud import free_port
-
-    server = MotoServer()
-    server.start()
-    try:
-        elsewhere: Any = get_session().create_client(
-            "sqs",
-            region_name=REGION,
-            endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
+    with _moto() as (server, _):
+        elsewhere = _client("sqs", f"http://127.0.0.1:{free_port()}")  # nothing listens
         server.attach(elsewhere)
         with pytest.raises(EndpointConnectionError):
             elsewhere.list_queues()
-    finally:
-        server.stop()
 
 
 def test_undo_puts_moto_back(patched: None) -> None:
@@ -410,12 +400,7 @@ def test_undo_puts_moto_back(patched: None) -> None:
 
 def test_sends_visibility_zero_and_deletes_are_announced(patched: None) -> None:
     """What may let a receive find a message is announced on its queue, nothing else is."""
-    server = MotoServer()
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        _reset(url)
+    with _moto() as (_, url):
         sqs = _client("sqs", url)
         queue = sqs.create_queue(QueueName="signals")["QueueUrl"]
         signals = moto_fidelity.message_signals
@@ -447,8 +432,6 @@ def test_sends_visibility_zero_and_deletes_are_announced(patched: None) -> None:
             )
         )
         assert announced(lambda: sqs.delete_message(QueueUrl=queue, ReceiptHandle=handles[1]))
-    finally:
-        server.stop()
 
 
 def test_a_waiter_wakes_on_its_queues_announcement_only() -> None:
@@ -469,9 +452,7 @@ def test_the_server_keeps_connections_open() -> None:
     """Many requests on one connection, a chunked body, and a HEAD without a body."""
     import http.client
 
-    server = MotoServer()
-    server.start()
-    try:
+    with _moto() as (server, _):
         host, port = server.get_host_and_port()
         connection = http.client.HTTPConnection(host, port, timeout=10)
         sqs = {
@@ -505,5 +486,3 @@ def test_the_server_keeps_connections_open() -> None:
         assert head.read() == b""
         assert connection.sock is first_socket
         connection.close()
-    finally:
-        server.stop()

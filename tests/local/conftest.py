@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from infra.local.cloud import LocalCloud
+from infra.local.stack import Function
 
 FIXTURE = Path(__file__).parent / "fixture" / "template.yaml"
 T = TypeVar("T")
@@ -25,6 +26,21 @@ def eventually[T](probe: Callable[[], T], timeout: float = 10, interval: float =
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def fixture_function(logical_id: str, code_uri: Path, **changes: Any) -> Function:
+    """One of the fixture's functions: ``app.handler``, 5 s, 128 MB, no reserved concurrency and
+    no environment of its own, unless ``changes`` say otherwise."""
+    fields: dict[str, Any] = {
+        "logical_id": logical_id,
+        "code_uri": code_uri,
+        "handler": "app.handler",
+        "timeout": 5,
+        "memory": 128,
+        "reserved_concurrency": None,
+        "environment": {},
+    }
+    return Function(**(fields | changes))
 
 
 @pytest.fixture(scope="module")

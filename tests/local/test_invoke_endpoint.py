@@ -3,44 +3,25 @@ token keys in SSM) before a function can read them, and says so when that never 
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from infra.local.invoke_cli import UsageError, running_local_cloud
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, json_server
 
 ENDPOINT = "http://127.0.0.1:4566"
 
 
-class FakeCloud(ThreadingHTTPServer):
-    """A local cloud's ``/_local/health`` on loopback: ``answers`` in turn, the last one kept."""
+@dataclass
+class FakeCloud:
+    """A local cloud's ``/_local/health`` on loopback: its port, and how often it was asked."""
 
-    def __init__(self, answers: list[dict[str, Any]]) -> None:
-        super().__init__(("127.0.0.1", 0), _Health)
-        self.answers = answers
-        self.asked = 0
-
-
-class _Health(BaseHTTPRequestHandler):
-    server: FakeCloud
-
-    def do_GET(self) -> None:
-        answers = self.server.answers
-        body = json.dumps(answers[min(self.server.asked, len(answers) - 1)]).encode()
-        self.server.asked += 1
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
+    port: int = 0
+    asked: int = 0
 
 
 def health(*, bootstrapped: bool, error: str | None = None) -> dict[str, Any]:
@@ -52,23 +33,28 @@ def health(*, bootstrapped: bool, error: str | None = None) -> dict[str, Any]:
     }
 
 
+@contextmanager
 def serve(answers: list[dict[str, Any]]) -> Iterator[FakeCloud]:
-    cloud = FakeCloud(answers)
-    threading.Thread(target=cloud.serve_forever, daemon=True).start()
-    try:
+    """``answers`` in turn, the last one kept."""
+    cloud = FakeCloud()
+
+    def answer() -> dict[str, Any]:
+        cloud.asked += 1
+        return answers[min(cloud.asked, len(answers)) - 1]
+
+    with json_server(answer) as url:
+        cloud.port = int(url.rsplit(":", 1)[1])
         yield cloud
-    finally:
-        cloud.shutdown()
-        cloud.server_close()
 
 
 @pytest.fixture
 def starting() -> Iterator[FakeCloud]:
-    yield from serve([health(bootstrapped=False)] * 3 + [health(bootstrapped=True)])
+    with serve([health(bootstrapped=False)] * 3 + [health(bootstrapped=True)]) as cloud:
+        yield cloud
 
 
 def environ(cloud: FakeCloud) -> dict[str, str]:
-    return {"ORDO_PORT": str(cloud.server_address[1])}
+    return {"ORDO_PORT": str(cloud.port)}
 
 
 def test_the_endpoint_is_used_once_the_bootstrap_has_ended(
@@ -89,9 +75,12 @@ def test_a_bootstrap_that_never_ends_is_a_clear_error(starting: FakeCloud) -> No
 
 
 def test_a_failed_bootstrap_is_named() -> None:
-    for cloud in serve([health(bootstrapped=False, error="RuntimeError: moto is gone")]):
-        with pytest.raises(UsageError, match="failed to start: RuntimeError: moto is gone"):
-            running_local_cloud(environ(cloud))
+    failed = [health(bootstrapped=False, error="RuntimeError: moto is gone")]
+    with (
+        serve(failed) as cloud,
+        pytest.raises(UsageError, match="failed to start: RuntimeError: moto is gone"),
+    ):
+        running_local_cloud(environ(cloud))
 
 
 def test_no_local_cloud_on_the_port_is_none() -> None:

@@ -4,11 +4,8 @@ fresh interpreter, as the local cloud's process is."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 from infra.local.stack import ROOT
+from tests.probe import run_probe
 
 PROBE = """\
 import json, sys
@@ -35,16 +32,7 @@ print(json.dumps(state))
 
 
 def test_ssm_works_without_ec2_and_ec2_is_imported_on_first_use() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == {
+    assert run_probe(PROBE, cwd=ROOT, timeout=120) == {
         "ssm": True,
         "ec2_after_ssm": False,
         "parameter": "value",

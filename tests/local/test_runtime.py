@@ -16,27 +16,14 @@ from infra.local.cloud import LocalCloud
 from infra.local.functions import FunctionHost, _Process
 from infra.local.invoke import Outcome
 from infra.local.runtime import read_frame, write_frame
-from infra.local.stack import Function
 from tests.e2e.conftest import ROOT
-from tests.local.conftest import eventually
+from tests.local.conftest import eventually, fixture_function
 
 ECHO = Path(__file__).parent / "fixture" / "functions" / "echo"
 
 
-def _echo() -> Function:
-    return Function(
-        logical_id="Echo",
-        code_uri=ECHO,
-        handler="app.handler",
-        timeout=5,
-        memory=128,
-        reserved_concurrency=None,
-        environment={},
-    )
-
-
 def _host() -> FunctionHost:
-    return FunctionHost(_echo(), environment={"PATH": os.environ["PATH"]})
+    return FunctionHost(fixture_function("Echo", ECHO), environment={"PATH": os.environ["PATH"]})
 
 
 def test_runtime_exits_quietly_when_the_local_cloud_is_gone() -> None:
@@ -117,15 +104,7 @@ PRELOADED = Path(__file__).parent / "fixture" / "functions" / "preloaded"
 
 
 def _preloaded(preload: str) -> FunctionHost:
-    function = Function(
-        logical_id="Preloaded",
-        code_uri=PRELOADED,
-        handler="app.handler",
-        timeout=5,
-        memory=128,
-        reserved_concurrency=None,
-        environment={},
-    )
+    function = fixture_function("Preloaded", PRELOADED)
     return FunctionHost(
         function, environment={"PATH": os.environ["PATH"], "ORDO_LOCAL_PRELOAD": preload}
     )
@@ -214,15 +193,8 @@ def test_the_local_cloud_passes_preload_to_every_function() -> None:
 def test_a_killed_process_is_an_exit_error_not_a_timeout() -> None:
     """Lambda reports a runtime that dies mid-invocation as Runtime.ExitError, at once; only an
     invocation that outlives its Timeout is "Task timed out"."""
-    function = Function(
-        logical_id="Sleepy",
-        code_uri=Path(__file__).parent / "fixture" / "functions" / "sleepy",
-        handler="app.handler",
-        timeout=30,
-        memory=128,
-        reserved_concurrency=1,
-        environment={},
-    )
+    sleepy = Path(__file__).parent / "fixture" / "functions" / "sleepy"
+    function = fixture_function("Sleepy", sleepy, timeout=30, reserved_concurrency=1)
     host = FunctionHost(function, environment={"PATH": os.environ["PATH"]})
     try:
         host.warm()

@@ -20,23 +20,14 @@ from infra.local.functions import CodeWatcher, FunctionHost
 from infra.local.invoke import Outcome
 from infra.local.stack import ROOT, Function
 from infra.local.zygote import EVERYTHING, LAYER_PRELOAD, ForkServers
-from tests.local.conftest import eventually
+from tests.local.conftest import eventually, fixture_function
 
 FIXTURE_FUNCTIONS = Path(__file__).parent / "fixture" / "functions"
 BASE = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}  # as every function gets it
 
 
 def _function(name: str, folder: Path | None = None, **changes: Any) -> Function:
-    fields: dict[str, Any] = {
-        "logical_id": name,
-        "code_uri": folder or FIXTURE_FUNCTIONS / "inspect",
-        "handler": "app.handler",
-        "timeout": 5,
-        "memory": 128,
-        "reserved_concurrency": None,
-        "environment": {},
-    }
-    return Function(**(fields | changes))
+    return fixture_function(name, folder or FIXTURE_FUNCTIONS / "inspect", **changes)
 
 
 @pytest.fixture

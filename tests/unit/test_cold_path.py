@@ -5,15 +5,13 @@ request, which freezes the cold start's objects. Each case is a fresh interprete
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from infra.local.stack import Stack
+from tests.probe import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "core"
@@ -73,17 +71,7 @@ def _probe(function: str, *, in_lambda: bool, probe: str = PROBE) -> dict[str, d
     }
     if in_lambda:
         env["AWS_LAMBDA_FUNCTION_NAME"] = function
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=definition.code_uri,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    state: dict[str, dict[str, object]] = json.loads(result.stdout.splitlines()[-1])
+    state: dict[str, dict[str, object]] = run_probe(probe, cwd=definition.code_uri, env=env)
     return state
 
 

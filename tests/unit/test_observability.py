@@ -5,11 +5,10 @@ interpreter."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.probe import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "core"
@@ -35,16 +34,7 @@ print(json.dumps({
 def _probe() -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LOG_"))}
     env |= {"PYTHONPATH": os.pathsep.join([str(ROOT), str(LAYER)])}
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    state: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+    state: dict[str, object] = run_probe(PROBE, env=env)
     return state
 
 

@@ -46,9 +46,12 @@ def test_starts_at_once_each_get_the_template_and_leave_one_whole_entry(
 ) -> None:
     cache = tmp_path / "cache"
     with ThreadPoolExecutor(max_workers=STARTS) as pool:
-        loads = [pool.submit(transformed_template, template, "eu-west-1", cache) for _ in range(4)]
+        loads = [
+            pool.submit(transformed_template, template, "eu-west-1", cache) for _ in range(STARTS)
+        ]
         results = [load.result() for load in loads]
     assert results == [{"Resources": {}, "Region": "eu-west-1"}] * STARTS
+    assert transforms == ["eu-west-1"] * STARTS  # each start transformed: none found an entry
     entries = sorted(path.name for path in cache.iterdir())
     assert len(entries) == 1  # no temporary file left behind
     assert json.loads((cache / entries[0]).read_text()) == results[0]

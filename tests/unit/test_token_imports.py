@@ -6,10 +6,7 @@ each cold start); the layer is shared, so only the Auth function may pay for it.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pytest
 
 from infra.local.stack import Stack
 from ordo.tokens import SigningKey, TokenType, issue_token
+from tests.probe import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "core"
@@ -39,17 +37,7 @@ print(json.dumps(sorted(sys.modules)))
 def _modules_after(code: str, cwd: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
     environment |= (env or {}) | {"PYTHONPATH": os.pathsep.join([str(cwd), str(LAYER)])}
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return set(json.loads(result.stdout.splitlines()[-1]))
+    return set(run_probe(code, *args, cwd=cwd, env=environment))
 
 
 @pytest.mark.parametrize("function", API_FUNCTIONS)

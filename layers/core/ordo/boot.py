@@ -23,7 +23,6 @@ from pydantic import BaseModel  # noqa: E402  (after the collector is off)
 
 BaseModel.model_config["defer_build"] = True  # for the models FastAPI defines while importing
 try:
-    import fastapi
     import fastapi.openapi.models  # noqa: F401
 finally:
     del BaseModel.model_config["defer_build"]

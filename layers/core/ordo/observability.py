@@ -23,9 +23,9 @@ class _BuiltOnFirstUse:
     """Stands in for the object ``build`` returns, built on the first attribute access."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
-        object.__setattr__(self, "_build", build)
-        object.__setattr__(self, "_built", None)
-        object.__setattr__(self, "_lock", threading.Lock())
+        self._build = build
+        self._built: Any = None
+        self._lock = threading.Lock()
 
     def _target(self) -> Any:
         built = self._built
@@ -34,14 +34,11 @@ class _BuiltOnFirstUse:
                 built = self._built
                 if built is None:
                     built = self._build()
-                    object.__setattr__(self, "_built", built)
+                    self._built = built
         return built
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._target(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._target(), name, value)
 
     def __repr__(self) -> str:
         return repr(self._target())

@@ -134,13 +134,15 @@ class DynamoProductTable:
             }
         }
 
-    def _record(self, version: int, products: list[Product]) -> dict[str, Any]:
-        expires = max(p.updated_at for p in products) + CHANGE_TTL
+    def _record(self, version: int, product: Product) -> dict[str, Any]:
+        """The change record of ``version``: the product as written. The item keeps a list, so
+        that a bulk write can record several products in one version."""
+        expires = product.updated_at + CHANGE_TTL
         record = {
             "pk": {"S": PARTITION},
             "sk": {"S": change_sk(version)},
             "version": {"N": str(version)},
-            "products": {"L": [{"M": _fields(p)} for p in products]},
+            "products": {"L": [{"M": _fields(product)}]},
             "expires_at": {"N": str(int(expires.timestamp()))},
         }
         return {"Put": {"TableName": self._table, "Item": record}}
@@ -206,7 +208,7 @@ class DynamoProductTable:
             seen = self.version()
             try:
                 transact_write(
-                    self._client, [*actions, self._advance(seen), self._record(seen + 1, [product])]
+                    self._client, [*actions, self._advance(seen), self._record(seen + 1, product)]
                 )
                 return
             except ClientError as error:
