@@ -1,7 +1,8 @@
 """Corrections to moto where it differs from AWS in ways ordo depends on.
 
 - SQS FIFO ``SequenceNumber``: AWS assigns a large number that only grows within a message
-  group; moto draws 20 random digits. ordo orders queue positions by it, so it must grow.
+  group; moto draws 20 random digits. ordo orders queue positions by it, so it must grow in
+  the order messages join the queue, racing senders included.
 - DynamoDB isolation: moto checks a transaction's conditions and then writes, with nothing
   stopping another thread in between, so two racing transactions can both pass (two users
   claim one name; a quota admits one job too many). Every DynamoDB call is serialised here,
@@ -188,11 +189,13 @@ def _order_sequence_numbers() -> None:
     lock = threading.Lock()
 
     def send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
-        message = original(self, *args, **kwargs)
-        if message.sequence_number is not None and not getattr(message, "ordo_ordered", False):
-            with lock:
+        # The number is drawn in the same critical section that adds the message to its queue:
+        # numbered after the send, two racing senders could get numbers against queue order.
+        with lock:
+            message = original(self, *args, **kwargs)
+            if message.sequence_number is not None and not getattr(message, "ordo_ordered", False):
                 message.sequence_number = str(next(counter))
-            message.ordo_ordered = True  # type: ignore[attr-defined]
+                message.ordo_ordered = True  # type: ignore[attr-defined]
         return message
 
     _replace("sequence_numbers", SQSBackend, "send_message", send_message)

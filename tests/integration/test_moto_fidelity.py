@@ -1,6 +1,7 @@
 """moto, as the tests and the local cloud run it (``infra.local.moto_fidelity``), keeps the
 isolation DynamoDB guarantees to racing transactions."""
 
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -93,3 +94,41 @@ def test_a_put_before_a_failed_condition_is_undone(
         table.create(stale, 1)
     assert table.get(stale.job_id) is None
     assert table.pending_count(OWNER) == 1
+
+
+def test_fifo_sequence_numbers_grow_in_the_order_messages_join_the_queue(
+    anonymous_cloud: Cloud,
+) -> None:
+    # AWS: a message's SequenceNumber grows with its place in the group. ordo orders queue
+    # positions by it, so racing senders must never get numbers out of the queue's order.
+    sqs, url = anonymous_cloud.sqs, anonymous_cloud.stack.queue_url("JobsQueue")
+    senders, each = 8, 40
+    barrier = threading.Barrier(senders)
+
+    def send(sender: int) -> list[tuple[str, str]]:
+        barrier.wait(timeout=30)
+        sent = []
+        for n in range(each):
+            body = f"{sender}-{n}"
+            response = sqs.send_message(
+                QueueUrl=url, MessageBody=body, MessageGroupId="lane", MessageDeduplicationId=body
+            )
+            sent.append((body, response["SequenceNumber"]))
+        return sent
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: a window in moto's send is hit
+    try:
+        with ThreadPoolExecutor(senders) as pool:
+            numbers = dict(pair for batch in pool.map(send, range(senders)) for pair in batch)
+    finally:
+        sys.setswitchinterval(switching)
+    received: list[str] = []
+    while len(received) < senders * each:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        assert messages, "the queue ran dry"
+        for message in messages:
+            received.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    in_queue_order = [int(numbers[body]) for body in received]
+    assert in_queue_order == sorted(in_queue_order)
