@@ -95,6 +95,13 @@ class InMemoryJobTable:
             error=None,
         )
 
+    def claim_new(self, job_id: str, owner: str, kind: str, now: datetime) -> None:
+        current = self._expect(job_id, {JobStatus.PENDING}, 0)
+        if (current.owner, current.kind) != (owner, kind):
+            raise StaleTransition(job_id)
+        self._leave_pending(current)
+        self.jobs[job_id] = current.claimed(now)
+
     def finish(
         self,
         job: Job,
@@ -239,10 +246,10 @@ class InMemoryJobQueue:
         self.fail = fail
         self._seq = itertools.count(10**19)
 
-    def send(self, job_id: str) -> int:
+    def send(self, job: Job) -> int:
         if self.fail:
             raise ConnectionError("queue unreachable")
-        self.sent.append(job_id)
+        self.sent.append(job.job_id)
         return next(self._seq)
 
 

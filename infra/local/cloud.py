@@ -328,6 +328,7 @@ class LocalCloud:
         self, definitions: dict[str, Function], sqs: Any, dynamodb: Any
     ) -> None:
         from infra.local.esm import SqsEventSource
+        from infra.local.motoserver import InProcessReceive
         from infra.local.schedule import Scheduler
         from infra.local.ttl import TtlSweeper
 
@@ -339,7 +340,9 @@ class LocalCloud:
                     sqs,
                     self.functions,
                     self.clock,
-                    signals=moto_fidelity.message_signals,  # moto runs in this process
+                    # moto runs in this process
+                    signals=moto_fidelity.message_signals,
+                    receive=InProcessReceive(self.stack.physical[function.queue_logical_id]["Arn"]),
                 )
                 self.event_sources.append(source)
                 self._spawn(f"esm-{function.logical_id}", source.run)

@@ -50,7 +50,10 @@ nothing, waits for the queue's next announcement (at most ``LONG_POLL`` seconds,
 that moto's own visibility timer brings back): a message sent to an idle queue is received at
 once, and no request waits inside moto. The local cloud also serves the mapping's SQS client in
 its own thread (``motoserver.InProcess``: moto's app, the same request and response, no socket),
-so a receive never waits for a server thread while moto serves a function's calls. Against
+so a receive never waits for a server thread while moto serves a function's calls, and it
+gives the mapping ``motoserver.InProcessReceive`` for its short polls: moto's backend answers
+them directly, with the messages the API would return, without moto's request parsing and
+response serialising and botocore's on the other side. Against
 another endpoint there are no announcements, and ``run`` long-polls (``WaitTimeSeconds=1``)
 instead; moto answers a long poll as soon as a message is sent. But moto's long poll spins a
 CPU core for the whole wait while the only visible messages belong to FIFO groups still in
@@ -66,7 +69,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -139,6 +142,7 @@ class SqsEventSource:
         visibility_timeout: int | None = None,
         visibility_changes: VisibilityChanges | None = None,
         signals: MessageSignals | None = None,
+        receive: Callable[[int], list[MessageTypeDef]] | None = None,
     ) -> None:
         self.sqs = sqs
         self.invoker = invoker
@@ -157,6 +161,7 @@ class SqsEventSource:
         self.visibility_timeout = visibility_timeout
         self.visibility_changes = visibility_changes or moto_fidelity.visibility_changes
         self.signals = signals  # moto's announcements, when moto runs in this process
+        self.in_process_receive = receive  # moto's backend, when it runs in this process
         self.stats = EsmStats()
         self._awaiting: list[_Batch] = []  # failed, hidden until their due time
         self._held: _Batch | None = None  # throttled, being retried
@@ -174,9 +179,10 @@ class SqsEventSource:
         clock: LocalClock,
         *,
         signals: MessageSignals | None = None,
+        receive: Callable[[int], list[MessageTypeDef]] | None = None,
     ) -> SqsEventSource:
-        """The mapping the template declares for ``function``; ``signals`` only when moto
-        serves ``sqs`` from this process."""
+        """The mapping the template declares for ``function``; ``signals`` and ``receive``
+        (``motoserver.InProcessReceive``) only when moto serves ``sqs`` from this process."""
         queue = function.queue_logical_id
         if queue is None:
             raise ValueError(f"{function.logical_id} has no SQS event source")
@@ -190,6 +196,7 @@ class SqsEventSource:
             batch_size=function.batch_size,
             report_batch_item_failures=function.report_batch_item_failures,
             signals=signals,
+            receive=receive,
         )
         if function.timeout > source.visibility_timeout:
             # Lambda refuses such a mapping; locally we warn and carry on.
@@ -283,13 +290,17 @@ class SqsEventSource:
         messages: list[MessageTypeDef] = []
         while len(messages) < self.batch_size:
             wanted = min(RECEIVE_MAX, self.batch_size - len(messages))
-            got = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=wanted,
-                WaitTimeSeconds=0 if messages else wait_seconds,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            wait = 0 if messages else wait_seconds
+            if self.in_process_receive is not None and not wait:
+                got = self.in_process_receive(wanted)
+            else:
+                got = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=wanted,
+                    WaitTimeSeconds=wait,
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
             messages.extend(got)
             if len(got) < wanted:
                 break

@@ -76,6 +76,45 @@ def test_sequence_is_not_recorded_once_the_job_started(table: JobTable) -> None:
     assert table.count_pending_before(10) == 0
 
 
+def test_a_new_job_is_claimed_unread_as_claim_would_claim_it(table: JobTable) -> None:
+    job = new_job(table)
+    table.set_queue_seq(job.job_id, 100)
+    table.claim_new(job.job_id, OWNER, "reverse", NOW)
+    claimed = table.get(job.job_id)
+    assert claimed is not None
+    assert claimed == job.claimed(NOW).model_copy(update={"queue_seq": claimed.queue_seq})
+    assert table.pending_count(OWNER) == 0
+    assert table.count_pending_before(101) == 0
+    with pytest.raises(StaleTransition):  # claimed already: a redelivery reads it first
+        table.claim_new(job.job_id, OWNER, "reverse", NOW)
+    assert table.pending_count(OWNER) == 0
+
+
+@pytest.mark.parametrize(
+    ("owner", "kind"), [("b" * 32, "reverse"), (OWNER, "swap_pairs")], ids=["owner", "kind"]
+)
+def test_a_new_job_is_not_claimed_unread_under_another_owner_or_kind(
+    table: JobTable, owner: str, kind: str
+) -> None:
+    job = new_job(table)
+    with pytest.raises(StaleTransition):
+        table.claim_new(job.job_id, owner, kind, NOW)
+    assert table.get(job.job_id) == job
+    assert (table.pending_count(OWNER), table.pending_count("b" * 32)) == (1, 0)
+
+
+def test_only_a_never_attempted_pending_job_is_claimed_unread(table: JobTable) -> None:
+    with pytest.raises(StaleTransition):
+        table.claim_new(new_job_id(), OWNER, "reverse", NOW)
+    interrupted = table.note_interrupted(table.claim(new_job(table), NOW), "throttled")
+    failed = table.abandon(new_job(table).job_id, "gone", NOW)
+    for job in (interrupted, failed):
+        with pytest.raises(StaleTransition):
+            table.claim_new(job.job_id, OWNER, "reverse", NOW)
+        assert table.get(job.job_id) == job
+    assert table.pending_count(OWNER) == 0
+
+
 def test_claim_finish_and_stale_attempts(table: JobTable) -> None:
     job = new_job(table)
     first = table.claim(job, NOW)

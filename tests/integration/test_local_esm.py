@@ -22,6 +22,7 @@ from infra.local import esm, moto_fidelity
 from infra.local.clock import LocalClock
 from infra.local.esm import SqsEventSource
 from infra.local.invoke import Invocation, Outcome
+from infra.local.motoserver import InProcessReceive
 from infra.local.stack import Stack
 from tests.local.conftest import eventually
 
@@ -147,15 +148,20 @@ class StoppedClock(LocalClock):
         return self._start + self._offset
 
 
-@pytest.fixture
-def lane(stack: Stack) -> Iterator[Lane]:
+@pytest.fixture(params=["client", "in-process"])
+def lane(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Lane]:
+    """The mapping receiving through its SQS client, and (as the local cloud runs it) straight
+    from moto's backend in this process: every rule holds either way."""
     moto_fidelity.apply()
     with mock_aws():
         sqs = boto3.client("sqs")
         stack.provision(boto3.client("dynamodb"), sqs)
         clock, function = StoppedClock(), ScriptedFunction()
         worker = stack.functions()["Worker"]
-        esm = SqsEventSource.from_stack(stack, worker, sqs, function, clock)
+        receive = None
+        if request.param == "in-process":
+            receive = InProcessReceive(stack.physical["Lane"]["Arn"])
+        esm = SqsEventSource.from_stack(stack, worker, sqs, function, clock, receive=receive)
         yield Lane(stack, sqs, clock, function, esm)
 
 
@@ -585,6 +591,14 @@ def test_with_announcements_an_idle_mapping_waits_instead_of_polling(
         return receive(**kwargs)
 
     monkeypatch.setattr(lane.sqs, "receive_message", counted)
+    in_process = lane.esm.in_process_receive
+    if in_process is not None:
+
+        def counted_in_process(count: int) -> Any:
+            waits.append(0)
+            return in_process(count)
+
+        monkeypatch.setattr(lane.esm, "in_process_receive", counted_in_process)
     receives_at_invoke: list[int] = []
 
     def note_receives(_event: dict[str, Any]) -> Invocation:
@@ -620,3 +634,45 @@ def test_with_announcements_a_blocked_queue_is_still_short_polled(lane: Lane) ->
     assert held["Messages"][0]["Body"] == "x"
     assert not lane.esm.poll_once()
     assert lane.esm._holding_back
+
+
+def test_an_in_process_receive_answers_as_receive_message_does(stack: Stack) -> None:
+    """The same message, received through the SQS API and then straight from moto's backend:
+    every field and attribute alike, but the receipt handle and the receive count."""
+    moto_fidelity.apply()
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        stack.provision(boto3.client("dynamodb"), sqs)
+        url = stack.queue_url("Lane")
+        receive = InProcessReceive(stack.physical["Lane"]["Arn"])
+        assert receive(10) == []
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody='{"job_id": "é"}',
+            MessageGroupId="lane",
+            MessageDeduplicationId="one",
+            MessageAttributes={
+                "text": {"DataType": "String", "StringValue": "value"},
+                "count": {"DataType": "Number", "StringValue": "7"},
+                "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+            },
+            MessageSystemAttributes={
+                "AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-5759e988-bd862e3f"}
+            },
+        )
+        [through_api] = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )["Messages"]
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=through_api["ReceiptHandle"], VisibilityTimeout=0
+        )
+        [in_process] = receive(10)
+
+    assert in_process["ReceiptHandle"] != through_api["ReceiptHandle"]
+    assert in_process["Attributes"]["ApproximateReceiveCount"] == "2"
+    for message in (through_api, in_process):
+        del message["ReceiptHandle"], message["Attributes"]["ApproximateReceiveCount"]
+    assert in_process == through_api

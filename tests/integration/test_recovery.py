@@ -112,7 +112,7 @@ def test_a_later_job_already_run_proves_the_message_lost_behind_a_busy_lane(
 def test_an_old_pending_job_whose_message_is_on_the_lane_is_left_to_run(cloud: Cloud) -> None:
     # Given a job pending for an hour whose message is on the lane (a long backlog)
     old = written_but_never_sent(cloud, utcnow() - LONG_AGO)
-    SqsJobQueue(cloud.sqs, cloud.stack.queue_url("JobsQueue")).send(old.job_id)
+    SqsJobQueue(cloud.sqs, cloud.stack.queue_url("JobsQueue")).send(old)
     # When the reconciler runs
     report = reconcile(cloud)
     # Then it is left alone, and reported as waiting
@@ -208,7 +208,11 @@ def test_a_dead_lettered_message_ends_its_job_failed_and_releases_the_quota(
     assert job is not None
     assert (job.status, job.error) == (JobStatus.FAILED, "dead-lettered after 5 deliveries")
     assert job.dead_letter_body is not None
-    assert json.loads(job.dead_letter_body) == {"job_id": task_id}
+    assert json.loads(job.dead_letter_body) == {
+        "job_id": task_id,
+        "owner": owner_of(cloud),
+        "kind": "reverse",
+    }
     assert job.expires_at is not None
     assert table().pending_count(owner_of(cloud)) == 0
     assert_quota_matches(cloud)

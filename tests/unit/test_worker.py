@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from ordo.jobs import Job, JobStatus, new_job
 from ordo.kinds import JobFailed, Kind, Registry, RunContext
 from ordo.observability import metrics
+from ordo.queue import JobMessage
 from ordo.registry import KINDS
 from ordo.tasks import ReversePayload, SwapPairsPayload
 from ordo.worker import CRASHED, Delivery, HandBack, Lane
@@ -89,9 +90,14 @@ def make_lane(**kwargs: Any) -> tuple[Lane, InMemoryJobTable, RecordingReleaser]
     return lane, table, releaser
 
 
+# The message each submitted job was sent with, as ordo.queue.SqsJobQueue sends it.
+SENT: dict[str, JobMessage] = {}
+
+
 def submit(table: InMemoryJobTable, payload: BaseModel | None = None) -> str:
     job = new_job(payload or SwapPairsPayload(text="abc"), owner=OWNER, now=NOW)
     table.create(job, max_pending=1000)
+    SENT[job.job_id] = JobMessage.of(job)
     return job.job_id
 
 
@@ -100,7 +106,14 @@ def probe(table: InMemoryJobTable, action: str) -> str:
 
 
 def deliver(job_id: str, receive_count: int = 1) -> Delivery:
-    return Delivery(f"m-{job_id}-{receive_count}", json.dumps({"job_id": job_id}), f"h-{job_id}")
+    """The message the job was sent with (a bare pointer for a job never sent)."""
+    message = SENT.get(job_id, JobMessage(job_id=job_id))
+    return Delivery(f"m-{job_id}-{receive_count}", message.model_dump_json(), f"h-{job_id}")
+
+
+def deliver_pointer(job_id: str) -> Delivery:
+    """A message naming only the job, as versions before the owner and kind sent."""
+    return Delivery(f"m-{job_id}", json.dumps({"job_id": job_id}), f"h-{job_id}")
 
 
 def assert_quota_matches_pending(table: InMemoryJobTable) -> None:
@@ -255,7 +268,15 @@ class FlakyTable(InMemoryJobTable):
 
     def __getattribute__(self, name: str) -> Any:
         attribute = super().__getattribute__(name)
-        if name in ("get", "claim", "finish", "abandon", "set_progress", "note_interrupted"):
+        if name in (
+            "get",
+            "claim",
+            "claim_new",
+            "finish",
+            "abandon",
+            "set_progress",
+            "note_interrupted",
+        ):
 
             def flaky(*args: Any, **kwargs: Any) -> Any:
                 self.calls[name] = self.calls.get(name, 0) + 1
@@ -268,15 +289,26 @@ class FlakyTable(InMemoryJobTable):
         return attribute
 
 
-@pytest.mark.parametrize("method", ["get", "claim", "finish"])
-def test_throttling_on_the_lanes_own_calls_is_retried_in_place(method: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [
+        ("claim_new", deliver),
+        ("get", deliver),  # read while the job is claimed
+        ("finish", deliver),
+        ("get", deliver_pointer),
+        ("claim", deliver_pointer),
+    ],
+)
+def test_throttling_on_the_lanes_own_calls_is_retried_in_place(
+    method: str, message: Callable[[str], Delivery]
+) -> None:
     pauses: list[float] = []
     table = FlakyTable()
     lane, _, releaser = make_lane(table=table, retry_sleep=pauses.append)
     job_id = submit(table)
     table.throttle(method, 3)
     metrics.clear_metrics()
-    assert lane.run_batch([deliver(job_id)]) == []
+    assert lane.run_batch([message(job_id)]) == []
     job = table.jobs[job_id]
     assert (job.status, job.attempt, job.result) == (JobStatus.COMPLETED, 1, "bac")
     assert table.calls[method] == 4
@@ -285,25 +317,32 @@ def test_throttling_on_the_lanes_own_calls_is_retried_in_place(method: str) -> N
     assert releaser.released == []
 
 
-def test_throttling_past_the_budget_hands_the_job_back_noted_and_it_runs_on_redelivery() -> None:
+@pytest.mark.parametrize(
+    ("method", "noted"),
+    [
+        ("finish", "its outcome could not be recorded (ThrottlingException)"),
+        ("get", "it could not be read (ThrottlingException"),  # read while it was claimed
+    ],
+)
+def test_throttling_past_the_budget_hands_the_job_back_noted_and_it_runs_on_redelivery(
+    method: str, noted: str
+) -> None:
     table = FlakyTable()
     lane, _, releaser = make_lane(table=table, retry_seconds=0.0)
     job_id, after = submit(table), submit(table)
-    table.throttle("finish", 1)
+    table.throttle(method, 1)
     given_back = lane.run_batch([deliver(job_id), deliver(after)])
     assert given_back == [deliver(job_id).message_id, deliver(after).message_id]
     assert releaser.released == [[f"h-{job_id}", f"h-{after}"]]
     job = table.jobs[job_id]
-    assert job.status is JobStatus.PROCESSING
-    assert (
-        job.error
-        == "attempt 1 interrupted: its outcome could not be recorded (ThrottlingException)"
-    )
+    assert (job.status, job.attempt, job.interrupted) == (JobStatus.PROCESSING, 1, True)
+    assert str(job.error).startswith(f"attempt 1 interrupted: {noted}")
+    assert table.jobs[after].status is JobStatus.PENDING
     # When throttling ends and the messages come back
-    table.throttle("finish", 0)
     assert lane.run_batch([deliver(job_id, 2), deliver(after, 2)]) == []
     assert (table.jobs[job_id].status, table.jobs[job_id].attempt) == (JobStatus.COMPLETED, 2)
     assert table.jobs[after].status is JobStatus.COMPLETED
+    assert_quota_matches_pending(table)
 
 
 def test_a_runner_meeting_throttling_is_handed_back_and_runs_again() -> None:
@@ -390,3 +429,74 @@ def test_a_permanent_error_in_the_lanes_own_path_ends_the_job_and_the_lane_moves
     assert job.status is JobStatus.FAILED
     assert job.error == "the worker could not handle this job (ValidationException)"
     assert table.jobs[after].status is JobStatus.COMPLETED
+
+
+# --- a job's first delivery: claimed while it is read ------------------------------------------
+
+
+class OrderedTable(InMemoryJobTable):
+    """Records the order of reads and claims; a read waits until the job is claimed."""
+
+    def __init__(self, read_waits_for_claim: bool) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.claimed = threading.Event()
+        self.read_waits_for_claim = read_waits_for_claim
+
+    def get(self, job_id: str) -> Job | None:
+        if self.read_waits_for_claim:
+            assert self.claimed.wait(timeout=5), "the job was read before it was claimed"
+        self.calls.append("get")
+        return super().get(job_id)
+
+    def claim_new(self, job_id: str, owner: str, kind: str, now: datetime) -> None:
+        self.calls.append("claim_new")
+        super().claim_new(job_id, owner, kind, now)
+        self.claimed.set()
+
+    def claim(self, job: Job, now: datetime) -> Job:
+        self.calls.append("claim")
+        return super().claim(job, now)
+
+
+@pytest.mark.parametrize(
+    ("message", "read_waits_for_claim", "calls"),
+    [(deliver, True, ["claim_new", "get"]), (deliver_pointer, False, ["get", "claim"])],
+    ids=["as-sent-claimed-unread", "bare-pointer-read-first"],
+)
+def test_a_first_delivery_is_claimed_and_read_in_the_order_its_message_allows(
+    message: Callable[[str], Delivery], read_waits_for_claim: bool, calls: list[str]
+) -> None:
+    table = OrderedTable(read_waits_for_claim)
+    lane, _, _ = make_lane(table=table)
+    job_id = submit(table)
+    lane.handle(message(job_id))
+    assert table.calls == calls
+    job = table.jobs[job_id]
+    assert (job.status, job.attempt, job.started_at, job.result) == (
+        JobStatus.COMPLETED,
+        1,
+        NOW,
+        "bac",
+    )
+    assert_quota_matches_pending(table)
+
+
+@pytest.mark.parametrize(
+    "named",
+    [{"owner": "f" * 32}, {"kind": "reverse"}, {"kind": "no-such-kind"}],
+    ids=["owner", "kind", "unknown-kind"],
+)
+def test_a_message_naming_another_owner_or_kind_runs_the_stored_job(named: dict[str, str]) -> None:
+    lane, table, _ = make_lane()
+    job_id = submit(table)  # swap_pairs, of OWNER
+    message = SENT[job_id].model_copy(update=named)
+    lane.handle(Delivery("m-1", message.model_dump_json(), "h-1"))
+    job = table.jobs[job_id]
+    assert (job.status, job.kind, job.owner, job.result) == (
+        JobStatus.COMPLETED,
+        "swap_pairs",
+        OWNER,
+        "bac",
+    )
+    assert (table.pending_count(OWNER), table.pending_count("f" * 32)) == (0, 0)

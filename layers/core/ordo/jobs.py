@@ -80,6 +80,19 @@ class Job(BaseModel):
         """Processing, and its last attempt was stopped by infrastructure, not by a crash."""
         return self.status is JobStatus.PROCESSING and self.error is not None
 
+    def claimed(self, now: datetime) -> Job:
+        """This job as a claim at ``now`` leaves it: processing, at its next attempt."""
+        return self.model_copy(
+            update={
+                "status": JobStatus.PROCESSING,
+                "attempt": self.attempt + 1,
+                "started_at": now,
+                "updated_at": now,
+                "error": None,
+                "queue_seq": None,
+            }
+        )
+
 
 class JobSummary(BaseModel):
     """A job without its payload and result: what the status index holds, for lane views."""
@@ -181,6 +194,11 @@ class JobTable(Protocol):
         """``job`` (pending, or processing and interrupted) -> processing, attempt + 1."""
         ...
 
+    def claim_new(self, job_id: str, owner: str, kind: str, now: datetime) -> None:
+        """A job never attempted (pending, attempt 0, of this owner and kind) -> processing,
+        attempt 1, without reading it first; ``StaleTransition`` if it is anything else."""
+        ...
+
     def finish(
         self,
         job: Job,
@@ -243,7 +261,7 @@ class JobTable(Protocol):
 class JobQueue(Protocol):
     """The queue port: one FIFO lane shared by every job."""
 
-    def send(self, job_id: str) -> int:
+    def send(self, job: Job) -> int:
         """Enqueue a job; returns its sequence number in the lane."""
         ...
 
@@ -376,7 +394,7 @@ def accept(
 def enqueue(table: JobTable, queue: JobQueue, job: Job, now: datetime, retention_days: int) -> None:
     """Put an accepted (pending) job on the lane, and record its place in it."""
     try:
-        seq = queue.send(job.job_id)
+        seq = queue.send(job)
     except Exception as exc:
         reason = "could not be queued; please submit again"
         table.abandon(job.job_id, reason, now, expires_at=expiry(now, retention_days))

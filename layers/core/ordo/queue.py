@@ -11,16 +11,29 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
 
+    from ordo.jobs import Job
+
 # One message group: the whole lane is one ordered sequence.
 LANE_GROUP = "jobs"
 
 
 class JobMessage(BaseModel):
-    """The SQS message body: a pointer to the job record, never the job's data."""
+    """The SQS message body: a pointer to the job record, never the job's data.
+
+    With the job's owner and kind, the worker claims a job it is given the first time without
+    reading it first, and reads it meanwhile (``ordo.worker``); a message without them (sent by
+    an older version) has its job read, then claimed.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    owner: str | None = Field(default=None, min_length=1, max_length=128)
+    kind: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @classmethod
+    def of(cls, job: Job) -> JobMessage:
+        return cls(job_id=job.job_id, owner=job.owner, kind=job.kind)
 
 
 class SqsJobQueue:
@@ -28,13 +41,13 @@ class SqsJobQueue:
         self._client = client
         self._url = queue_url
 
-    def send(self, job_id: str) -> int:
+    def send(self, job: Job) -> int:
         response = self._client.send_message(
             QueueUrl=self._url,
-            MessageBody=JobMessage(job_id=job_id).model_dump_json(),
+            MessageBody=JobMessage.of(job).model_dump_json(),
             MessageGroupId=LANE_GROUP,
             # Deduplicate by job, never by content: identical submissions are distinct jobs.
-            MessageDeduplicationId=job_id,
+            MessageDeduplicationId=job.job_id,
         )
         return int(response["SequenceNumber"])
 

@@ -10,9 +10,13 @@ For each message of a batch, in order:
 4. A job whose kind's time budget (plus a margin for the lane's own calls) does not fit in the
    invocation's remaining time is not started: it and every later message go back to the
    queue at once.
-5. The job is claimed and its runner runs in a thread of its own, under its kind's budget. Any
-   error the runner raises, of any type, ends the job ``failed`` at once; it is not retried and
-   never reaches the DLQ. A runner that overruns is stopped and its job ends ``failed``.
+5. The job is claimed and its runner runs in a thread of its own, under its kind's budget. A
+   message naming the job's owner and kind, as ``ordo.queue`` sends them, is claimed on its
+   first delivery without being read first: the claim is conditional on a job never attempted,
+   of that owner and kind, and the job is read meanwhile. Any other message, or a failed
+   condition, is read first and decided by the steps above. Any error the runner raises, of
+   any type, ends the job ``failed`` at once; it is not retried and never reaches the DLQ. A
+   runner that overruns is stopped and its job ends ``failed``.
 6. The lane's own AWS calls are retried in place on transient errors (throttling, 5xx,
    timeouts), with backoff and jitter, within a per-job budget. When the budget is spent, the
    job is noted as interrupted and its message and every later one go back to the queue.
@@ -159,12 +163,57 @@ class Lane:
         logger.set_correlation_id(message.job_id)
         budget = RetryBudget(self.retry_seconds, sleep=self.retry_sleep)
         try:
+            if self._run_new(message, budget, remaining):
+                return
             self._handle(message.job_id, delivery, budget, remaining)
         except (HandBack, BudgetSpent) as stop:
             raise HandBack(str(stop)) from stop
         except Exception as exc:  # a bug, or a permanent AWS error, in the lane's own path
             logger.exception("the worker failed handling this job")
             self._end(message.job_id, f"the worker could not handle this job ({describe(exc)})")
+
+    def _run_new(
+        self, message: JobMessage, budget: RetryBudget, remaining: Callable[[], float]
+    ) -> bool:
+        """Claim the job of a message naming its owner and kind, without reading it first, and
+        read it meanwhile; then run it. False, with nothing changed, unless it is a job never
+        attempted, of that owner and kind (a redelivery, an interrupted or finished job):
+        ``_handle`` reads it and decides."""
+        kind = self.kinds.find(message.kind) if message.kind else None
+        if kind is None or message.owner is None:
+            return False
+        self._check_time(kind, remaining)
+        job_id, owner, now = message.job_id, message.owner, self.clock()
+        reading = _InBackground(
+            lambda: RetryBudget(self.retry_seconds, sleep=self.retry_sleep).call(
+                lambda: self.table.get(job_id)
+            )
+        )
+        try:
+            budget.call(lambda: self.table.claim_new(job_id, owner, kind.name, now))
+        except StaleTransition:
+            reading.wait()
+            return False
+        except BaseException:
+            reading.wait()
+            raise
+        try:
+            stored = reading.result()
+        except BudgetSpent as spent:  # claimed, unread: its redelivery runs it again
+            unread = Job(job_id=job_id, owner=owner, kind=kind.name, data="", created_at=now)
+            self._note_interrupted(unread.claimed(now), f"it could not be read ({spent})")
+            raise
+        if stored is None:  # claimed, so it exists: never seen
+            raise RuntimeError(f"job {job_id} was claimed but not found")
+        # Read before or after the claim: either way, the claim made it attempt 1.
+        self._run_claimed(stored.claimed(now).model_copy(update={"attempt": 1}), kind, budget)
+        return True
+
+    def _check_time(self, kind: Kind[Any] | None, remaining: Callable[[], float]) -> None:
+        needed = (self._budget(kind) if kind else 0.0) + self.margin_seconds
+        left = remaining()
+        if left < needed:
+            raise HandBack(f"{left:.1f} s left; the job may need {needed:.1f} s")
 
     def _handle(
         self, job_id: str, delivery: Delivery, budget: RetryBudget, remaining: Callable[[], float]
@@ -181,22 +230,23 @@ class Lane:
             self._end(job.job_id, CRASHED, budget)
             return
         kind = self.kinds.find(job.kind)
-        needed = (self._budget(kind) if kind else 0.0) + self.margin_seconds
-        left = remaining()
-        if left < needed:
-            raise HandBack(f"{left:.1f} s left; the job may need {needed:.1f} s")
+        self._check_time(kind, remaining)
         waiting = job
         try:
             job = budget.call(lambda: self.table.claim(waiting, self.clock()))
         except StaleTransition:
             logger.info("job moved on before it could be claimed; acknowledging")
             return
-        self._record_start(job)
         if kind is None:
+            self._record_start(job)
             self._finish(
                 job, _Outcome(error=f"{job.kind} is not a job kind this worker runs"), budget
             )
             return
+        self._run_claimed(job, kind, budget)
+
+    def _run_claimed(self, job: Job, kind: Kind[Any], budget: RetryBudget) -> None:
+        self._record_start(job)
         try:
             outcome = self._execute(job, kind)
         except HandBack as back:
@@ -362,6 +412,31 @@ def _checked_result(kind: Kind[Any], result: object) -> _Outcome:
             f"a result may take at most {MAX_RESULT_BYTES:,}"
         )
     return _Outcome(result=result)
+
+
+class _InBackground:
+    """A call run in a thread of its own while the caller goes on."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._box: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[[], Any]) -> None:
+        try:
+            self._box["value"] = call()
+        except BaseException as exc:
+            self._box["error"] = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        """The call's value, once it returned; what it raised, raised here."""
+        self._thread.join()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
 
 
 def _raise_in(thread: threading.Thread, exception: type[BaseException]) -> None:

@@ -86,6 +86,21 @@ def _status_keys(status: JobStatus, since: datetime, job_id: str) -> dict[str, A
 _SET_STATUS_KEYS = "#status_pk = :status_pk, #status_sk = :status_sk"
 
 
+def _claim_update(attempt: int, now: datetime, job_id: str) -> tuple[str, dict[str, Any]]:
+    """The update that moves a job at ``attempt`` to processing at the next one, and its
+    values."""
+    update = (
+        "SET #status = :processing, #attempt = :next, #started_at = :now, #updated_at = :now, "
+        f"{_SET_STATUS_KEYS} REMOVE #lane, #error"
+    )
+    values = {
+        ":processing": JobStatus.PROCESSING.value,
+        ":next": attempt + 1,
+        ":now": now.isoformat(),
+    } | _status_keys(JobStatus.PROCESSING, now, job_id)
+    return update, values
+
+
 def _owner_partition(owner: str) -> str:
     return f"JOBS#{owner}"
 
@@ -288,18 +303,9 @@ class DynamoJobTable:
         return count
 
     def claim(self, job: Job, now: datetime) -> Job:
-        update = (
-            "SET #status = :processing, #attempt = :next, #started_at = :now, #updated_at = :now, "
-            f"{_SET_STATUS_KEYS} REMOVE #lane, #error"
-        )
+        update, values = _claim_update(job.attempt, now, job.job_id)
         condition = "#status = :expected AND #attempt = :attempt"
-        values = {
-            ":processing": JobStatus.PROCESSING.value,
-            ":next": job.attempt + 1,
-            ":now": now.isoformat(),
-            ":expected": job.status.value,
-            ":attempt": job.attempt,
-        } | _status_keys(JobStatus.PROCESSING, now, job.job_id)
+        values |= {":expected": job.status.value, ":attempt": job.attempt}
         if job.status is JobStatus.PROCESSING:  # interrupted: it left pending (and the quota)
             if not job.interrupted:
                 raise StaleTransition(job.job_id)
@@ -308,25 +314,29 @@ class DynamoJobTable:
             )
         if job.status is not JobStatus.PENDING:
             raise StaleTransition(job.job_id)
-        self._leave_pending(job, update, condition, values)
-        return job.model_copy(
-            update={
-                "status": JobStatus.PROCESSING,
-                "attempt": job.attempt + 1,
-                "started_at": now,
-                "updated_at": now,
-                "error": None,
-                "queue_seq": None,
-            }
-        )
+        self._leave_pending(job.job_id, job.owner, update, condition, values)
+        return job.claimed(now)
 
-    def _leave_pending(self, job: Job, update: str, condition: str, values: dict[str, Any]) -> None:
+    def claim_new(self, job_id: str, owner: str, kind: str, now: datetime) -> None:
+        update, values = _claim_update(0, now, job_id)
+        condition = "#status = :pending AND #attempt = :never AND #owner = :owner AND #kind = :kind"
+        values |= {
+            ":pending": JobStatus.PENDING.value,
+            ":never": 0,
+            ":owner": owner,
+            ":kind": kind,
+        }
+        self._leave_pending(job_id, owner, update, condition, values)
+
+    def _leave_pending(
+        self, job_id: str, owner: str, update: str, condition: str, values: dict[str, Any]
+    ) -> None:
         """Move a pending job on and take it off its owner's quota, in one transaction."""
         actions: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": job_key(job.job_id),
+                    "Key": job_key(job_id),
                     "UpdateExpression": update,
                     "ConditionExpression": f"attribute_exists(pk) AND {condition}",
                     "ExpressionAttributeNames": _placeholders(update, condition),
@@ -336,7 +346,7 @@ class DynamoJobTable:
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": quota_key(job.owner),
+                    "Key": quota_key(owner),
                     "UpdateExpression": "ADD pending :minus_one",
                     "ExpressionAttributeValues": _values({":minus_one": -1}),
                 }
@@ -346,7 +356,7 @@ class DynamoJobTable:
             transact_write(self._client, actions)
         except ClientError as error:
             if any(_cancelled_by_condition(error)):
-                raise StaleTransition(job.job_id) from error
+                raise StaleTransition(job_id) from error
             raise
 
     def finish(
@@ -435,7 +445,7 @@ class DynamoJobTable:
             try:
                 if job.status is JobStatus.PROCESSING:
                     return self._update(job_id, update, "#status = :seen", values)
-                self._leave_pending(job, update, "#status = :seen", values)
+                self._leave_pending(job_id, job.owner, update, "#status = :seen", values)
             except StaleTransition:
                 continue
             return job.model_copy(
