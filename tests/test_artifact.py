@@ -28,7 +28,9 @@ HOST_LAYER = ROOT / ".aws-sam" / "host" / "CoreLayer" / "python"
 # ELF e_machine (offset 18, two bytes, little-endian for both): what the code was compiled for.
 EM_AARCH64 = 183
 E_MACHINE = {"x86_64": 62, "aarch64": EM_AARCH64, "arm64": EM_AARCH64}
-FUNCTIONS = ("SubmitFunction", "StatusFunction", "ResultFunction", "WorkerFunction")
+# Every API function (from the template), and the worker.
+API_FUNCTIONS = tuple(lid for lid, fn in Stack.load().functions().items() if fn.http_routes)
+FUNCTIONS = (*API_FUNCTIONS, "WorkerFunction")
 LAYER_MAX_BYTES = 60 * 1024 * 1024
 # PEP 552 flags: bit 0 = hash-based, bit 1 = check_source. unchecked-hash is 0b01.
 UNCHECKED_HASH = 0b01
@@ -39,16 +41,22 @@ RUNTIME_PACKAGES = ("boto3", "botocore")
 LAMBDA_VENV = ROOT / ".ordo" / "artifact-venv"
 # Kept out of the layer, so off every API function's import path (packages and distributions).
 NOT_SHIPPED = ("email_validator", "dns", "dnspython")
+# Left out of the layer (layers/core/Makefile): FastAPI imports it only to rule out v1 models.
+PYDANTIC_V1 = Path("pydantic") / "v1"
 
 PROBE = """
 import json, sys
 import app
 assert callable(app.handler), "app.handler is not callable"
+if hasattr(app, "app"):
+    app.app.openapi()  # every model of its routes
+pydantic_v1 = "pydantic.v1" in sys.modules
 import boto3
 for name in {packages!r}:
     __import__(name)
 files = {{name: getattr(module, "__file__", None) for name, module in sys.modules.items()}}
-print(json.dumps({{name: file for name, file in files.items() if file}}))
+files = {{name: file for name, file in files.items() if file}}
+print(json.dumps({{"files": files, "pydantic_v1": pydantic_v1}}))
 """
 
 
@@ -110,7 +118,7 @@ def test_the_layer_is_built_from_the_current_sources(layer: Path, host_layer: Pa
     stale = [
         f"{built.relative_to(BUILD.parent)}: {path.relative_to(source)}"
         for built in (layer, host_layer)
-        for path in _python_files(source)
+        for path in (*_python_files(source), *source.glob("botocore_data/**/*.json"))
         if not (built / "ordo" / path.relative_to(source)).is_file()
         or (built / "ordo" / path.relative_to(source)).read_bytes() != path.read_bytes()
     ]
@@ -277,7 +285,8 @@ def test_the_function_imports_from_its_build_and_the_layer_alone(
     )
 
     assert run.returncode == 0, run.stderr
-    files: dict[str, str] = json.loads(run.stdout.strip().splitlines()[-1])
+    probed = json.loads(run.stdout.strip().splitlines()[-1])
+    files: dict[str, str] = probed["files"]
     assert _is_under(files["app"], code)
     for package in LAYER_PACKAGES:
         assert _is_under(files[package], layer), f"{package} came from {files[package]}"
@@ -289,6 +298,30 @@ def test_the_function_imports_from_its_build_and_the_layer_alone(
         and not any(_is_under(file, folder) for folder in (code, layer, LAMBDA_VENV))
     )
     assert leaked == [], "imported from outside the build and the runtime"
+    assert probed["pydantic_v1"] is False, "imported pydantic.v1, which the layer lacks"
+
+
+def test_the_runtimes_botocore_creates_ordos_ssm_client_of_the_trimmed_model(
+    host_layer: Path, lambda_python: Path, tmp_path: Path
+) -> None:
+    """The layer ships ``ordo/botocore_data`` and the runtime's botocore reads it (ordo.aws)."""
+    probe = (
+        "import json; from ordo import aws; "
+        "client = aws._session().create_client('ssm', region_name='us-east-1'); "
+        "print(json.dumps(client.meta.service_model.operation_names))"
+    )
+    run = subprocess.run(
+        [str(lambda_python), "-s", "-c", probe],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(host_layer)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["GetParameter"]
 
 
 def test_the_layer_does_not_ship_email_validator(layer: Path, host_layer: Path) -> None:
@@ -299,3 +332,12 @@ def test_the_layer_does_not_ship_email_validator(layer: Path, host_layer: Path) 
             path.name.partition("-")[0].lower() for path in built.glob("*.dist-info")
         }
         assert shipped & set(NOT_SHIPPED) == set(), f"{built.relative_to(ROOT)}"
+
+
+def test_the_layer_does_not_ship_pydantic_v1(layer: Path, host_layer: Path) -> None:
+    """FastAPI imports ``pydantic.v1`` (~15 ms of every API function's cold start) only to tell
+    v1 models apart, and takes an ImportError for "none"; each function is imported and its
+    OpenAPI document built without it above."""
+    for built in (layer, host_layer):
+        assert (built / "pydantic" / "__init__.py").is_file(), f"{built.relative_to(ROOT)}"
+        assert not (built / PYDANTIC_V1).exists(), f"{built.relative_to(ROOT)}"

@@ -125,8 +125,8 @@ LAYER_PRELOAD = (
     "ordo.worker",
 )
 # botocore parses its JSON data (endpoints, each service's model: about 9 MB for DynamoDB) once
-# per session. The server parses it for these services once, in one loader that every default
-# botocore session in a child uses: one session's worth, shared by all.
+# per session. The server parses it for these services once, in one loader that every botocore
+# session of ordo's data path (or the default one) in a child uses: one session's worth, shared.
 BOTOCORE_SERVICES = ("dynamodb", "sqs", "ssm")
 EVERYTHING = "*"  # the preload iterated the whole environment
 START_TIMEOUT = 60.0  # seconds a new server may take to import
@@ -199,12 +199,16 @@ def preload(
 
 
 def _share_botocore_data(services: Sequence[str]) -> None:
-    """Sessions of the default data path get one loader, its data parsed here, in the server.
-    Loaded data is shared as it is between the clients of one session already."""
+    """The children's botocore sessions get one loader, its data parsed here, in the server:
+    those of ordo's data path (``ordo.aws``, its trimmed models first) if the layer has ordo,
+    else those of the default one. Loaded data is shared as it is between the clients of one
+    session already."""
     import botocore.loaders
     import botocore.session
 
-    shared = botocore.loaders.create_loader()
+    aws = sys.modules.get("ordo.aws")
+    path: str | None = getattr(aws, "DATA_PATH", None)
+    shared = botocore.loaders.create_loader(path)
     for name in ("endpoints", "partitions", "sdk-default-configuration"):
         shared.load_data(name)
     for service in services:
@@ -213,7 +217,7 @@ def _share_botocore_data(services: Sequence[str]) -> None:
     create = botocore.session.create_loader
 
     def create_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
-        return shared if search_path_string is None else create(search_path_string)
+        return shared if search_path_string == path else create(search_path_string)
 
     botocore.session.create_loader = create_loader
 

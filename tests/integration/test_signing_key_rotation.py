@@ -72,9 +72,9 @@ def test_the_public_keys_are_written_before_the_private_key(
     ssm: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """So no token is ever signed with a key the verifiers cannot know yet."""
-    from ordo import aws
+    from ordo import admin
 
-    client = aws.ssm()
+    client = admin.ssm_client()
     written: list[str] = []
     put = client.put_parameter
 
@@ -83,7 +83,7 @@ def test_the_public_keys_are_written_before_the_private_key(
         return put(**kwargs)
 
     monkeypatch.setattr(client, "put_parameter", recording_put)
-    monkeypatch.setattr(aws, "ssm", lambda: client)
+    monkeypatch.setattr(admin, "ssm_client", lambda: client)
     rotate()
     rotate()
     assert written == [PUBLIC, PRIVATE, PUBLIC, PRIVATE]

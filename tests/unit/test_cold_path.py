@@ -1,6 +1,7 @@
-"""What an API function's cold start leaves for later (ordo.boot): FastAPI's OpenAPI models are
-built only when the document is asked for, and in Lambda the collector stays off until the first
-request, which freezes the cold start's objects. Each case is a fresh interpreter.
+"""What an API function's cold start leaves for later (ordo.boot): the pydantic models defined
+before the first request are built on first use (FastAPI's OpenAPI models only when the document
+is asked for), and in Lambda the collector stays off until the first request, which freezes the
+cold start's objects. Each case is a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -23,16 +24,34 @@ SCHEDULE_EVENT = ROOT / "infra" / "events" / "fetch_schedule.json"
 # Imports the handler module; sends one request that no route takes (enough to pass through the
 # app's middleware); then asks for the OpenAPI document.
 PROBE = """\
-import gc, json, sys
+import gc, json, os, sys
 frozen_at_start = gc.get_freeze_count()
 import app
 import fastapi.openapi.models as models
-state = {"imported": {"gc": gc.isenabled(), "openapi_built": models.OpenAPI.__pydantic_complete__}}
+from pydantic import BaseModel
+def ordo_models_built():
+    found, more = [], [BaseModel]
+    while more:
+        more += (subclasses := more.pop().__subclasses__())
+        found += [model for model in subclasses if model.__module__.startswith("ordo.")]
+    return sorted({model.__qualname__ for model in found if model.__pydantic_complete__})
+state = {"imported": {
+    "gc": gc.isenabled(),
+    "openapi_built": models.OpenAPI.__pydantic_complete__,
+    "ordo_built": ordo_models_built(),
+    "defer_build": BaseModel.model_config.get("defer_build"),
+    "plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
+}}
 from fastapi.testclient import TestClient
 client = TestClient(app.app)
 status = client.get("/no-such-route").status_code
 frozen = gc.get_freeze_count() - frozen_at_start
-state["requested"] = {"gc": gc.isenabled(), "frozen": frozen, "status": status}
+state["requested"] = {
+    "gc": gc.isenabled(),
+    "frozen": frozen,
+    "status": status,
+    "defer_build": BaseModel.model_config.get("defer_build", "unset"),
+}
 document = app.app.openapi()
 state["document"] = {"paths": len(document["paths"]), "built": models.OpenAPI.__pydantic_complete__}
 print(json.dumps(state))
@@ -65,6 +84,7 @@ print(json.dumps(state))
 def _probe(function: str, *, in_lambda: bool, probe: str = PROBE) -> dict[str, dict[str, object]]:
     definition = FUNCTIONS[function]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDO_", "AWS_LAMBDA_"))}
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
     env |= definition.environment | {
         "PYTHONPATH": os.pathsep.join([str(definition.code_uri), str(LAYER)]),
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -76,9 +96,15 @@ def _probe(function: str, *, in_lambda: bool, probe: str = PROBE) -> dict[str, d
 
 
 @pytest.mark.parametrize("function", API_FUNCTIONS)
-def test_fastapis_openapi_models_are_built_only_for_the_document(function: str) -> None:
+def test_models_are_built_on_first_use_and_fastapis_openapi_models_for_the_document(
+    function: str,
+) -> None:
     state = _probe(function, in_lambda=True)
 
+    assert state["imported"]["ordo_built"] == []
+    assert state["imported"]["defer_build"] is True
+    assert state["imported"]["plugins"] == "__all__"
+    assert state["requested"]["defer_build"] == "unset"  # as pydantic has it, for models to come
     assert state["imported"]["openapi_built"] is False
     assert state["document"]["built"] is True
     assert state["document"]["paths"] == len({path for _, path in FUNCTIONS[function].http_routes})

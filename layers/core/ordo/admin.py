@@ -15,6 +15,7 @@ import argparse
 import getpass
 import os
 import sys
+from typing import TYPE_CHECKING, cast
 
 from pydantic import ValidationError
 
@@ -22,6 +23,9 @@ from ordo.accounts import RegisterRequest, ensure_admin
 from ordo.clock import utcnow
 from ordo.errors import OrdoError
 from ordo.http import describe_validation_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 
 def _password() -> str:
@@ -33,13 +37,19 @@ def _password() -> str:
     return first
 
 
+def ssm_client() -> SSMClient:
+    """SSM with its whole model: ``aws.ssm()`` has GetParameter alone (``ordo.aws.TRIMMED``)."""
+    from botocore.session import get_session
+
+    return cast("SSMClient", get_session().create_client("ssm"))
+
+
 def _rotate_signing_key(args: argparse.Namespace) -> int:
     """A new token signing key; the one it replaces stays accepted until its tokens expire."""
-    from ordo import aws
     from ordo.keyring import rotate_signing_key
 
     new, previous = rotate_signing_key(
-        aws.ssm(), private_name=args.private_parameter, public_name=args.public_parameter
+        ssm_client(), private_name=args.private_parameter, public_name=args.public_parameter
     )
     if previous is None:
         print(f"created signing key {new.kid} ({args.private_parameter}, {args.public_parameter})")
