@@ -446,3 +446,27 @@ def test_an_ended_job_is_recorded_outside_the_quota_and_the_lane(table: JobTable
         table.record(ended)
     with pytest.raises(ValueError, match="only an ended job"):
         table.record(make_fetch())
+
+
+def test_a_count_follows_every_page_of_its_query(anonymous_cloud: Cloud) -> None:
+    """DynamoDB pages a COUNT query by what it reads: every page is counted."""
+    from ordo.storage.pages import query_pages
+
+    table = DynamoJobTable(
+        anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    )
+    for _ in range(5):
+        new_job(table)
+    pages = list(
+        query_pages(
+            anonymous_cloud.dynamodb,
+            TableName=anonymous_cloud.stack.physical["JobsTable"]["Ref"],
+            IndexName="jobs_by_status",
+            KeyConditionExpression="status_pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "JOBS#pending"}},
+            Select="COUNT",
+            Limit=2,
+        )
+    )
+    assert [page["Count"] for page in pages] == [2, 2, 1]
+    assert table.count_by_status(JobStatus.PENDING) == 5

@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from ordo.catalog import Change, Product, SkuTaken
 from ordo.errors import Conflict, Unavailable
 from ordo.storage.attributes import from_item, to_item
+from ordo.storage.pages import query_pages
 from ordo.storage.transactions import backoff, cancellation_codes, transact_write
 
 if TYPE_CHECKING:
@@ -107,8 +108,8 @@ class DynamoProductTable:
     def load(self) -> tuple[int, list[Product]]:
         version = self.version()
         products: list[Product] = []
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
+        for page in query_pages(
+            self._client,
             TableName=self._table,
             KeyConditionExpression="pk = :catalog AND begins_with(sk, :product)",
             ExpressionAttributeValues={":catalog": {"S": PARTITION}, ":product": {"S": "PRODUCT#"}},

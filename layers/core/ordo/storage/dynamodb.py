@@ -47,6 +47,7 @@ from ordo.jobs import (
 from ordo.storage.attributes import from_item, to_item
 from ordo.storage.batch import base_items
 from ordo.storage.cursors import decode_cursor, encode_cursor
+from ordo.storage.pages import query_pages
 from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 
 if TYPE_CHECKING:
@@ -291,8 +292,8 @@ class DynamoJobTable:
 
     def count_pending_before(self, seq: int) -> int:
         count = 0
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
+        for page in query_pages(
+            self._client,
             TableName=self._table,
             IndexName=QUEUE_INDEX,
             KeyConditionExpression="lane = :lane AND seq < :seq",
@@ -504,8 +505,8 @@ class DynamoJobTable:
             condition += " AND status_sk >= :since"
             values[":since"] = _moment(since)
         count = 0
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
+        for page in query_pages(
+            self._client,
             TableName=self._table,
             IndexName=STATUS_INDEX,
             KeyConditionExpression=condition,
