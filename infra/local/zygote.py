@@ -117,6 +117,7 @@ LAYER_PRELOAD = (
     "ordo.storage.catalog",
     "ordo.storage.cursors",
     "ordo.storage.dynamodb",
+    "ordo.storage.pages",
     "ordo.storage.transactions",
     "ordo.tasks",
     "ordo.tokens",
