@@ -500,3 +500,31 @@ def test_a_message_naming_another_owner_or_kind_runs_the_stored_job(named: dict[
         "bac",
     )
     assert (table.pending_count(OWNER), table.pending_count("f" * 32)) == (0, 0)
+
+
+class BrokenRead(InMemoryJobTable):
+    """The read of one job raises an error no code in ordo names."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error, self.broken = error, ""
+
+    def get(self, job_id: str) -> Job | None:
+        if job_id == self.broken:
+            raise self.error
+        return super().get(job_id)
+
+
+@pytest.mark.parametrize("error", [ArithmeticError("x"), RecursionError(), KeyError("new")])
+def test_a_claimed_job_whose_read_fails_unforeseen_ends_failed_and_the_next_job_runs(
+    error: BaseException,
+) -> None:
+    table = BrokenRead(error)
+    lane, _, _ = make_lane(table=table)
+    broken, after = submit(table), submit(table)
+    table.broken = broken
+    assert lane.run_batch([deliver(broken), deliver(after)]) == []
+    assert table.jobs[broken].status is JobStatus.FAILED
+    assert table.jobs[after].status is JobStatus.COMPLETED
+    assert not [j for j in table.jobs.values() if not j.status.is_final]
+    assert_quota_matches_pending(table)

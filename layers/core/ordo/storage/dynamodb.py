@@ -47,7 +47,7 @@ from ordo.jobs import (
 from ordo.storage.attributes import from_item, to_item
 from ordo.storage.batch import base_items
 from ordo.storage.cursors import decode_cursor, encode_cursor
-from ordo.storage.pages import query_pages
+from ordo.storage.pages import query_count
 from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 
 if TYPE_CHECKING:
@@ -291,17 +291,13 @@ class DynamoJobTable:
             )
 
     def count_pending_before(self, seq: int) -> int:
-        count = 0
-        for page in query_pages(
+        return query_count(
             self._client,
             TableName=self._table,
             IndexName=QUEUE_INDEX,
             KeyConditionExpression="lane = :lane AND seq < :seq",
             ExpressionAttributeValues=_values({":lane": LANE, ":seq": seq}),
-            Select="COUNT",
-        ):
-            count += page["Count"]
-        return count
+        )
 
     def claim(self, job: Job, now: datetime) -> Job:
         update, values = _claim_update(job.attempt, now, job.job_id)
@@ -504,17 +500,13 @@ class DynamoJobTable:
         if since is not None:
             condition += " AND status_sk >= :since"
             values[":since"] = _moment(since)
-        count = 0
-        for page in query_pages(
+        return query_count(
             self._client,
             TableName=self._table,
             IndexName=STATUS_INDEX,
             KeyConditionExpression=condition,
             ExpressionAttributeValues=_values(values),
-            Select="COUNT",
-        ):
-            count += page["Count"]
-        return count
+        )
 
     # --- one owner's jobs ------------------------------------------------------------------
 

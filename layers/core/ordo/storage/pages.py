@@ -22,3 +22,8 @@ def query_pages(client: DynamoDBClient, **params: Any) -> Iterator[QueryOutputTy
         if "LastEvaluatedKey" not in page:
             return
         params = params | {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def query_count(client: DynamoDBClient, **params: Any) -> int:
+    """How many items the query ``params`` describe match (``Select=COUNT``), over every page."""
+    return sum(page["Count"] for page in query_pages(client, Select="COUNT", **params))
