@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from infra.local.cloud import LocalCloud
+from infra.local.ordo_app import OrdoSetup
 from infra.local.stack import TEMPLATE
 
 _SAM_ENTRY = re.compile(r"ParameterKey=([^,=]+),ParameterValue=(.*)", re.DOTALL)
@@ -53,12 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    setup = OrdoSetup.from_env(os.environ)
     cloud = LocalCloud(
+        setup=setup,
         timeouts=timeouts,
         host=args.host,
         port=args.port,
         aws_port=args.aws_port,
-        env_overrides=LocalCloud.overrides_from(os.environ),
+        env_overrides=dict(setup.overrides),
         watch=not args.no_watch,
         template=args.template,
         parameters=parameters,

@@ -11,12 +11,11 @@ import functools
 import json
 import logging
 import os
-import secrets
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from infra.local import moto_fidelity
@@ -30,16 +29,9 @@ from infra.local.startup import Bootstrap, GatedInvoker, Phases, Step, Warming
 from infra.local.static import StaticFiles
 from infra.local.zygote import ForkServers
 
-if TYPE_CHECKING:
-    from ordo.accounts import RegisterRequest
-    from ordo.tokens import SigningKey
-
 log = logging.getLogger("ordo.local")
 
 REGION = "us-east-1"
-SIGNING_KEY_PARAMETER = "JwtSigningKeyParameterName"
-PUBLIC_KEYS_PARAMETER = "JwtPublicKeysParameterName"
-SIGNING_KEY_VARIABLE = "ORDO_JWT_SIGNING_KEY_PARAMETER"  # names the private key: the signer's
 TIMEOUTS_VARIABLE = "ORDO_LOCAL_TIMEOUTS"
 FORK_SERVER_VARIABLE = "ORDO_LOCAL_FORK_SERVER"
 JSON = {"content-type": "application/json"}
@@ -47,16 +39,32 @@ JSON = {"content-type": "application/json"}
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
 
 
-def store_stack_signing_key(ssm: Any, stack: Stack, key: SigningKey) -> None:
-    """``key`` in the two SSM parameters the stack's template names for the token keys."""
-    from ordo.keyring import store_signing_key
+class StackSetup(Protocol):
+    """The one hook through which an application adds what its own template needs to the
+    generic local cloud (ordo's: ``infra.local.ordo_app.OrdoSetup``, which ``python -m
+    infra.local`` passes). Without one, the cloud runs any template as it is."""
 
-    store_signing_key(
-        ssm,
-        key,
-        private_name=stack.parameters[SIGNING_KEY_PARAMETER],
-        public_name=stack.parameters[PUBLIC_KEYS_PARAMETER],
-    )
+    def prepare_environment(
+        self, function: Function, environment: dict[str, str]
+    ) -> dict[str, str]:
+        """``function``'s process environment as the cloud made it (Lambda's variables, the
+        template's, then the overrides); returns what the function gets."""
+
+    def waits_for_setup(self, function: Function) -> bool:
+        """Whether every invocation of ``function`` through the gateway waits for the steps of
+        :meth:`after_resources` (a request carrying credentials always does)."""
+
+    def after_resources(
+        self, stack: Stack, client: Callable[[str], Any], *, serving: bool
+    ) -> list[Step]:
+        """Steps to run once moto holds the template's tables and queues; ``client(service)``
+        makes a client of moto. ``serving``: the gateway will serve, and the steps run in the
+        background (``LocalCloud.start``); otherwise they run at once, before any function is
+        invoked directly (``LocalCloud.start_resources``). May raise ``ValueError`` to stop
+        the start."""
+
+    def banner_lines(self, stack: Stack) -> list[str]:
+        """Lines the banner adds after the AWS endpoint."""
 
 
 def _inherited() -> dict[str, str]:
@@ -86,10 +94,14 @@ def fork_server_environment() -> dict[str, str]:
 
 
 def lambda_environment(
-    function: Function, stack: Stack, aws_url: str, overrides: Mapping[str, str]
+    function: Function,
+    stack: Stack,
+    aws_url: str,
+    overrides: Mapping[str, str],
+    setup: StackSetup | None = None,
 ) -> dict[str, str]:
     """A function's process environment, as Lambda sets it, against ``aws_url``: the
-    template's variables, then ``overrides`` (the starting shell's ``ORDO_*``)."""
+    template's variables, then ``overrides`` (the starting shell's), then ``setup``'s changes."""
     lambda_env = {
         "AWS_ENDPOINT_URL": aws_url,
         "AWS_ACCESS_KEY_ID": "local",
@@ -101,10 +113,8 @@ def lambda_environment(
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "PYTHONUNBUFFERED": "1",
     }
-    chosen = dict(overrides)
-    if SIGNING_KEY_VARIABLE not in function.environment:
-        chosen.pop("ORDO_JWT_SIGNING_KEY", None)  # the private key: the Auth function's
-    return _inherited() | lambda_env | function.environment | chosen
+    environment = _inherited() | lambda_env | function.environment | dict(overrides)
+    return setup.prepare_environment(function, environment) if setup else environment
 
 
 @dataclass
@@ -124,6 +134,8 @@ class LocalCloud:
     fork_server: bool = field(
         default_factory=lambda: os.environ.get(FORK_SERVER_VARIABLE, "1") != "0"
     )
+    # What the application adds for its own template (StackSetup); None runs it as it is.
+    setup: StackSetup | None = None
 
     clock: LocalClock = field(default_factory=LocalClock, init=False)
     stack: Stack = field(init=False)
@@ -142,31 +154,13 @@ class LocalCloud:
     event_sources: list[Any] = field(default_factory=list, init=False)
     scheduler: Any = field(default=None, init=False)
     ttl: Any = field(default=None, init=False)
-    admin: LocalAdmin = field(default_factory=lambda: LocalAdmin.from_env(os.environ))
-
-    @staticmethod
-    def overrides_from(environ: Mapping[str, str]) -> dict[str, str]:
-        """``ORDO_*`` variables of the starting shell override every function's template value."""
-        ignored = {
-            "ORDO_PORT",
-            "ORDO_HOST",
-            "ORDO_AWS_PORT",
-            "ORDO_API_URL",
-            TIMEOUTS_VARIABLE,
-            FORK_SERVER_VARIABLE,
-        }
-        return {
-            k: v
-            for k, v in environ.items()
-            if k.startswith("ORDO_") and k not in ignored and not k.startswith("ORDO_ADMIN_")
-        }
 
     # --- start and stop ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Serve as soon as moto, the tables and the queues are up; the token keys and the
-        admin follow in the background, then the warming of the functions in a thread of its
-        own (infra.local.startup)."""
+        """Serve as soon as moto, the tables and the queues are up; the setup's steps (ordo's:
+        the token keys and the admin) follow in the background, then the warming of the
+        functions in a thread of its own (infra.local.startup)."""
         self._load_stack()
         definitions = self._with_timeouts(self.stack.functions())
         if self.watch:
@@ -174,8 +168,11 @@ class LocalCloud:
             self._spawn("code-watcher", self._watcher.run)
         launcher = self._start_fork_servers(definitions.values())
         self.phases.mark("functions and fork server")
-        dynamodb, sqs = self.start_resources(keys=False)
-        self.bootstrap = Bootstrap(self._bootstrap_steps(dynamodb), self.phases)
+        dynamodb, sqs = self.start_resources(serving=True)
+        steps = (
+            self.setup.after_resources(self.stack, self._client, serving=True) if self.setup else []
+        )
+        self.bootstrap = Bootstrap(steps, self.phases)
         self.functions = Functions(
             {
                 lid: FunctionHost(
@@ -190,11 +187,12 @@ class LocalCloud:
             for method, path in fn.http_routes
         ]
         static = StaticFiles()
-        signers = {lid for lid, fn in definitions.items() if SIGNING_KEY_VARIABLE in fn.environment}
+        setup = self.setup
+        waiting = {lid for lid, fn in definitions.items() if setup and setup.waits_for_setup(fn)}
         self.gateway = Gateway(
             (self.host, self.port),
             routes,
-            GatedInvoker(self.functions, self.bootstrap, signers),
+            GatedInvoker(self.functions, self.bootstrap, waiting),
             self._local,
             static.answer,
             throttling=self.stack.throttling(),
@@ -211,18 +209,6 @@ class LocalCloud:
             workers = max(1, (os.cpu_count() or 2) - 1)
             self.warming = Warming(self.functions.hosts, self.bootstrap.done, self.phases, workers)
             self._spawn("warm-up", self.warming.run)
-
-    def _bootstrap_steps(self, dynamodb: Any) -> list[Step]:
-        """What runs after the gateway serves, and what signed-in requests wait for. The
-        admin's details are checked now, so that a bad ``ORDO_ADMIN_*`` still stops the start
-        with a clear error."""
-        steps: list[Step] = []
-        if SIGNING_KEY_PARAMETER in self.stack.parameters:  # ordo's own template, not a fixture
-            request = self.admin.request()
-            table = self.stack.physical["JobsTable"]["Ref"]
-            steps.append(("signing keys", self._store_signing_keys))
-            steps.append(("admin", lambda: self.admin.ensure(dynamodb, table, request)))
-        return steps
 
     def _load_stack(self) -> None:
         if not hasattr(self, "stack"):
@@ -250,17 +236,19 @@ class LocalCloud:
         self._fork_servers.prestart(functions)
         return self._fork_servers
 
-    def start_resources(self, *, keys: bool = True) -> tuple[Any, Any]:
-        """moto with the template's tables, queues and token keys: no gateway, no functions
-        (all ``ordo local invoke`` needs). Returns DynamoDB and SQS clients."""
+    def start_resources(self, *, serving: bool = False) -> tuple[Any, Any]:
+        """moto with the template's tables and queues, then (unless ``serving``: ``start`` runs
+        them in the background) the setup's steps: no gateway, no functions (all ``ordo local
+        invoke`` needs). Returns DynamoDB and SQS clients."""
         self._load_stack()
         self._start_moto()
         self.phases.mark("moto")
         dynamodb, sqs = self._client("dynamodb"), self._client("sqs")
         self.stack.provision(dynamodb, sqs)
         self.phases.mark("tables and queues")
-        if keys and SIGNING_KEY_PARAMETER in self.stack.parameters:  # ordo's template
-            self._store_signing_keys()
+        if not serving and self.setup is not None:
+            for _, step in self.setup.after_resources(self.stack, self._client, serving=False):
+                step()
         return dynamodb, sqs
 
     def _start_moto(self) -> None:
@@ -299,16 +287,6 @@ class LocalCloud:
             for lid, fn in definitions.items()
         }
 
-    def _store_signing_keys(self) -> None:
-        """As deployed: the private key in a SecureString (the Auth function reads it) and the
-        public keys in a String (every API function reads them). A fresh key per start, so
-        tokens never outlive the local cloud; ``ORDO_JWT_SIGNING_KEY`` (a private JWK) fixes it."""
-        from ordo.tokens import SigningKey
-
-        given = self.env_overrides.get("ORDO_JWT_SIGNING_KEY")
-        key = SigningKey.from_jwk(given) if given else SigningKey.generate()
-        store_stack_signing_key(self._client("ssm"), self.stack, key)
-
     def _client(self, service: str) -> Any:
         """A client of moto for this process's own calls (the event source mappings', the
         schedules', the sweeper's): served in process, off the socket (``motoserver.InProcess``)."""
@@ -322,14 +300,16 @@ class LocalCloud:
         return self._moto.attach(client) if self._moto is not None else client
 
     def _environment(self, function: Function) -> dict[str, str]:
-        return lambda_environment(function, self.stack, self.aws_url, self.env_overrides)
+        return lambda_environment(
+            function, self.stack, self.aws_url, self.env_overrides, self.setup
+        )
 
     def _start_event_sources(
         self, definitions: dict[str, Function], sqs: Any, dynamodb: Any
     ) -> None:
         from infra.local.esm import SqsEventSource
         from infra.local.motoserver import InProcessReceive
-        from infra.local.schedule import Scheduler
+        from infra.local.scheduler import Scheduler
         from infra.local.ttl import TtlSweeper
 
         for function in definitions.values():
@@ -451,11 +431,6 @@ class LocalCloud:
             for lid, host in self.functions.hosts.items()
         }
 
-    def _admin_line(self) -> list[str]:
-        if SIGNING_KEY_PARAMETER not in self.stack.parameters:
-            return []
-        return [f"  Admin       {self.admin.username} / {self.admin.shown_password}"]
-
     @staticmethod
     def _json(value: Any) -> Answer:
         return 200, JSON, json.dumps(value).encode()
@@ -471,7 +446,7 @@ class LocalCloud:
             f"  Docs        {self.url}/docs  (ReDoc: {self.url}/redoc)",
             f"  AWS         {self.aws_url}",
             f"              (aws --endpoint-url {self.aws_url} dynamodb list-tables)",
-            *self._admin_line(),
+            *(self.setup.banner_lines(self.stack) if self.setup else []),
             "  Functions",
         ]
         for lid, host in self.functions.hosts.items():
@@ -486,52 +461,3 @@ class LocalCloud:
             lines.append(f"    {lid:<18} {', '.join(triggers) or '-'}  ({fn.timeout}s{limit})")
         lines.append("  Ctrl+C stops everything.")
         return "\n".join(lines)
-
-
-@dataclass
-class LocalAdmin:
-    """The first admin: ``ORDO_ADMIN_USERNAME``/``ORDO_ADMIN_PASSWORD``, or a generated password
-    shown in the banner. Never a default password."""
-
-    username: str
-    email: str
-    password: str
-    generated: bool
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> LocalAdmin:
-        username = environ.get("ORDO_ADMIN_USERNAME", "admin")
-        password = environ.get("ORDO_ADMIN_PASSWORD", "")
-        return cls(
-            username=username,
-            email=environ.get("ORDO_ADMIN_EMAIL", f"{username}@example.com"),
-            password=password or f"{secrets.token_urlsafe(12)}-Aa1",
-            generated=not password,
-        )
-
-    @property
-    def shown_password(self) -> str:
-        return self.password if self.generated else "(password from ORDO_ADMIN_PASSWORD)"
-
-    def request(self) -> RegisterRequest:
-        """Raises ``ValueError`` naming the problem if the account details break the rules."""
-        from pydantic import ValidationError
-
-        from ordo.accounts import RegisterRequest
-
-        try:
-            return RegisterRequest(email=self.email, username=self.username, password=self.password)
-        except ValidationError as exc:
-            from ordo.http import describe_validation_errors  # FastAPI: only for the message
-
-            problems = describe_validation_errors(exc.errors())
-            raise ValueError(f"ORDO_ADMIN_* is not a valid account: {problems}") from exc
-
-    def ensure(self, dynamodb: Any, table_name: str, request: RegisterRequest) -> None:
-        """Create the admin (or restore it); raises ``ValueError`` as ``request`` does."""
-        from ordo.accounts import ensure_admin
-        from ordo.clock import utcnow
-        from ordo.storage.accounts import DynamoUserTable
-
-        users = DynamoUserTable(dynamodb, table_name)
-        ensure_admin(users, request, utcnow())

@@ -27,6 +27,7 @@ from typing import Any
 from infra.local.cloud import REGION, LocalCloud, lambda_environment
 from infra.local.functions import FunctionHost
 from infra.local.invoke import Invocation, Outcome
+from infra.local.ordo_app import OrdoSetup
 from infra.local.stack import TEMPLATE, Function, Stack
 
 EXIT_OK = 0
@@ -191,7 +192,8 @@ def aws_endpoint(stack: Stack, environ: Mapping[str, str]) -> Iterator[str]:
         "using fresh resources (moto, in this process)",
         file=sys.stderr,
     )
-    cloud = LocalCloud(env_overrides=LocalCloud.overrides_from(environ))
+    setup = OrdoSetup.from_env(environ)
+    cloud = LocalCloud(env_overrides=dict(setup.overrides), setup=setup)
     cloud.stack = stack  # already loaded: start_resources does not load it again
     try:
         cloud.start_resources()
@@ -302,8 +304,9 @@ def main(argv: list[str] | None = None, prog: str = "ordo local invoke") -> int:
         )
     try:
         with stdout_to_stderr(), aws_endpoint(stack, environ) as aws_url:
+            setup = OrdoSetup.from_env(environ)
             environment = lambda_environment(
-                function, stack, aws_url, LocalCloud.overrides_from(environ)
+                function, stack, aws_url, setup.overrides, setup
             ) | env_vars.for_function(function, function_name)
             result = invoke(function, environment, event)
     except UsageError as exc:

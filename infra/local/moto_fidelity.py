@@ -1,47 +1,14 @@
-"""Corrections to moto where it differs from AWS in ways ordo depends on.
+"""Corrections to moto where it differs from AWS in ways ordo depends on, and speed-ups.
 
-- SQS FIFO ``SequenceNumber``: AWS assigns a large number that only grows within a message
-  group; moto draws 20 random digits. ordo orders queue positions by it, so it must grow in
-  the order messages join the queue, racing senders included.
-- DynamoDB isolation: moto checks a transaction's conditions and then writes, with nothing
-  stopping another thread in between, so two racing transactions can both pass (two users
-  claim one name; a quota admits one job too many). Every DynamoDB call is serialised here,
-  which gives the isolation DynamoDB guarantees.
-- DynamoDB transaction cost: moto deep-copies every table a transaction touches, so it slows
-  down as the table grows. Only the touched items are kept, and put back on a cancellation.
-- SQS ``ChangeMessageVisibility`` to 0: AWS makes the message visible at once, so its FIFO
-  group is free as soon as no other message of the group is in flight. moto leaves the message
-  among its in-flight ("pending") messages when the call lands in the same microsecond as its
-  new visibility time, and then redelivers the group out of order; such a message is taken out
-  of the pending set here.
-- Every visibility change that succeeds (``ChangeMessageVisibility`` and each entry of
-  ``ChangeMessageVisibilityBatch``, which moto answers through the former) is recorded in
-  :data:`visibility_changes`, so the local event source mapping can honour a change that the
-  function it invoked made to a message of its batch (see ``infra.local.esm``).
+Every patch is one entry of :data:`PATCHES`, registered with the AWS rule it implements (or,
+for a speed patch, what it saves while answering as moto does) and the test that fails
+without it. A patch is a set of :class:`Patch` objects (an attribute of moto replaced, undoable),
+built on what moto holds when it is applied; :func:`apply` and :func:`undo` take patch names,
+as LocalStack's ``localstack.utils.patch`` registry does for its own patches of moto.
 
-Speed, for the calls the lane makes (each tested against moto unpatched, with :func:`undo`):
-
-- moto's server lists its own package folder on disk, and ``inspect``s the response class, on
-  every request: both are looked up once here.
-- moto serialises every DynamoDB ``AttributeValue`` member by member through the service model
-  (about half of a GetItem's time in moto). A value that is already plain JSON (every type but
-  binary) goes out as it is.
-- moto parses an UpdateExpression twice a call (about a tenth of a claim's time): each
-  expression is parsed once.
-- moto's update-expression validators walk the tree once per check, asking ``isinstance`` of
-  an abstract class at every node: the answers are kept per node type.
-- moto parses a ConditionExpression from scratch twice a call (lexing it character by
-  character): a parse is kept, by the expression and the names and values it looked up, and
-  the same parse is handed out again (its tree only reads the item it is evaluated on).
-- moto's SQS queue builds all its attributes, each name converted from CamelCase character by
-  character, three times a message it receives (to read the retention period) and again per
-  message sent: about a third of a ReceiveMessage's time in moto. The conversion is a pure
-  function of the name, so each name is converted once.
-- Every message sent, made visible again with ``ChangeMessageVisibility(0)`` or deleted (which
-  may free its FIFO group) is announced on :data:`message_signals`, so an event source
-  mapping in this process learns of it without polling.
-
-Each patch is one entry of :data:`PATCHES`; :func:`apply` and :func:`undo` take patch names.
+Fidelity: ``sequence_numbers``, ``visibility_zero``, ``dynamodb_isolation``. What ordo's own
+emulator needs from moto: ``visibility_changes`` and ``message_signals`` (``infra.local.esm``).
+Speed: the rest (each tested against moto unpatched, in tests/local/test_moto_speed.py).
 """
 
 from __future__ import annotations
@@ -51,18 +18,66 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-# Per applied patch, what it replaced: (owner, attribute name, the original value).
-_originals: dict[str, list[tuple[Any, str, Any]]] = {}
 _MISSING = object()
 
 
-def _replace(patch: str, owner: Any, name: str, value: Any) -> None:
-    _originals.setdefault(patch, []).append((owner, name, owner.__dict__.get(name, _MISSING)))
-    setattr(owner, name, value)
+@dataclass
+class Patch:
+    """``obj.name`` replaced by ``new`` while applied. :meth:`undo` puts back what ``obj`` held
+    itself, or deletes the attribute when ``obj`` only inherited it."""
+
+    obj: Any
+    name: str
+    new: Any
+    applied: bool = field(default=False, init=False)
+    _old: Any = field(default=_MISSING, init=False, repr=False)
+
+    def apply(self) -> None:
+        if not self.applied:
+            self._old = vars(self.obj).get(self.name, _MISSING)
+            setattr(self.obj, self.name, self.new)
+            self.applied = True
+
+    def undo(self) -> None:
+        if self.applied:
+            if self._old is _MISSING:
+                delattr(self.obj, self.name)
+            else:
+                setattr(self.obj, self.name, self._old)
+            self.applied = False
+
+
+class Patches:
+    """Patches applied in the order added and undone in reverse."""
+
+    def __init__(self) -> None:
+        self.patches: list[Patch] = []
+
+    def add(self, obj: Any, name: str, new: Any) -> None:
+        self.patches.append(Patch(obj, name, new))
+
+    def apply(self) -> None:
+        for patch in self.patches:
+            patch.apply()
+
+    def undo(self) -> None:
+        for patch in reversed(self.patches):
+            patch.undo()
+
+
+@dataclass(frozen=True)
+class MotoPatch:
+    """One registered correction of moto."""
+
+    rule: str  # the AWS rule it implements; for a speed patch, what it saves
+    test: str  # tests/integration/<file>::<test> that fails without it
+    make: Callable[[], Patches]  # builds its patches on moto as it is now (imports moto)
+    speed: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,27 +176,47 @@ message_signals = MessageSignals()
 
 
 def apply(names: Iterable[str] | None = None) -> None:
-    """Patch the moto backend in this process with ``names`` (default: every patch, in
-    :data:`PATCHES` order); a patch already applied is left as it is."""
-    for name in PATCHES if names is None else names:
-        if name not in _originals:
-            _originals[name] = []
-            PATCHES[name]()
+    """Patch the moto backend in this process with ``names`` (default: every patch), in
+    :data:`PATCHES` order; a patch already applied is left as it is."""
+    wanted = set(PATCHES if names is None else names)
+    for name, patch in PATCHES.items():
+        if name in wanted and name not in _applied:
+            patches = patch.make()
+            patches.apply()
+            _applied[name] = patches
 
 
 def undo(names: Iterable[str] | None = None) -> None:
-    """Put back what ``names`` (default: every applied patch) replaced, last applied first.
-    Undo a patch only with those applied after it that touch the same attributes."""
-    chosen = list(_originals) if names is None else [n for n in names if n in _originals]
-    for name in reversed([n for n in _originals if n in chosen]):
-        for owner, attribute, original in reversed(_originals.pop(name)):
-            if original is _MISSING:
-                delattr(owner, attribute)
-            else:
-                setattr(owner, attribute, original)
+    """Put back what ``names`` (default: every applied patch) replaced. The patches applied
+    after the first of them are undone too, last first (one may wrap what another replaced),
+    and those not named are applied again."""
+    chosen = set(_applied if names is None else names) & set(_applied)
+    if not chosen:
+        return
+    order = list(_applied)
+    later = order[min(order.index(name) for name in chosen) :]
+    for name in reversed(later):
+        _applied.pop(name).undo()
+    apply(name for name in later if name not in chosen)
 
 
-def _order_sequence_numbers() -> None:
+def applied() -> list[str]:
+    """The names of the patches applied now, in the order they were."""
+    return list(_applied)
+
+
+@contextmanager
+def undone(*names: str) -> Iterator[None]:
+    """Within: moto without ``names``; they are applied again after."""
+    undo(names)
+    try:
+        yield
+    finally:
+        apply(names)
+
+
+def _order_sequence_numbers() -> Patches:
+    patches = Patches()
     from moto.sqs.models import SQSBackend
 
     original = SQSBackend.send_message
@@ -198,10 +233,19 @@ def _order_sequence_numbers() -> None:
                 message.ordo_ordered = True  # type: ignore[attr-defined]
         return message
 
-    _replace("sequence_numbers", SQSBackend, "send_message", send_message)
+    patches.add(SQSBackend, "send_message", send_message)
+    return patches
 
 
-def _record_visibility_changes() -> None:
+def _message(queue: Any, receipt_handle: str) -> Any:
+    """The message a receipt handle names, or None once it is deleted."""
+    return next((m for m in list(queue._messages) if m.had_receipt_handle(receipt_handle)), None)
+
+
+def _free_groups_at_visibility_zero() -> Patches:
+    """moto leaves a message among its in-flight ("pending") ones when the call lands in the
+    same millisecond as its new visibility time; it then redelivers the group out of order."""
+    patches = Patches()
     from moto.sqs.models import SQSBackend
 
     original = SQSBackend.change_message_visibility
@@ -210,23 +254,35 @@ def _record_visibility_changes() -> None:
         self: SQSBackend, queue_name: str, receipt_handle: str, visibility_timeout: int
     ) -> None:
         original(self, queue_name, receipt_handle, visibility_timeout)
-        queue = self.get_queue(queue_name)
-        message = next(
-            (m for m in list(queue._messages) if m.had_receipt_handle(receipt_handle)), None
-        )
-        if message is None:  # deleted by another thread since
-            return
-        seconds = int(visibility_timeout)
-        if seconds == 0:
-            queue.pending_messages.discard(message)
-        visibility_changes.record(queue_name, message.id, seconds)
+        if int(visibility_timeout) == 0:
+            queue = self.get_queue(queue_name)
+            if (message := _message(queue, receipt_handle)) is not None:
+                queue.pending_messages.discard(message)
 
-    _replace(
-        "visibility_changes", SQSBackend, "change_message_visibility", change_message_visibility
-    )
+    patches.add(SQSBackend, "change_message_visibility", change_message_visibility)
+    return patches
 
 
-def _serialise_dynamodb() -> None:
+def _record_visibility_changes() -> Patches:
+    patches = Patches()
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.change_message_visibility
+
+    def change_message_visibility(
+        self: SQSBackend, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        original(self, queue_name, receipt_handle, visibility_timeout)
+        message = _message(self.get_queue(queue_name), receipt_handle)
+        if message is not None:  # else deleted by another thread since
+            visibility_changes.record(queue_name, message.id, int(visibility_timeout))
+
+    patches.add(SQSBackend, "change_message_visibility", change_message_visibility)
+    return patches
+
+
+def _serialise_dynamodb() -> Patches:
+    patches = Patches()
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
@@ -245,13 +301,15 @@ def _serialise_dynamodb() -> None:
             with lock:
                 return __original(*args, **kwargs)
 
-        _replace("dynamodb_isolation", DynamoDBBackend, name, serialised)
+        patches.add(DynamoDBBackend, name, serialised)
+    return patches
 
 
-def _roll_back_touched_items_only() -> None:
+def _roll_back_touched_items_only() -> Patches:
     """moto backs up every table a transaction touches with ``copy.deepcopy``, so a transaction
     costs time in proportion to the table's size (90 ms a job in the local cloud's lane). Keep a
     copy of the touched items instead, and put them back if the transaction is cancelled."""
+    patches = Patches()
     import copy
 
     from moto.dynamodb import models
@@ -263,7 +321,7 @@ def _roll_back_touched_items_only() -> None:
         def deepcopy(value: Any, memo: Any = None) -> Any:
             return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
-    _replace("transaction_rollback", models, "copy", _TablesByReference)
+    patches.add(models, "copy", _TablesByReference)
     original = DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
@@ -281,7 +339,8 @@ def _roll_back_touched_items_only() -> None:
                     self.put_item(table_name, attributes)
             raise
 
-    _replace("transaction_rollback", DynamoDBBackend, "transact_write_items", transact_write_items)
+    patches.add(DynamoDBBackend, "transact_write_items", transact_write_items)
+    return patches
 
 
 def _touched(backend: Any, item: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
@@ -297,14 +356,16 @@ def _touched(backend: Any, item: dict[str, Any]) -> tuple[str, dict[str, Any], A
     return op["TableName"], key, current.to_json()["Attributes"] if current else None
 
 
-def _look_up_dispatch_once() -> None:
+def _look_up_dispatch_once() -> Patches:
+    patches = Patches()
     from moto import backends
     from moto.core import responses
 
     modules = tuple(backends.list_of_moto_modules())
-    _replace("dispatch_lookups", backends, "list_of_moto_modules", lambda: modules)
+    patches.add(backends, "list_of_moto_modules", lambda: modules)
     cached = functools.cache(vars(responses)["method_names_from_class"])
-    _replace("dispatch_lookups", responses, "method_names_from_class", cached)
+    patches.add(responses, "method_names_from_class", cached)
+    return patches
 
 
 def _plain_attribute_value(value: Any) -> bool:
@@ -335,7 +396,8 @@ _PLAIN_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _serialise_plain_attribute_values() -> None:
+def _serialise_plain_attribute_values() -> Patches:
+    patches = Patches()
     from moto.core.serialize import JSONSerializer
 
     original = JSONSerializer._serialize_type_structure
@@ -346,10 +408,12 @@ def _serialise_plain_attribute_values() -> None:
             return
         original(self, serialized, value, shape, key)
 
-    _replace("attribute_values", JSONSerializer, "_serialize_type_structure", serialise)
+    patches.add(JSONSerializer, "_serialize_type_structure", serialise)
+    return patches
 
 
-def _parse_update_expressions_once() -> None:
+def _parse_update_expressions_once() -> Patches:
+    patches = Patches()
     from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
         UpdateExpressionParser,
     )
@@ -357,12 +421,14 @@ def _parse_update_expressions_once() -> None:
     # moto parses every UpdateExpression twice a call, and only reads the tree it gets: its
     # validator works on a deep copy. A malformed expression raises, and is never cached.
     parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make)
-    _replace("update_expressions", UpdateExpressionParser, "make", staticmethod(parse))
+    patches.add(UpdateExpressionParser, "make", staticmethod(parse))
+    return patches
 
 
-def _traverse_expressions_by_type() -> None:
+def _traverse_expressions_by_type() -> Patches:
     """moto's expression validators walk the whole tree once per check, asking ``isinstance``
     of an abstract class at every node: the same answers, looked up by node type."""
+    patches = Patches()
     from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
         DepthFirstTraverser,
         Node,
@@ -397,12 +463,12 @@ def _traverse_expressions_by_type() -> None:
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
         return walk(self, node, child_id)
 
-    _replace(
-        "expression_traversal",
+    patches.add(
         DepthFirstTraverser,
         "traverse_node_recursively",
         traverse_node_recursively,
     )
+    return patches
 
 
 class _Noted(dict[str, Any]):
@@ -417,7 +483,8 @@ class _Noted(dict[str, Any]):
         return super().__getitem__(key)
 
 
-def _parse_conditions_once() -> None:
+def _parse_conditions_once() -> Patches:
+    patches = Patches()
     import copy
     import json
 
@@ -477,19 +544,23 @@ def _parse_conditions_once() -> None:
         self.expr_attr_values_found.extend(values_found)
         return op
 
-    _replace("condition_expressions", ConditionExpressionParser, "parse", parse)
+    patches.add(ConditionExpressionParser, "parse", parse)
+    return patches
 
 
-def _convert_names_once() -> None:
+def _convert_names_once() -> Patches:
+    patches = Patches()
     from moto.core import responses, utils
     from moto.sqs import models
 
     converted = functools.lru_cache(maxsize=4096)(utils.camelcase_to_underscores)
     for module in (models, responses):  # each imported the function by name
-        _replace("camelcase_names", module, "camelcase_to_underscores", converted)
+        patches.add(module, "camelcase_to_underscores", converted)
+    return patches
 
 
-def _announce_messages() -> None:
+def _announce_messages() -> Patches:
+    patches = Patches()
     from moto.sqs.models import SQSBackend
 
     send, change, delete = (
@@ -514,21 +585,90 @@ def _announce_messages() -> None:
         delete(self, queue_name, receipt_handle)
         message_signals.announce(queue_name)
 
-    _replace("message_signals", SQSBackend, "send_message", send_message)
-    _replace("message_signals", SQSBackend, "change_message_visibility", change_message_visibility)
-    _replace("message_signals", SQSBackend, "delete_message", delete_message)
+    patches.add(SQSBackend, "send_message", send_message)
+    patches.add(SQSBackend, "change_message_visibility", change_message_visibility)
+    patches.add(SQSBackend, "delete_message", delete_message)
+    return patches
 
 
-PATCHES: dict[str, Callable[[], None]] = {
-    "sequence_numbers": _order_sequence_numbers,
-    "visibility_changes": _record_visibility_changes,
-    "transaction_rollback": _roll_back_touched_items_only,
-    "dynamodb_isolation": _serialise_dynamodb,
-    "dispatch_lookups": _look_up_dispatch_once,
-    "attribute_values": _serialise_plain_attribute_values,
-    "update_expressions": _parse_update_expressions_once,
-    "expression_traversal": _traverse_expressions_by_type,
-    "condition_expressions": _parse_conditions_once,
-    "camelcase_names": _convert_names_once,
-    "message_signals": _announce_messages,
+_SPEED_TESTS = "tests/local/test_moto_speed.py::"
+_SAME_ANSWERS = f"{_SPEED_TESTS}test_patched_moto_answers_the_lanes_calls_as_unpatched_moto_does"
+
+PATCHES: dict[str, MotoPatch] = {
+    "sequence_numbers": MotoPatch(
+        "SQS FIFO: a message's SequenceNumber grows with its place in the queue, racing senders"
+        " included (moto draws 20 random digits)",
+        "tests/local/test_moto_fidelity.py::test_fifo_sequence_numbers_grow_in_the_order_messages_join_the_queue",
+        _order_sequence_numbers,
+    ),
+    "visibility_zero": MotoPatch(
+        "SQS ChangeMessageVisibility(0): the message is visible at once, so its FIFO group is"
+        " free as soon as no other message of it is in flight, and is delivered in order",
+        "tests/local/test_moto_fidelity.py::test_messages_handed_back_with_visibility_0_come_back_in_order",
+        _free_groups_at_visibility_zero,
+    ),
+    "visibility_changes": MotoPatch(
+        "Lambda's SQS mapping leaves a failed record's visibility as the function set it: every"
+        " successful change is recorded (visibility_changes) for infra.local.esm to honour",
+        "tests/local/test_moto_fidelity.py::test_visibility_changes_are_recorded",
+        _record_visibility_changes,
+    ),
+    "transaction_rollback": MotoPatch(
+        "a transaction costs time in proportion to its items, not to its tables' size (moto"
+        " deep-copies every table it touches); a cancelled one still leaves nothing behind",
+        "tests/local/test_moto_fidelity.py::test_a_transaction_copies_no_table",
+        _roll_back_touched_items_only,
+        speed=True,
+    ),
+    "dynamodb_isolation": MotoPatch(
+        "DynamoDB: a transaction is isolated; no other write sees its items half done or is"
+        " lost to its cancellation (moto checks, writes and rolls back with nothing in between)",
+        "tests/local/test_moto_fidelity.py::test_a_write_during_a_cancelled_transaction_is_not_lost",
+        _serialise_dynamodb,
+    ),
+    "dispatch_lookups": MotoPatch(
+        "moto's server lists its package folder and inspects the response class once, not per"
+        " request",
+        _SAME_ANSWERS,
+        _look_up_dispatch_once,
+        speed=True,
+    ),
+    "attribute_values": MotoPatch(
+        "an AttributeValue that is plain JSON (no binary) goes out as it is, not member by member",
+        _SAME_ANSWERS,
+        _serialise_plain_attribute_values,
+        speed=True,
+    ),
+    "update_expressions": MotoPatch(
+        "each UpdateExpression is parsed once, not twice a call",
+        _SAME_ANSWERS,
+        _parse_update_expressions_once,
+        speed=True,
+    ),
+    "expression_traversal": MotoPatch(
+        "the expression validators' isinstance answers are kept per node type",
+        _SAME_ANSWERS,
+        _traverse_expressions_by_type,
+        speed=True,
+    ),
+    "condition_expressions": MotoPatch(
+        "a ConditionExpression's parse is kept by the expression and the names and values it"
+        " looked up",
+        _SAME_ANSWERS,
+        _parse_conditions_once,
+        speed=True,
+    ),
+    "camelcase_names": MotoPatch(
+        "each SQS attribute name is converted from CamelCase once, not per message",
+        _SAME_ANSWERS,
+        _convert_names_once,
+        speed=True,
+    ),
+    "message_signals": MotoPatch(
+        "every message sent, made visible with ChangeMessageVisibility(0) or deleted is"
+        " announced (message_signals), so a mapping in this process learns of it without polling",
+        f"{_SPEED_TESTS}test_sends_visibility_zero_and_deletes_are_announced",
+        _announce_messages,
+    ),
 }
+_applied: dict[str, Patches] = {}  # by name, in the order applied

@@ -1,9 +1,13 @@
-"""HttpApi route matching: ``/tasks/{task_id}``, greedy ``{proxy+}``, most specific route first."""
+"""HttpApi route matching: ``/tasks/{task_id}``, greedy ``{proxy+}``, most specific route first.
+
+Each route's pattern is compiled once, when the route is made; a request only matches.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -11,9 +15,12 @@ class Route:
     method: str
     path: str
     target: str
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    parameters: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # API Gateway prefers literal segments, then {param}, then {proxy+}; a method before ANY.
+    precedence: tuple[int, int, int, bool] = field(init=False, repr=False, compare=False)
 
-    @property
-    def pattern(self) -> re.Pattern[str]:
+    def __post_init__(self) -> None:
         regex = ""
         for part in re.split(r"(\{[^}]+\})", self.path):
             if part.startswith("{") and part.endswith("+}"):
@@ -22,14 +29,14 @@ class Route:
                 regex += f"(?P<{_group(part[1:-1])}>[^/]+)"
             else:
                 regex += re.escape(part)
-        return re.compile(f"^{regex}$")
-
-    @property
-    def specificity(self) -> tuple[int, int, int]:
-        """API Gateway prefers literal segments, then {param}, then {proxy+}."""
         greedy = int("+}" in self.path)
-        params = self.path.count("{")
-        return (greedy, params, -len(self.path))
+        computed = {
+            "pattern": re.compile(f"^{regex}$"),
+            "parameters": tuple(re.findall(r"\{([^}+]+)\+?\}", self.path)),
+            "precedence": (greedy, self.path.count("{"), -len(self.path), self.method == "ANY"),
+        }
+        for name, value in computed.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
 
 def _group(name: str) -> str:
@@ -42,12 +49,11 @@ class Match:
     path_parameters: dict[str, str]
 
 
-def match(routes: list[Route], method: str, path: str) -> Match | None:
-    for route in sorted(routes, key=lambda r: (r.specificity, r.method == "ANY")):
+def match(routes: Iterable[Route], method: str, path: str) -> Match | None:
+    for route in sorted(routes, key=lambda r: r.precedence):
         if route.method not in (method, "ANY"):
             continue
         found = route.pattern.match(path)
         if found:
-            names = re.findall(r"\{([^}+]+)\+?\}", route.path)
-            return Match(route, dict(zip(names, found.groups(), strict=True)))
+            return Match(route, dict(zip(route.parameters, found.groups(), strict=True)))
     return None

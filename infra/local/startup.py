@@ -1,10 +1,11 @@
 """The local cloud's start-up: what the first request needs, and the rest in the background.
 
-The gateway serves once moto, the tables and the queues are up. The bootstrap (the token signing
-keys in SSM, the first admin's argon2 hash) follows in a background thread. Requests that could
-see the bootstrap's work wait for it instead of failing wrongly: every request to a function that
-signs tokens (its environment names the signing key parameter), and every request that carries
-credentials (an ``authorization`` header or cookies). An anonymous ``GET /health`` never waits.
+The gateway serves once moto, the tables and the queues are up. The bootstrap (the steps of the
+application's ``StackSetup``: for ordo, the token signing keys in SSM and the first admin's argon2
+hash) follows in a background thread. Requests that could see the bootstrap's work wait for it
+instead of failing wrongly: every request to a function the set-up names (ordo's: the one that
+signs tokens), and every request that carries credentials (an ``authorization`` header or
+cookies). An anonymous ``GET /health`` never waits.
 
 The warming of every function comes after the bootstrap, in a thread of its own that no request
 waits for: a function that fails to warm is logged, and starts on its first request instead.

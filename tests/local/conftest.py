@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import boto3
 import httpx
@@ -15,17 +14,6 @@ from infra.local.cloud import LocalCloud
 from infra.local.stack import Function
 
 FIXTURE = Path(__file__).parent / "fixture" / "template.yaml"
-T = TypeVar("T")
-
-
-def eventually[T](probe: Callable[[], T], timeout: float = 10, interval: float = 0.02) -> T:
-    """Poll until ``probe`` returns something truthy; no fixed sleeps."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def fixture_function(logical_id: str, code_uri: Path, **changes: Any) -> Function:

@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
+from bench.common import free_port
 from infra.local.gateway import Gateway, TokenBucket
 from infra.local.invoke import Invocation, Outcome
 from infra.local.routing import Route
 from infra.local.stack import Stack, Throttle, Throttling
 from infra.local.startup import Bootstrap, GatedInvoker, Phases, Warming
-from tests.e2e.conftest import ROOT, free_port
-from tests.local.conftest import FIXTURE, eventually
+from tests.e2e.conftest import ROOT
+from tests.local.conftest import FIXTURE
+from tests.waiting import eventually
 
 CLIENTS = 200
 COMMAND = [sys.executable, "-m", "infra.local"]

@@ -15,7 +15,8 @@ import httpx
 
 from infra.local.cloud import LocalCloud
 from infra.local.esm import SqsEventSource
-from tests.local.conftest import FIXTURE, aws, eventually, records
+from tests.local.conftest import FIXTURE, aws, records
+from tests.waiting import eventually
 
 # --- API Gateway (HttpApi, payload format 2.0) ----------------------------------------------
 
@@ -164,6 +165,20 @@ def send(cloud: LocalCloud, *bodies: str) -> None:
     )
 
 
+def went_round(cloud: LocalCloud, function: str) -> None:
+    """Wait until ``function``'s mapping has polled with the local clock as it reads now: it
+    began two sleeps on the clock since (it sleeps there between polls while it holds back a
+    failed batch)."""
+    thread = f"esm-{function}"
+    begun = cloud.clock.sleeps_begun(thread)
+    assert eventually(lambda: cloud.clock.sleeps_begun(thread) >= begun + 2)
+
+
+def event_source(cloud: LocalCloud, function: str) -> SqsEventSource:
+    sources: list[SqsEventSource] = cloud.event_sources
+    return next(s for s in sources if s.function == function)
+
+
 def lane_bodies(cloud: LocalCloud, since: int) -> list[tuple[str, int]]:
     rows = sorted(records(cloud, "seen"), key=lambda r: float(r["sk"]))
     return [(r["body"], int(r["receive_count"])) for r in rows][since:]
@@ -179,7 +194,7 @@ def test_failed_batch_returns_after_the_visibility_timeout_in_fifo_order(cloud: 
     send(cloud, "fail-first", "b", "c")
     assert eventually(lambda: lane_bodies(cloud, before) == [("fail-first", 1)])
     cloud.clock.advance(20)  # less than the visibility timeout
-    time.sleep(0.3)
+    went_round(cloud, "ConsumerFunction")
     assert lane_bodies(cloud, before) == [("fail-first", 1)]
     cloud.clock.advance(11)
     # b and c ran after fail-first's retry, in order. They may have shared its first batch
@@ -210,10 +225,15 @@ def test_message_moves_to_the_dlq_after_max_receive_count(cloud: LocalCloud) -> 
 
 def test_timed_out_batch_comes_back_after_the_visibility_timeout(cloud: LocalCloud) -> None:
     """Lambda kills a batch at Timeout (2 s); SQS redelivers it after the visibility timeout."""
+    source = event_source(cloud, "ConsumerFunction")
+    failed = source.stats.failed
     before = len(records(cloud, "seen"))
     send(cloud, "slow-first", "after-slow")
     assert eventually(lambda: lane_bodies(cloud, before) == [("slow-first", 1)])
-    time.sleep(2.5)  # the function's own 2 s timeout must pass
+    # The function's own 2 s timeout ends the invocation (a function runs on real time): the
+    # mapping then holds the whole batch back for the visibility timeout, on the local clock.
+    assert eventually(lambda: source.stats.failed == failed + 2)
+    assert source.awaiting_visibility == 2
     cloud.clock.advance(31)
     expected = ["slow-first", "slow-first", "after-slow"]
     assert eventually(lambda: bodies(cloud, before) == expected, timeout=15), lane_bodies(
@@ -257,8 +277,7 @@ HANDBACK_VT = 30  # the Handback queue's VisibilityTimeout
 
 
 def handback_source(cloud: LocalCloud) -> SqsEventSource:
-    sources: list[SqsEventSource] = cloud.event_sources
-    return next(s for s in sources if s.function == "HandbackFunction")
+    return event_source(cloud, "HandbackFunction")
 
 
 def send_handback(cloud: LocalCloud, *bodies: str) -> None:
@@ -287,8 +306,8 @@ def handback_depth(cloud: LocalCloud, queue: str = "Handback") -> int:
 
 
 def still(cloud: LocalCloud, since: int, expected: list[tuple[str, int]]) -> None:
-    """Nothing more is delivered for a moment (the local clock does not move)."""
-    time.sleep(0.3)
+    """Nothing more is delivered while the mapping goes round on the clock as it reads now."""
+    went_round(cloud, "HandbackFunction")
     assert handback_rows(cloud, since) == expected
 
 
@@ -394,3 +413,19 @@ def test_a_killed_function_process_leaves_its_batch_to_the_visibility_timeout(
     assert eventually(lambda: handback_depth(cloud) == 0)
     assert handback_depth(cloud, "HandbackDeadLetters") == 0
     assert pid not in http.get("/_local/functions").json()["HandbackFunction"]
+
+
+# --- the generic emulator ---------------------------------------------------------------------
+
+
+def test_the_generic_cloud_runs_the_fixture_without_an_application_hook(
+    cloud: LocalCloud, http: httpx.Client
+) -> None:
+    """No StackSetup: the template runs as it is, with nothing of ordo's (no token keys, no
+    admin) to wait for."""
+    assert cloud.setup is None
+    assert cloud.bootstrap is not None
+    assert cloud.bootstrap.steps == []
+    assert cloud.bootstrap.succeeded
+    assert "Admin" not in cloud.banner()
+    assert echo(http, "/items/7")["event"]["pathParameters"] == {"item_id": "7"}

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from bench.common import free_port
 from infra.local.invoke_cli import UsageError, running_local_cloud
-from tests.e2e.conftest import free_port, json_server
+from tests.e2e.conftest import json_server
 
 ENDPOINT = "http://127.0.0.1:4566"
 

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.e2e.conftest import ROOT, free_port
-from tests.local.conftest import eventually
+from bench.common import free_port
+from tests.e2e.conftest import ROOT
+from tests.waiting import eventually
 
 
 def alive(pid: int) -> bool:
@@ -148,12 +150,35 @@ def _answers(url: str) -> bool:
 
 def test_a_pinned_signing_key_reaches_the_auth_function_only() -> None:
     from infra.local.cloud import LocalCloud
+    from infra.local.ordo_app import OrdoSetup
     from infra.local.stack import Stack
 
-    cloud = LocalCloud(env_overrides={"ORDO_JWT_SIGNING_KEY": "a private JWK", "ORDO_X": "1"})
+    setup = OrdoSetup.from_env({"ORDO_JWT_SIGNING_KEY": "a private JWK", "ORDO_X": "1"})
+    cloud = LocalCloud(env_overrides=dict(setup.overrides), setup=setup)
     cloud.stack = Stack.load()
     for lid, function in cloud.stack.functions().items():
         environment = cloud._environment(function)
         assert environment["ORDO_X"] == "1"
         has_key = environment.get("ORDO_JWT_SIGNING_KEY") == "a private JWK"
         assert has_key == (lid == "AuthFunction"), lid
+
+
+def test_ordos_setup_adds_the_keys_and_the_admin_only_to_ordos_template() -> None:
+    from infra.local.ordo_app import OrdoSetup
+    from infra.local.stack import Stack
+    from tests.local.conftest import FIXTURE
+
+    def no_client(service: str) -> None:
+        raise AssertionError(f"a step ran: {service}")
+
+    setup = OrdoSetup.from_env({})
+    ordo = Stack.load()
+    steps = setup.after_resources(ordo, no_client, serving=True)
+    assert [name for name, _ in steps] == ["signing keys", "admin"]
+    direct = setup.after_resources(ordo, no_client, serving=False)
+    assert [name for name, _ in direct] == ["signing keys"]  # ordo local invoke: no admin
+    assert setup.after_resources(Stack.load(path=FIXTURE), no_client, serving=True) == []
+    assert setup.banner_lines(ordo)[0].startswith("  Admin       admin / ")
+    bad = OrdoSetup.from_env({"ORDO_ADMIN_PASSWORD": "short"})
+    with pytest.raises(ValueError, match="ORDO_ADMIN_"):
+        bad.after_resources(ordo, no_client, serving=True)

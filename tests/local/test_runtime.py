@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.cloud import LocalCloud
 from infra.local.functions import FunctionHost, _Process
 from infra.local.invoke import Outcome
+from infra.local.ordo_app import shell_overrides
 from infra.local.runtime import read_frame, write_frame
 from tests.e2e.conftest import ROOT
-from tests.local.conftest import eventually, fixture_function
+from tests.local.conftest import fixture_function
+from tests.waiting import eventually
 
 ECHO = Path(__file__).parent / "fixture" / "functions" / "echo"
 
@@ -186,7 +187,7 @@ def test_a_preload_that_fails_is_an_init_error(module: str, error: str) -> None:
 
 def test_the_local_cloud_passes_preload_to_every_function() -> None:
     """ORDO_* variables of the starting shell reach every function, ORDO_LOCAL_PRELOAD too."""
-    overrides = LocalCloud.overrides_from({"ORDO_LOCAL_PRELOAD": "tests.faults", "HOME": "/"})
+    overrides = shell_overrides({"ORDO_LOCAL_PRELOAD": "tests.faults", "HOME": "/"})
     assert overrides == {"ORDO_LOCAL_PRELOAD": "tests.faults"}
 
 

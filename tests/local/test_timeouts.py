@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.local.cloud import LocalCloud
+from infra.local.ordo_app import shell_overrides
 from infra.local.stack import Stack
 from tests.local.conftest import FIXTURE
 
@@ -37,5 +38,5 @@ def test_a_timeout_for_a_function_the_template_lacks_is_refused() -> None:
 
 
 def test_the_timeouts_stay_with_the_local_cloud_and_never_reach_a_function() -> None:
-    overrides = LocalCloud.overrides_from({"ORDO_LOCAL_TIMEOUTS": "X=5", "ORDO_TIME_SCALE": "0.1"})
+    overrides = shell_overrides({"ORDO_LOCAL_TIMEOUTS": "X=5", "ORDO_TIME_SCALE": "0.1"})
     assert overrides == {"ORDO_TIME_SCALE": "0.1"}

@@ -20,7 +20,8 @@ from infra.local.functions import CodeWatcher, FunctionHost
 from infra.local.invoke import Outcome
 from infra.local.stack import ROOT, Function
 from infra.local.zygote import EVERYTHING, LAYER_PRELOAD, ForkServers
-from tests.local.conftest import eventually, fixture_function
+from tests.local.conftest import fixture_function
+from tests.waiting import eventually
 
 FIXTURE_FUNCTIONS = Path(__file__).parent / "fixture" / "functions"
 BASE = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}  # as every function gets it

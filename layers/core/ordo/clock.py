@@ -1,4 +1,7 @@
-"""Wall-clock time and simulated delays, the only place ordo sleeps."""
+"""Wall-clock time (``utcnow``), the ``Clock`` and ``Sleeper`` types that code takes so tests
+can replace them, and ``scaled_sleep``. Not the only place ordo sleeps: retries and back-offs
+(``ordo.retry``, ``ordo.storage``, ``ordo.source``) take a ``sleep`` of their own.
+"""
 
 from __future__ import annotations
 

@@ -22,10 +22,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.session import get_session
 
+from bench.common import free_port
 from infra.local import moto_fidelity
 from infra.local.motoserver import MotoServer
 from infra.local.stack import Stack
-from tests.e2e.conftest import free_port
 
 SPEED = (
     "dispatch_lookups",
@@ -395,7 +395,7 @@ def test_undo_puts_moto_back(patched: None) -> None:
     finally:
         moto_fidelity.apply(SPEED)
     assert SQSBackend.send_message is not patched_send  # a fresh wrapper, same behaviour
-    assert "attribute_values" in moto_fidelity._originals
+    assert "attribute_values" in moto_fidelity.applied()
 
 
 def test_sends_visibility_zero_and_deletes_are_announced(patched: None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from moto import mock_aws
 from infra.local.clock import LocalClock
 from infra.local.stack import Stack
 from infra.local.ttl import TtlSweeper, TtlTable
+from tests.waiting import eventually
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -161,13 +161,11 @@ def test_run_sweeps_when_the_clock_is_advanced(tables: Tables) -> None:
     thread = threading.Thread(target=tables.sweeper.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        time.sleep(0.05)
+        # A first sweep is done once the loop sleeps on the clock: it kept the later item.
+        assert eventually(lambda: tables.clock.sleeps_begun(thread.name) >= 1)
         assert tables.left() == ["later"]
         tables.clock.advance(601)
-        deadline = time.monotonic() + 2
-        while tables.left() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert tables.left() == []
+        assert eventually(lambda: tables.left() == [], timeout=2)
     finally:
         stop.set()
         thread.join(timeout=2)

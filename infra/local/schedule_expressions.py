@@ -1,35 +1,24 @@
-"""EventBridge schedules in the local cloud: rate, cron and at expressions, and what fires them.
+"""EventBridge schedule expressions: ``rate()``, ``cron()`` and Scheduler's ``at()``.
 
-Both kinds of schedule in a SAM template run here: ``Schedule`` events (``AWS::Events::Rule``, UTC
-only) and ``ScheduleV2`` events (``AWS::Scheduler::Schedule``, with an optional time zone, start
-and end date). Fire times follow the local cloud's clock, so advancing it fires them.
+Pure: parse an expression, then ask when it fires next (``next_after``) or last in a window
+(``latest``). No clock, no threads, no template (``infra.local.schedule_rules`` reads the
+template's schedules, ``infra.local.scheduler`` fires them).
 """
 
 from __future__ import annotations
 
 import calendar
-import json
-import logging
 import re
-import threading
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from infra.local.invoke import Invoker, Outcome
-from infra.local.stack import ACCOUNT
-
-if TYPE_CHECKING:
-    from infra.local.clock import LocalClock
-    from infra.local.stack import Stack
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TICK = timedelta(microseconds=1)  # the smallest step: "strictly after" as "at or after"
 _MINUTE = timedelta(minutes=1)
-_TICK = timedelta(microseconds=1)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -49,7 +38,7 @@ class ScheduleExpression(ABC):
 
     def latest(self, since: datetime, until: datetime) -> datetime | None:
         """The last fire time in ``[since, until]``, or None if there is none."""
-        first = self.next_after(since - _TICK)
+        first = self.next_after(since - TICK)
         if first is None or first > until:
             return None
         window = _MINUTE
@@ -375,275 +364,3 @@ def parse(
     if text.startswith("at("):
         return _parse_at(text, zone)
     raise ValueError(f"{expression!r}: a schedule is rate(...), cron(...) or at(...)")
-
-
-# --- events -----------------------------------------------------------------------------
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def scheduled_event(rule_arn: str, region: str, account: str, when: datetime) -> dict[str, Any]:
-    """The event EventBridge sends a scheduled rule's targets."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": account,
-        "time": _stamp(when),
-        "region": region,
-        "resources": [rule_arn],
-        "detail": {},
-    }
-
-
-# --- rules ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScheduledRule:
-    """One schedule of the template and the function it invokes."""
-
-    logical_id: str
-    expression: str
-    function: str
-    enabled: bool
-    arn: str
-    source: Literal["aws.events", "aws.scheduler"] = "aws.events"
-    input: str | None = None
-    timezone: str | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-
-
-def _date(value: Any) -> datetime | None:
-    if not value:
-        return None
-    moment = datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _lambda_target(stack: Stack, value: Any) -> str | None:
-    """The function a target ARN names (through aliases and versions), or None."""
-    functions = stack.of_type("AWS::Lambda::Function")
-    if isinstance(value, dict) and ("Ref" in value or "Fn::GetAtt" in value):
-        attribute = value.get("Fn::GetAtt")
-        if isinstance(attribute, str):
-            value = {"Fn::GetAtt": attribute.split(".", 1)}
-        lid = stack._function_of(value)
-        return lid if lid in functions else None
-    arn = str(stack.resolve(value))
-    for lid in functions:
-        own = stack.physical[lid]["Arn"]
-        if arn == own or arn.startswith(f"{own}:"):
-            return lid
-    return None
-
-
-def _exists(stack: Stack, resource: Mapping[str, Any]) -> bool:
-    condition = resource.get("Condition")
-    return condition is None or stack._condition(condition)
-
-
-def rules_of(stack: Stack) -> list[ScheduledRule]:
-    """The template's schedules that invoke a function, enabled or not."""
-    rules: list[ScheduledRule] = []
-    for lid, resource in stack.of_type("AWS::Events::Rule").items():
-        props = resource.get("Properties", {})
-        expression = stack.resolve(props.get("ScheduleExpression"))
-        if not expression or not _exists(stack, resource):
-            continue
-        name = stack.resolve(props.get("Name")) or f"{stack.name}-{lid}"
-        enabled = stack.resolve(props.get("State", "ENABLED")) != "DISABLED"
-        for target in props.get("Targets", []):
-            function = _lambda_target(stack, target.get("Arn"))
-            if function is not None:
-                rules.append(
-                    ScheduledRule(
-                        lid,
-                        str(expression),
-                        function,
-                        enabled,
-                        f"arn:aws:events:{stack.region}:{ACCOUNT}:rule/{name}",
-                        input=_text(stack.resolve(target.get("Input"))),
-                    )
-                )
-    for lid, resource in stack.of_type("AWS::Scheduler::Schedule").items():
-        props = resource.get("Properties", {})
-        if not _exists(stack, resource):
-            continue
-        target = props.get("Target", {})
-        function = _lambda_target(stack, target.get("Arn"))
-        if function is None:
-            continue
-        name = stack.resolve(props.get("Name")) or f"{stack.name}-{lid}"
-        group = stack.resolve(props.get("GroupName")) or "default"
-        rules.append(
-            ScheduledRule(
-                lid,
-                str(stack.resolve(props["ScheduleExpression"])),
-                function,
-                stack.resolve(props.get("State", "ENABLED")) != "DISABLED",
-                f"arn:aws:scheduler:{stack.region}:{ACCOUNT}:schedule/{group}/{name}",
-                source="aws.scheduler",
-                input=_text(stack.resolve(target.get("Input"))),
-                timezone=stack.resolve(props.get("ScheduleExpressionTimezone")),
-                start=_date(stack.resolve(props.get("StartDate"))),
-                end=_date(stack.resolve(props.get("EndDate"))),
-            )
-        )
-    return rules
-
-
-@dataclass
-class _Entry:
-    rule: ScheduledRule
-    expression: ScheduleExpression
-    due: datetime | None = None
-
-
-class Scheduler:
-    """Fires the template's enabled schedules on the local clock.
-
-    EventBridge does not backfill: when the clock jumps past several fire times at once, a
-    rule fires once, for the latest of them. Each firing invokes its function asynchronously
-    (on a thread of its own, as EventBridge's Event invocation would), without retries.
-    A rate's first firing is one period after the scheduler starts (or at a Scheduler
-    ``StartDate``).
-    """
-
-    def __init__(
-        self,
-        rules: Iterable[ScheduledRule],
-        invoker: Invoker,
-        clock: LocalClock,
-        *,
-        region: str,
-        account: str = ACCOUNT,
-        log: Callable[[str], None] | logging.Logger | None = None,
-    ) -> None:
-        self.rules = list(rules)
-        self.invoker = invoker
-        self.clock = clock
-        self.region = region
-        self.account = account
-        self.started = clock.now()
-        self.fired: list[tuple[str, datetime]] = []
-        logger = log if log is not None else logging.getLogger("ordo.local")
-        self._log: Callable[[str], None] = (
-            logger.info if isinstance(logger, logging.Logger) else logger
-        )
-        self._lock = threading.Lock()
-        self._entries: list[_Entry] = []
-        for rule in self.rules:
-            if rule.enabled:
-                try:
-                    expression = parse(
-                        rule.expression, anchor=rule.start or self.started, timezone=rule.timezone
-                    )
-                except ValueError as error:
-                    raise ValueError(f"{rule.logical_id}: {error}") from None
-                if rule.source == "aws.events" and isinstance(expression, At):
-                    raise ValueError(f"{rule.logical_id}: at() is only for EventBridge Scheduler")
-                try:
-                    self.event(rule, self.started)
-                except ValueError as error:
-                    raise ValueError(f"{rule.logical_id}: Input is not JSON: {error}") from None
-                entry = _Entry(rule, expression)
-                entry.due = self._next(entry, self.started)
-                self._entries.append(entry)
-
-    @classmethod
-    def from_stack(
-        cls,
-        stack: Stack,
-        invoker: Invoker,
-        clock: LocalClock,
-        log: Callable[[str], None] | logging.Logger | None = None,
-    ) -> Scheduler:
-        return cls(rules_of(stack), invoker, clock, region=stack.region, log=log)
-
-    def next_due(self) -> datetime | None:
-        """The earliest pending fire time of any rule."""
-        with self._lock:
-            return min((e.due for e in self._entries if e.due is not None), default=None)
-
-    def run(self, stop: threading.Event) -> None:
-        """Fire rules as the clock reaches them until ``stop`` is set (for a daemon thread)."""
-        while not stop.is_set():
-            self.tick()
-            due = self.next_due()
-            limit = self.clock.time() + 60.0
-            # To a fixed deadline, so an advance made since the tick still wakes it.
-            self.clock.sleep_until(limit if due is None else min(due.timestamp(), limit), stop)
-
-    def tick(self) -> list[tuple[str, datetime]]:
-        """Fire every rule whose time has come; returns the (rule, scheduled time) fired."""
-        now = self.clock.now()
-        fired: list[tuple[str, datetime]] = []
-        with self._lock:
-            for entry in self._entries:
-                if entry.due is None or entry.due > now:
-                    continue
-                until = min(now, entry.rule.end) if entry.rule.end else now
-                when = entry.expression.latest(entry.due, until) or entry.due
-                entry.due = self._next(entry, when)
-                fired.append((entry.rule.logical_id, when))
-                self.fired.append((entry.rule.logical_id, when))
-                self._dispatch(entry.rule, when)
-        return fired
-
-    @staticmethod
-    def _next(entry: _Entry, after: datetime) -> datetime | None:
-        start, end = entry.rule.start, entry.rule.end
-        when = entry.expression.next_after(
-            start - _TICK if start is not None and start > after else after
-        )
-        return None if when is None or (end is not None and when > end) else when
-
-    def event(self, rule: ScheduledRule, when: datetime) -> dict[str, Any]:
-        """What the rule's target receives for a firing at ``when``."""
-        if rule.input is not None:
-            text = rule.input
-            if rule.source == "aws.scheduler":
-                context = {
-                    "schedule-arn": rule.arn,
-                    "scheduled-time": _stamp(when),
-                    "execution-id": uuid.uuid4().hex[:16],
-                    "attempt-number": "1",
-                }
-                for key, value in context.items():
-                    text = text.replace(f"<aws.scheduler.{key}>", value)
-            return json.loads(text)  # type: ignore[no-any-return]
-        event = scheduled_event(rule.arn, self.region, self.account, when)
-        if rule.source == "aws.scheduler":
-            event |= {"source": "aws.scheduler", "detail": "{}"}
-        return event
-
-    def _dispatch(self, rule: ScheduledRule, when: datetime) -> None:
-        self._log(
-            f"schedule {rule.logical_id} ({rule.expression}) {_stamp(when)} -> {rule.function}"
-        )
-        event = self.event(rule, when)
-        thread = threading.Thread(
-            target=self._invoke, args=(rule, event), name=f"schedule-{rule.logical_id}", daemon=True
-        )
-        thread.start()
-
-    def _invoke(self, rule: ScheduledRule, event: dict[str, Any]) -> None:
-        try:
-            result = self.invoker.invoke(rule.function, event)
-        except Exception as error:
-            self._log(f"schedule {rule.logical_id}: {rule.function} failed to run: {error!r}")
-            return
-        if result.outcome is not Outcome.OK:
-            detail = f": {result.error}" if result.error else ""
-            self._log(f"schedule {rule.logical_id}: {rule.function} {result.outcome}{detail}")
