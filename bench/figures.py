@@ -45,6 +45,7 @@ ORDER = {
     "memory_pss": "bench.localcloud",
     "lane_overhead": "bench.localcloud",
     "pickup": "bench.localcloud",
+    "mapping_pickup": "bench.localcloud",
     "gateway": "bench.localcloud",
     "cold_start": "bench.coldstart",
     "warm_start": "bench.startup",

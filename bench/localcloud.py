@@ -15,7 +15,11 @@ and measures, side by side:
   sampled every 100 ms during the pipeline load; the RSS sum beside it counts shared pages once
   per process;
 * warm function start: from a function process's start (fork from the fork server, or exec of
-  a plain ``python -m infra.local.runtime``) to its ready frame.
+  a plain ``python -m infra.local.runtime``) to its ready frame;
+* mapping pickup: once the local cloud has stopped, the event source mapping alone
+  (``infra.local.esm``) on moto in this process, feeding a function that only notes the time:
+  from a send to an idle queue to the invocation, as the local cloud runs it (told of sends,
+  receiving in process) and long-polling through its SQS client.
 
 Every ``/tasks`` route needs a bearer access token: the bench registers a user of its own with
 ``POST /auth/register``, signs in with ``POST /auth/login/json`` and sends the token with every
@@ -40,7 +44,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +60,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 
 from bench import figures, tables
+from bench.common import free_port
 from infra.local.stack import ACCOUNT_LIMIT_OVERRIDES
 
 if TYPE_CHECKING:
@@ -95,6 +99,8 @@ TARGET_GATEWAY_RATIO = 1.5
 TARGET_PIPELINE_MS = 25.0
 TARGET_PICKUP_MS = 10.0
 TARGET_MEMORY_MB = 400.0
+TARGET_MAPPING_PICKUP_MS = 50.0  # p50, each way of receiving
+MAPPING_IDLE_S = 0.03  # the mapping's idle wait before each send of the mapping pickup
 
 PASSWORD = "Bench-passw0rd"  # of the user the bench registers
 # ORDO_* settings of the local cloud, and so of its functions (and of the uvicorn target):
@@ -120,13 +126,6 @@ def _parent_imports() -> None:
     for path in (ROOT, ROOT / "layers" / "core"):
         if str(path) not in sys.path:
             sys.path.append(str(path))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -277,7 +276,7 @@ def _status_environment(aws_url: str) -> dict[str, str]:
     (``ORDO_JWT_PUBLIC_KEYS``, if set, replaces the SSM public keys in both targets alike).
     """
     _parent_imports()
-    from infra.local.cloud import LocalCloud
+    from infra.local.ordo_app import shell_overrides
     from infra.local.stack import Stack
 
     stack = Stack.load()
@@ -290,7 +289,7 @@ def _status_environment(aws_url: str) -> dict[str, str]:
     return (
         inherited
         | template_env
-        | LocalCloud.overrides_from(os.environ | CLOUD_SETTINGS)
+        | shell_overrides(os.environ | CLOUD_SETTINGS)
         | FAKE_CREDENTIALS
         | {
             "AWS_ENDPOINT_URL": aws_url,
@@ -611,7 +610,7 @@ def _table_name() -> str:
 def _moto_get_item(aws_url: str, task_id: str, count: int) -> list[float]:
     """GetItem of the task's record straight to moto: one of a status request's two GetItems
     (the other gets the user behind the token)."""
-    from ordo.storage.dynamodb import job_key
+    from ordo.storage.jobs import job_key
 
     table, key = _table_name(), job_key(task_id)
     client = _dynamodb(aws_url)
@@ -632,7 +631,7 @@ def moto_lane_floor(aws_url: str, owner: str, jobs: int = FLOOR_JOBS) -> list[fl
     worker never sees them. The claim is a transaction: the job and its owner's pending count.
     """
     from ordo.jobs import Job, JobStatus, new_job_id
-    from ordo.storage.dynamodb import DynamoJobTable
+    from ordo.storage.jobs import DynamoJobTable
     from ordo.tasks import ReversePayload
 
     client = _dynamodb(aws_url)
@@ -1030,6 +1029,106 @@ def measure_starts(aws_url: str, in_cloud_ms: dict[str, float], count: int = STA
     return Starts(START_FUNCTION, forked, plain, dict(in_cloud_ms))
 
 
+# --- 6. pickup by the event source mapping alone ------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappingPickup:
+    announced_ms: list[float]  # as the local cloud runs it: told of sends, receiving in process
+    long_poll_ms: list[float]  # through its SQS client, long-polling
+    target_ms: float
+
+    @property
+    def median_ms(self) -> float:
+        """The slower way's median."""
+        return max(statistics.median(self.announced_ms), statistics.median(self.long_poll_ms))
+
+    @property
+    def passed(self) -> bool:
+        return self.median_ms <= self.target_ms
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "announced_median_ms": round(statistics.median(self.announced_ms), 3),
+            "long_poll_median_ms": round(statistics.median(self.long_poll_ms), 3),
+            "target_ms": self.target_ms,
+            "pass": self.passed,
+            "announced_ms": [round(value, 3) for value in self.announced_ms],
+            "long_poll_ms": [round(value, 3) for value in self.long_poll_ms],
+        }
+
+
+def measure_mapping_pickup(count: int, target_ms: float) -> MappingPickup:
+    """``count`` messages each way, each sent to the template's lane after the mapping has sat
+    idle ``MAPPING_IDLE_S``: the time from the send to the invocation."""
+    _parent_imports()
+    import queue
+
+    import boto3
+    from moto import mock_aws
+
+    from infra.local import moto_fidelity
+    from infra.local.clock import LocalClock
+    from infra.local.esm import SqsEventSource
+    from infra.local.invoke import Invocation, Outcome
+    from infra.local.motoserver import InProcessReceive
+    from infra.local.stack import Stack
+
+    class Arrivals:
+        """An ``Invoker`` that only notes when it is invoked."""
+
+        def __init__(self) -> None:
+            self.times: queue.Queue[float] = queue.Queue()
+
+        def invoke(self, logical_id: str, event: dict[str, Any]) -> Invocation:
+            self.times.put(time.perf_counter())
+            return Invocation(Outcome.OK)
+
+    moto_fidelity.apply()
+    stack = Stack.load(region=REGION)
+    worker = stack.functions()["WorkerFunction"]
+    lane = worker.queue_logical_id or "JobsQueue"
+
+    def pickups(announced: bool) -> list[float]:
+        with mock_aws():
+            sqs = boto3.client("sqs", region_name=REGION)
+            stack.provision(boto3.client("dynamodb", region_name=REGION), sqs)
+            arrivals = Arrivals()
+            source = SqsEventSource.from_stack(
+                stack,
+                worker,
+                sqs,
+                arrivals,
+                LocalClock(),
+                signals=moto_fidelity.message_signals if announced else None,
+                receive=InProcessReceive(stack.physical[lane]["Arn"]) if announced else None,
+            )
+            stop = threading.Event()
+            thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
+            thread.start()
+            latencies = []
+            try:
+                for n in range(count):
+                    time.sleep(MAPPING_IDLE_S)
+                    sent = time.perf_counter()
+                    sqs.send_message(
+                        QueueUrl=stack.queue_url(lane),
+                        MessageBody=str(n),
+                        MessageGroupId="bench",
+                        MessageDeduplicationId=str(n),
+                    )
+                    try:
+                        latencies.append((arrivals.times.get(timeout=5) - sent) * 1000)
+                    except queue.Empty:
+                        raise BenchError("the event source mapping delivered nothing") from None
+            finally:
+                stop.set()
+                thread.join(timeout=5)  # a long poll may be under way
+        return latencies
+
+    return MappingPickup(pickups(announced=True), pickups(announced=False), target_ms)
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -1041,6 +1140,7 @@ class Report:
     memory: Memory
     concurrency: int
     starts: Starts | None = None
+    mapping: MappingPickup | None = None
 
     @property
     def checks(self) -> list[tuple[str, bool]]:
@@ -1121,6 +1221,7 @@ class Report:
                 "at the same sample; counts each shared page once per process",
             ),
             *self.start_rows(),
+            *self.mapping_rows(),
         ]
         intro = (
             f"Local cloud (python -m infra.local --no-watch, ORDO_TIME_SCALE={TIME_SCALE:g}) on "
@@ -1160,6 +1261,22 @@ class Report:
                 "info",
                 f"{s.function}, median of {len(s.plain_ms)} python -m infra.local.runtime",
             ),
+        ]
+
+    def mapping_rows(self) -> list[tuple[str, str, str, str, str]]:
+        k = self.mapping
+        if k is None:
+            return []
+        return [
+            (
+                "mapping pickup (event source alone)",
+                f"{k.median_ms:.1f} ms",
+                f"<= {k.target_ms:g} ms",
+                "PASS" if k.passed else "FAIL",
+                f"median send -> invoke on moto in process: {statistics.median(k.announced_ms):.1f}"
+                f" ms told of sends, {statistics.median(k.long_poll_ms):.1f} ms long-polling "
+                f"({len(k.announced_ms)} each)",
+            )
         ]
 
     def breakdown(self) -> str:
@@ -1213,6 +1330,7 @@ class Report:
             "pickup": self.pickup.as_json(),
             "memory": self.memory.as_json(),
             "warm_start": self.starts.as_json() if self.starts else None,
+            "mapping_pickup": self.mapping.as_json() if self.mapping else None,
             "pass": all(ok for _, ok in self.checks),
             "summary": self.summary(),
         }
@@ -1300,7 +1418,11 @@ def run(args: argparse.Namespace) -> Report:
         pickup = measure_pickup(cloud.url, account, args.pickups, args.seed, TARGET_PICKUP_MS)
         log(f"warm function start: {STARTS} forks and {STARTS} plain spawns of {START_FUNCTION}")
         starts = measure_starts(cloud.aws_url, sampler.ready_ms)
-    return Report(gateway, pipeline, pickup, memory, args.concurrency, starts=starts)
+    log(f"mapping pickup: {args.pickups} messages each way, on moto in this process")
+    mapping = measure_mapping_pickup(args.pickups, TARGET_MAPPING_PICKUP_MS)
+    return Report(
+        gateway, pipeline, pickup, memory, args.concurrency, starts=starts, mapping=mapping
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1343,6 +1465,16 @@ def record_figures(report: Report) -> None:
     figures.record(
         "gateway", figures.Figure("gateway against direct uvicorn", g.ratio, "x", g.target)
     )
+    if report.mapping is not None:
+        figures.record(
+            "mapping_pickup",
+            figures.Figure(
+                "event source mapping pickup, p50",
+                report.mapping.median_ms,
+                "ms",
+                report.mapping.target_ms,
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -1,23 +1,28 @@
-"""Runs ordo's real handlers in-process against moto, with resources made from template.yaml.
+"""ordo's real handlers in this process against moto, with resources made from template.yaml.
 
-``Cloud`` plays API Gateway (real v2 events through the template's routes) and the SQS event
-source mapping (real SQS events, BatchSize from the template, batchItemFailures honoured).
+``InProcessStack`` plays API Gateway (real v2 events through the template's routes, matched by
+the local cloud's ``routing``) and the SQS event source mappings: the local cloud's own
+``SqsEventSource``, driven one step at a time (``poll_once``) with the local clock, so the
+integration tests exercise the emulator that ``make dev`` runs. Functions run in this process
+(``infra.local.inprocess``), so tests can reach into a handler's module.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, cast
 
 import boto3
 
-from infra.local.context import LambdaContext
-from infra.local.events import http_event, sqs_event
+from infra.local import moto_fidelity
+from infra.local.clock import LocalClock
+from infra.local.esm import SqsEventSource
+from infra.local.events import http_event
+from infra.local.inprocess import InProcessFunctions
+from infra.local.invoke import Invocation, Outcome
+from infra.local.motoserver import InProcessReceive
 from infra.local.routing import Route, match
 from infra.local.stack import Function, Stack
 
@@ -35,27 +40,12 @@ def reset_ordo_caches() -> None:
                 value.cache_clear()
 
 
-def _ensure_event_loop() -> None:
-    """Mangum asks asyncio for the thread's event loop; only the main thread has one."""
-    import asyncio
+class InvocationFailed(AssertionError):
+    """A direct ``invoke`` whose function did not answer: it raised, timed out or was throttled."""
 
-    try:
-        asyncio.get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-
-
-def load_handler_module(function: Function) -> ModuleType:
-    """Import a function's handler module as a cold start would, under a unique name."""
-    module_file, _ = function.handler.rsplit(".", 1)
-    name = f"ordo_function_{function.logical_id}_{id(function)}"
-    spec = importlib.util.spec_from_file_location(name, function.code_uri / f"{module_file}.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    def __init__(self, logical_id: str, result: Invocation) -> None:
+        super().__init__(f"{logical_id}: {result.outcome}: {result.error}")
+        self.result = result
 
 
 @dataclass
@@ -83,16 +73,21 @@ PASSWORD = "Corr3ct-horse"  # a test account's password
 
 
 @dataclass
-class Cloud:
+class InProcessStack:
+    """The stack on moto, its functions run in this process, its event sources run by hand."""
+
     stack: Stack
     functions: dict[str, Function] = field(init=False)
-    _modules: dict[str, ModuleType] = field(default_factory=dict, init=False)
-    _in_flight: list[dict[str, Any]] = field(default_factory=list, init=False)
+    invoker: InProcessFunctions = field(init=False)
+    # The event source mappings' clock: ``expire`` moves it past a visibility timeout.
+    clock: LocalClock = field(default_factory=LocalClock, init=False)
+    _event_sources: dict[str, SqsEventSource] = field(default_factory=dict, init=False)
     # The access token ``request`` sends unless told otherwise (``token=None``: anonymous).
     token: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.functions = self.stack.functions()
+        self.invoker = InProcessFunctions(self.functions)
         self.sqs = boto3.client("sqs")
         self.dynamodb = boto3.client("dynamodb")
         self.routes = [
@@ -102,16 +97,14 @@ class Cloud:
         ]
 
     def module(self, logical_id: str) -> ModuleType:
-        if logical_id not in self._modules:
-            self._modules[logical_id] = load_handler_module(self.functions[logical_id])
-        return self._modules[logical_id]
+        return self.invoker.module(logical_id)
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        _ensure_event_loop()  # a test may call the API from a worker's runner thread
-        fn = self.functions[logical_id]
-        context = LambdaContext(fn.logical_id, fn.timeout, fn.memory)
-        handler: Callable[..., Any] = getattr(self.module(logical_id), fn.handler.split(".")[-1])
-        return handler(event, context)
+        """The function's answer to ``event``; ``InvocationFailed`` if it gave none."""
+        result = self.invoker.invoke(logical_id, event)
+        if result.outcome is not Outcome.OK:
+            raise InvocationFailed(logical_id, result)
+        return result.payload
 
     # --- API Gateway -----------------------------------------------------------------------
 
@@ -141,13 +134,20 @@ class Cloud:
             method,
             path,
             route=found.route.path,
+            route_method=found.route.method,
             path_parameters=found.path_parameters,
             query=query,
             headers=all_headers,
             body=body,
             source_ip=source_ip,
         )
-        raw = self.invoke(found.route.target, event)
+        result = self.invoker.invoke(found.route.target, event)
+        # What API Gateway answers for a function that gave no answer (infra/local/gateway.py).
+        if result.outcome is Outcome.TIMEOUT:
+            return Response(503, {}, {"message": "Service Unavailable"})
+        if result.outcome is not Outcome.OK:
+            return Response(500, {}, {"message": "Internal Server Error"})
+        raw = result.payload
         text = raw.get("body") or ""
         return Response(
             raw["statusCode"], raw.get("headers", {}), json.loads(text) if text else None
@@ -184,63 +184,50 @@ class Cloud:
             refresh_token=response.body["refresh_token"],
         )
 
-    # --- SQS event source mapping ----------------------------------------------------------
+    # --- SQS event source mappings --------------------------------------------------------
 
     def queue_of(self, logical_id: str) -> tuple[str, str]:
         queue = self.functions[logical_id].queue_logical_id
         assert queue
         return self.stack.queue_url(queue), self.stack.physical[queue]["Arn"]
 
+    def event_source(self, logical_id: str = "WorkerFunction") -> SqsEventSource:
+        """The function's SQS event source mapping, made as the local cloud makes it."""
+        if logical_id not in self._event_sources:
+            _, arn = self.queue_of(logical_id)
+            self._event_sources[logical_id] = SqsEventSource.from_stack(
+                self.stack,
+                self.functions[logical_id],
+                self.sqs,
+                self.invoker,
+                self.clock,
+                signals=moto_fidelity.message_signals,
+                receive=InProcessReceive(arn),
+            )
+        return self._event_sources[logical_id]
+
     def poll_once(self, logical_id: str = "WorkerFunction") -> list[str]:
-        """Deliver one batch to the function; returns the message ids it reported as failed.
-
-        Successes are deleted, as Lambda does. Failures stay in flight until ``expire``.
-        """
-        fn = self.functions[logical_id]
-        url, arn = self.queue_of(logical_id)
-        received = self._receive(url, fn.batch_size)
-        if not received:
-            return []
-        # In flight until deleted; a crash (BaseException) leaves the whole batch here.
-        self._in_flight = list(received)
-        try:
-            response = self.invoke(logical_id, sqs_event(received, arn)) or {}
-            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-        except Exception:
-            # An invocation error fails the whole batch, as in Lambda.
-            failed = {message["MessageId"] for message in received}
-        done = [m for m in received if m["MessageId"] not in failed]
-        for message in done:
-            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        self._in_flight = [m for m in received if m["MessageId"] in failed]
-        return [m["MessageId"] for m in received if m["MessageId"] in failed]
-
-    def _receive(self, url: str, batch_size: int) -> list[dict[str, Any]]:
-        messages = self.sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=batch_size,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        return cast(list[dict[str, Any]], messages)
+        """One step of the mapping: at most one batch delivered. Returns the ids of the
+        messages it handed back to the queue, which come back once ``expire`` is called."""
+        delivery = self.event_source(logical_id).poll_once()
+        return delivery.handed_back if delivery is not None else []
 
     def expire(self, logical_id: str = "WorkerFunction") -> None:
-        """Let the visibility timeout of failed messages pass, keeping their FIFO order."""
-        url, _ = self.queue_of(logical_id)
-        for message in self._in_flight:
-            self.sqs.change_message_visibility(
-                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
-        self._in_flight = []
+        """Let the queue's visibility timeout pass: the mapping's clock moves on past it."""
+        self.clock.advance(self.event_source(logical_id).visibility_timeout)
 
     def drain(self, logical_id: str = "WorkerFunction", max_batches: int = 500) -> int:
         """Poll until the queue is empty, retrying failures at once. Returns batches delivered."""
-        for batch in range(max_batches):
-            failed = self.poll_once(logical_id)
-            if failed:
+        source = self.event_source(logical_id)
+        delivered = 0
+        for _ in range(max_batches):
+            delivery = source.poll_once()
+            if delivery is not None:
+                delivered += 1
+            if source.awaiting_visibility:
                 self.expire(logical_id)
-            elif not self.queue_depth(logical_id):
-                return batch
+            elif delivery is None and not self.queue_depth(logical_id):
+                return delivered
         raise AssertionError("queue did not drain")
 
     def queue_depth(self, logical_id: str = "WorkerFunction") -> int:

@@ -60,7 +60,8 @@ CPU core for the whole wait while the only visible messages belong to FIFO group
 flight, which is the state of a lane waiting out a failed batch. So, either way, while the
 mapping holds failed or throttled messages, and for a while after an empty receive from a queue
 with visible messages (someone else holds a group), it short-polls with a 50 ms pause instead.
-``poll_once`` short-polls unless told otherwise.
+``poll_once`` short-polls unless told otherwise. It is the whole of one step, and ``run`` only
+repeats it: the integration tests call it themselves, step by step, instead of running the loop.
 """
 
 from __future__ import annotations
@@ -109,6 +110,16 @@ class EsmStats:
     failed: int = 0  # messages handed back to the queue (failed, timed out or throttled out)
     throttled: int = 0  # invocation attempts refused with THROTTLED
     errors: int = 0  # unexpected exceptions the loop logged and survived
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One invocation of the function with a batch: what it answered, and the ids of the
+    messages it handed back (failed, errored or timed out; throttled: all, held for a retry)."""
+
+    message_ids: list[str]
+    result: Invocation
+    handed_back: list[str]
 
 
 @dataclass
@@ -245,15 +256,15 @@ class SqsEventSource:
                 log.exception("%s: event source mapping failed; carrying on", self.function)
                 stop.wait(ERROR_WAIT)
                 continue
-            if delivered:
+            if delivered is not None:
                 continue
             if self.signals is not None and not self._holding_back:
                 self.signals.wait(self.queue_name, seen, LONG_POLL, stop)
             elif not wait:
                 self.clock.sleep(IDLE_WAIT, stop)
 
-    def poll_once(self, wait_seconds: int = 0) -> bool:
-        """One step: release what is due, then invoke one batch. True if it invoked.
+    def poll_once(self, wait_seconds: int = 0) -> Delivery | None:
+        """One step: release what is due, then invoke one batch. None if it invoked nothing.
 
         ``wait_seconds`` is the ReceiveMessage long-poll wait, 0 for a short poll.
         """
@@ -261,15 +272,13 @@ class SqsEventSource:
             self._release_due()
             if self._held is not None:
                 if self.clock.time() < self._held.retry_at:
-                    return False
-                self._deliver(self._held)
-                return True
+                    return None
+                return self._deliver(self._held)
             messages = self._receive(wait_seconds)
             if not messages:
-                return False
+                return None
             batch = _Batch(messages, due=self.clock.time() + self.visibility_timeout)
-            self._deliver(batch)
-            return True
+            return self._deliver(batch)
 
     @property
     def receive_wait_seconds(self) -> int:
@@ -315,10 +324,11 @@ class SqsEventSource:
         )["Attributes"]
         return int(attributes.get("ApproximateNumberOfMessages", "0"))
 
-    def _deliver(self, batch: _Batch) -> None:
+    def _deliver(self, batch: _Batch) -> Delivery:
         batch.attempts += 1
         mark = self.visibility_changes.mark()
         result = self._invoke(batch)
+        ids = [m.get("MessageId", "") for m in batch.messages]
         if result.outcome is Outcome.THROTTLED:
             self.stats.throttled += 1
             if self._held is None:
@@ -326,7 +336,7 @@ class SqsEventSource:
                 self._hide(batch)
             delay = min(THROTTLE_FIRST_RETRY * 2 ** (batch.attempts - 1), THROTTLE_MAX_RETRY)
             batch.retry_at = self.clock.time() + delay
-            return
+            return Delivery(ids, result, handed_back=ids)
         self._held = None
         self.stats.batches += 1
         failed = self._failed_ids(result, batch)
@@ -338,6 +348,7 @@ class SqsEventSource:
             kept = [m for m in batch.messages if m.get("MessageId") in failed]
             self.stats.failed += len(kept)
             self._hand_back(kept, batch.due, mark)
+        return Delivery(ids, result, handed_back=[i for i in ids if i in failed])
 
     def _hand_back(self, messages: list[MessageTypeDef], due: float, mark: int) -> None:
         """Failed ``messages`` go back to the queue when SQS makes them visible: at ``due`` (the

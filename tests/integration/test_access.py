@@ -16,7 +16,7 @@ import pytest
 from ordo.keyring import rotate_signing_key
 from ordo.tokens import SigningKey, TokenType, issue_token
 from tests.e2e.conftest import USER_FIELDS
-from tests.harness import PASSWORD, Account, Cloud, Response, reset_ordo_caches
+from tests.harness import PASSWORD, Account, InProcessStack, Response, reset_ordo_caches
 
 ANONYMOUS = None
 
@@ -40,7 +40,7 @@ class People:
 
 
 @pytest.fixture
-def people(anonymous_cloud: Cloud) -> People:
+def people(anonymous_cloud: InProcessStack) -> People:
     cloud = anonymous_cloud
     alice, bob = cloud.sign_up("alice"), cloud.sign_up("bob")
     admin, deleted = cloud.sign_up("root", admin=True), cloud.sign_up("carol")
@@ -86,7 +86,7 @@ MATRIX: list[tuple[str, str, dict[str, object] | None, tuple[int, int, int, int,
     ids=[f"{method} {path} {body or ''}".strip() for method, path, body, _ in MATRIX],
 )
 def test_who_gets_what(
-    anonymous_cloud: Cloud,
+    anonymous_cloud: InProcessStack,
     people: People,
     method: str,
     path: str,
@@ -103,7 +103,7 @@ def test_who_gets_what(
 
 
 def test_another_users_task_looks_exactly_like_a_missing_one(
-    anonymous_cloud: Cloud, people: People
+    anonymous_cloud: InProcessStack, people: People
 ) -> None:
     bob = people.bob.access_token
     theirs = anonymous_cloud.request("GET", f"/tasks/{people.task_id}", token=bob)
@@ -112,13 +112,13 @@ def test_another_users_task_looks_exactly_like_a_missing_one(
     assert (missing.status, missing.body) == (theirs.status, theirs.body)
 
 
-def test_me_is_the_caller_without_secrets(anonymous_cloud: Cloud, people: People) -> None:
+def test_me_is_the_caller_without_secrets(anonymous_cloud: InProcessStack, people: People) -> None:
     me = anonymous_cloud.request("GET", "/auth/me", token=people.alice.access_token).body
     assert me["id"] == people.alice.id
     assert "password_hash" not in me
 
 
-def test_the_user_list_pages_with_a_cursor(anonymous_cloud: Cloud, people: People) -> None:
+def test_the_user_list_pages_with_a_cursor(anonymous_cloud: InProcessStack, people: People) -> None:
     seen: list[str] = []
     cursor = None
     while True:
@@ -141,7 +141,7 @@ def test_the_user_list_pages_with_a_cursor(anonymous_cloud: Cloud, people: Peopl
 
 
 def test_a_deleted_users_jobs_remain_and_an_admin_still_reads_them(
-    anonymous_cloud: Cloud, people: People
+    anonymous_cloud: InProcessStack, people: People
 ) -> None:
     admin = people.admin.access_token
     assert anonymous_cloud.request("DELETE", f"/users/{people.alice.id}", token=admin).status == 204
@@ -151,7 +151,7 @@ def test_a_deleted_users_jobs_remain_and_an_admin_still_reads_them(
     assert anonymous_cloud.request("POST", "/auth/login/json", login, token=None).status == 401
 
 
-def test_an_admin_cannot_lock_themself_out(anonymous_cloud: Cloud, people: People) -> None:
+def test_an_admin_cannot_lock_themself_out(anonymous_cloud: InProcessStack, people: People) -> None:
     me, token = people.admin.id, people.admin.access_token
     for method, path, body in [
         ("DELETE", f"/users/{me}", None),
@@ -165,7 +165,7 @@ def test_an_admin_cannot_lock_themself_out(anonymous_cloud: Cloud, people: Peopl
 
 @pytest.mark.parametrize("user_id", ["nope", "0" * 32, "x" * 3000, "0" * 31 + "g"])
 def test_unknown_or_malformed_user_ids_are_404(
-    anonymous_cloud: Cloud, people: People, user_id: str
+    anonymous_cloud: InProcessStack, people: People, user_id: str
 ) -> None:
     response = anonymous_cloud.request("GET", f"/users/{user_id}", token=people.admin.access_token)
     assert (response.status, response.body) == (404, {"detail": "User not found"})
@@ -174,7 +174,7 @@ def test_unknown_or_malformed_user_ids_are_404(
 # --- registration and sign-in ------------------------------------------------------------------
 
 
-def test_register_returns_the_user_without_secrets(anonymous_cloud: Cloud) -> None:
+def test_register_returns_the_user_without_secrets(anonymous_cloud: InProcessStack) -> None:
     body = {"email": "Dana@Example.com", "username": "dana", "password": PASSWORD}
     response = anonymous_cloud.request("POST", "/auth/register", body, token=None)
     assert response.status == 201
@@ -183,7 +183,7 @@ def test_register_returns_the_user_without_secrets(anonymous_cloud: Cloud) -> No
     assert PASSWORD not in json.dumps(response.body)
 
 
-def test_a_bad_email_is_a_422_saying_what_is_wrong(anonymous_cloud: Cloud) -> None:
+def test_a_bad_email_is_a_422_saying_what_is_wrong(anonymous_cloud: InProcessStack) -> None:
     body = {"email": "dana.example.com", "username": "dana2", "password": PASSWORD}
     response = anonymous_cloud.request("POST", "/auth/register", body, token=None)
     assert response.status == 422
@@ -192,7 +192,7 @@ def test_a_bad_email_is_a_422_saying_what_is_wrong(anonymous_cloud: Cloud) -> No
     )
 
 
-def test_a_duplicate_email_or_username_is_409_naming_which(anonymous_cloud: Cloud) -> None:
+def test_a_duplicate_email_or_username_is_409_naming_which(anonymous_cloud: InProcessStack) -> None:
     anonymous_cloud.sign_up("erin")
     twin_name = {"email": "other@example.com", "username": "ERIN", "password": PASSWORD}
     twin_mail = {"email": "erin@EXAMPLE.com", "username": "erin2", "password": PASSWORD}
@@ -213,7 +213,7 @@ def test_a_duplicate_email_or_username_is_409_naming_which(anonymous_cloud: Clou
     ],
 )
 def test_the_password_policy_is_enforced_at_registration(
-    anonymous_cloud: Cloud, password: str, problem: str
+    anonymous_cloud: InProcessStack, password: str, problem: str
 ) -> None:
     body = {"email": "fay@example.com", "username": "fay", "password": password}
     response = anonymous_cloud.request("POST", "/auth/register", body, token=None)
@@ -222,7 +222,7 @@ def test_the_password_policy_is_enforced_at_registration(
 
 
 def test_wrong_password_unknown_user_and_inactive_user_get_the_same_401(
-    anonymous_cloud: Cloud,
+    anonymous_cloud: InProcessStack,
 ) -> None:
     admin = anonymous_cloud.sign_up("root", admin=True)
     gus = anonymous_cloud.sign_up("gus")
@@ -243,7 +243,7 @@ def test_wrong_password_unknown_user_and_inactive_user_get_the_same_401(
     }
 
 
-def test_the_oauth2_form_signs_in(anonymous_cloud: Cloud) -> None:
+def test_the_oauth2_form_signs_in(anonymous_cloud: InProcessStack) -> None:
     anonymous_cloud.sign_up("hal")
     response = anonymous_cloud.request(
         "POST",
@@ -260,7 +260,7 @@ def test_the_oauth2_form_signs_in(anonymous_cloud: Cloud) -> None:
 # --- token attacks -----------------------------------------------------------------------------
 
 
-def _signing_key(cloud: Cloud) -> SigningKey:
+def _signing_key(cloud: InProcessStack) -> SigningKey:
     name = cloud.stack.parameters["JwtSigningKeyParameterName"]
     value = boto3.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
     return SigningKey.from_jwk(value["Value"])
@@ -277,7 +277,7 @@ def _forge(token: str, header: dict[str, object] | None = None, **claims: object
     return f"{new_head}.{_b64(payload | claims)}.{signature}"
 
 
-def test_token_attacks_are_401(anonymous_cloud: Cloud) -> None:
+def test_token_attacks_are_401(anonymous_cloud: InProcessStack) -> None:
     cloud = anonymous_cloud
     ivy = cloud.sign_up("ivy")
     key = _signing_key(cloud)
@@ -325,11 +325,11 @@ def test_token_attacks_are_401(anonymous_cloud: Cloud) -> None:
         assert response.headers["www-authenticate"] == "Bearer", name
 
 
-def _refresh(cloud: Cloud, token: str) -> Response:
+def _refresh(cloud: InProcessStack, token: str) -> Response:
     return cloud.request("POST", "/auth/refresh", {"refresh_token": token}, token=None)
 
 
-def test_refresh_rotates_and_refuses_access_tokens(anonymous_cloud: Cloud) -> None:
+def test_refresh_rotates_and_refuses_access_tokens(anonymous_cloud: InProcessStack) -> None:
     jay = anonymous_cloud.sign_up("jay")
     rotated = _refresh(anonymous_cloud, jay.refresh_token)
     assert rotated.status == 200
@@ -342,7 +342,9 @@ def test_refresh_rotates_and_refuses_access_tokens(anonymous_cloud: Cloud) -> No
     )
 
 
-def test_reusing_a_spent_refresh_token_revokes_its_whole_family(anonymous_cloud: Cloud) -> None:
+def test_reusing_a_spent_refresh_token_revokes_its_whole_family(
+    anonymous_cloud: InProcessStack,
+) -> None:
     # Given a victim who refreshed once, and a thief holding a copy of the spent token
     victim = anonymous_cloud.sign_up("vic")
     other_session = anonymous_cloud.sign_in("vic")
@@ -362,7 +364,9 @@ def test_reusing_a_spent_refresh_token_revokes_its_whole_family(anonymous_cloud:
     assert anonymous_cloud.request("GET", "/auth/me", token=rotated["access_token"]).status == 200
 
 
-def test_logout_revokes_the_callers_family_and_is_idempotent(anonymous_cloud: Cloud) -> None:
+def test_logout_revokes_the_callers_family_and_is_idempotent(
+    anonymous_cloud: InProcessStack,
+) -> None:
     cloud = anonymous_cloud
     lou = cloud.sign_up("lou")
     kept = cloud.sign_in("lou")
@@ -393,7 +397,9 @@ def test_logout_revokes_the_callers_family_and_is_idempotent(anonymous_cloud: Cl
     assert "detail" in too_long.body
 
 
-def test_a_rotated_key_keeps_the_previous_keys_tokens_valid(anonymous_cloud: Cloud) -> None:
+def test_a_rotated_key_keeps_the_previous_keys_tokens_valid(
+    anonymous_cloud: InProcessStack,
+) -> None:
     cloud = anonymous_cloud
     names = {
         "private_name": cloud.stack.parameters["JwtSigningKeyParameterName"],
@@ -420,7 +426,7 @@ def _kid(token: str) -> str:
     return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
 
 
-def test_a_deleted_users_refresh_token_is_refused(anonymous_cloud: Cloud) -> None:
+def test_a_deleted_users_refresh_token_is_refused(anonymous_cloud: InProcessStack) -> None:
     admin = anonymous_cloud.sign_up("root", admin=True)
     kim = anonymous_cloud.sign_up("kim")
     anonymous_cloud.request("DELETE", f"/users/{kim.id}", token=admin.access_token)
@@ -430,7 +436,9 @@ def test_a_deleted_users_refresh_token_is_refused(anonymous_cloud: Cloud) -> Non
     assert response.status == 401
 
 
-def test_a_password_change_signs_the_account_out_everywhere(anonymous_cloud: Cloud) -> None:
+def test_a_password_change_signs_the_account_out_everywhere(
+    anonymous_cloud: InProcessStack,
+) -> None:
     lee = anonymous_cloud.sign_up("lee")
     change = {"password": "Changed123", "current_password": PASSWORD}
     changed = anonymous_cloud.request("PUT", f"/users/{lee.id}", change, token=lee.access_token)
@@ -448,7 +456,7 @@ def test_a_password_change_signs_the_account_out_everywhere(anonymous_cloud: Clo
 
 
 def test_the_pending_quota_at_its_boundary(
-    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+    anonymous_cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDO_MAX_PENDING_PER_USER", "3")
     reset_ordo_caches()
@@ -471,7 +479,7 @@ def test_the_pending_quota_at_its_boundary(
 # --- sign-in throttling --------------------------------------------------------------------------
 
 
-def test_repeated_failures_slow_that_username_only(anonymous_cloud: Cloud) -> None:
+def test_repeated_failures_slow_that_username_only(anonymous_cloud: InProcessStack) -> None:
     cloud = anonymous_cloud
     cloud.sign_up("mia")
     cloud.sign_up("ned")
@@ -488,7 +496,7 @@ def test_repeated_failures_slow_that_username_only(anonymous_cloud: Cloud) -> No
     assert cloud.request("POST", "/auth/login/json", other, token=None).status == 200
 
 
-def test_an_attacker_locks_their_own_address_not_the_owner(anonymous_cloud: Cloud) -> None:
+def test_an_attacker_locks_their_own_address_not_the_owner(anonymous_cloud: InProcessStack) -> None:
     cloud = anonymous_cloud
     cloud.sign_up("mia")
     wrong = {"username": "mia", "password": "Wrong-passw0rd"}
@@ -503,7 +511,7 @@ def test_an_attacker_locks_their_own_address_not_the_owner(anonymous_cloud: Clou
 
 
 def test_one_address_cannot_register_in_bulk(
-    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+    anonymous_cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDO_CLIENT_ATTEMPTS", "3")
     reset_ordo_caches()
@@ -526,7 +534,7 @@ def test_one_address_cannot_register_in_bulk(
     assert other.status == 201
 
 
-def test_changing_your_own_password_needs_the_current_one(anonymous_cloud: Cloud) -> None:
+def test_changing_your_own_password_needs_the_current_one(anonymous_cloud: InProcessStack) -> None:
     lee = anonymous_cloud.sign_up("lee")
     url, token = f"/users/{lee.id}", lee.access_token
     missing = anonymous_cloud.request("PUT", url, {"password": "Changed123"}, token=token)

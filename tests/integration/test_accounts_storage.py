@@ -20,18 +20,18 @@ from ordo.errors import Conflict
 from ordo.storage.accounts import DynamoRefreshTokens, DynamoUserTable
 from ordo.tokens import Claims, TokenType, new_token_id
 from tests.fakes_accounts import InMemoryRefreshTokens
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def cloud(anonymous_cloud: Cloud) -> Cloud:
+def cloud(anonymous_cloud: InProcessStack) -> InProcessStack:
     """No one signed in: these tests count and name every user themselves."""
     return anonymous_cloud
 
 
-def table_name(cloud: Cloud) -> str:
+def table_name(cloud: InProcessStack) -> str:
     return cloud.stack.physical["JobsTable"]["Ref"]
 
 
@@ -46,7 +46,7 @@ def user(name: str, email: str | None = None) -> User:
     )
 
 
-def test_create_get_and_find_case_insensitively(cloud: Cloud) -> None:
+def test_create_get_and_find_case_insensitively(cloud: InProcessStack) -> None:
     users = DynamoUserTable(cloud.dynamodb, table_name(cloud))
     alice = user("Alice")
     users.create(alice)
@@ -54,7 +54,9 @@ def test_create_get_and_find_case_insensitively(cloud: Cloud) -> None:
     assert users.find_by_username("alice") == alice
 
 
-def test_a_name_from_before_the_nfkc_rule_is_found_by_its_old_key_first(cloud: Cloud) -> None:
+def test_a_name_from_before_the_nfkc_rule_is_found_by_its_old_key_first(
+    cloud: InProcessStack,
+) -> None:
     users = DynamoUserTable(cloud.dynamodb, table_name(cloud))
     legacy = user("Stra\u00dfe")  # claimed as USERNAME#straße; its new key would be strasse
     users.create(legacy)
@@ -76,7 +78,7 @@ def test_a_name_from_before_the_nfkc_rule_is_found_by_its_old_key_first(cloud: C
     assert users.find_by_username("\uff33trasse") == newer  # full width S
 
 
-def test_duplicate_username_and_email_are_named(cloud: Cloud) -> None:
+def test_duplicate_username_and_email_are_named(cloud: InProcessStack) -> None:
     users = DynamoUserTable(cloud.dynamodb, table_name(cloud))
     users.create(user("alice"))
     with pytest.raises(UsernameTaken):
@@ -85,7 +87,7 @@ def test_duplicate_username_and_email_are_named(cloud: Cloud) -> None:
         users.create(user("bob", email="Alice@example.com"))
 
 
-def test_save_moves_name_claims_and_refuses_a_stale_copy(cloud: Cloud) -> None:
+def test_save_moves_name_claims_and_refuses_a_stale_copy(cloud: InProcessStack) -> None:
     users = DynamoUserTable(cloud.dynamodb, table_name(cloud))
     alice = user("alice")
     users.create(alice)
@@ -100,7 +102,7 @@ def test_save_moves_name_claims_and_refuses_a_stale_copy(cloud: Cloud) -> None:
         users.save(alice, alice.model_copy(update={"is_active": False}))
 
 
-def test_users_page_through_the_index(cloud: Cloud) -> None:
+def test_users_page_through_the_index(cloud: InProcessStack) -> None:
     users = DynamoUserTable(cloud.dynamodb, table_name(cloud))
     for n in range(5):
         users.create(user(f"user{n}"))
@@ -116,7 +118,7 @@ def test_users_page_through_the_index(cloud: Cloud) -> None:
 
 
 @pytest.fixture(params=["dynamodb", "fake"])
-def families(request: pytest.FixtureRequest, cloud: Cloud) -> RefreshTokens:
+def families(request: pytest.FixtureRequest, cloud: InProcessStack) -> RefreshTokens:
     if request.param == "fake":
         return InMemoryRefreshTokens()
     return DynamoRefreshTokens(cloud.dynamodb, table_name(cloud))
@@ -175,13 +177,13 @@ def test_revoke_is_idempotent_and_an_unknown_family_is_revoked(families: Refresh
         families.rotate(_refresh_claims("never-started"), _refresh_claims("never-started"))
 
 
-def _family_item(cloud: Cloud, family: str) -> dict[str, Any] | None:
+def _family_item(cloud: InProcessStack, family: str) -> dict[str, Any] | None:
     key = {"pk": {"S": f"FAMILY#{family}"}, "sk": {"S": "FAMILY"}}
     item = cloud.dynamodb.get_item(TableName=table_name(cloud), Key=key).get("Item")
     return dict(item) if item else None
 
 
-def test_a_family_item_holds_its_user_current_token_and_ttl(cloud: Cloud) -> None:
+def test_a_family_item_holds_its_user_current_token_and_ttl(cloud: InProcessStack) -> None:
     families = DynamoRefreshTokens(cloud.dynamodb, table_name(cloud))
     first, second = _refresh_claims(), _refresh_claims(at=NOW + timedelta(hours=1))
     families.start(first)

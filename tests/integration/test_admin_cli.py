@@ -3,12 +3,12 @@
 import pytest
 
 from ordo.admin import main
-from tests.harness import PASSWORD, Cloud
+from tests.harness import PASSWORD, InProcessStack
 
 NEW_PASSWORD = "Fresh-passw0rd"
 
 
-def create_admin(cloud: Cloud, username: str, *extra: str) -> int:
+def create_admin(cloud: InProcessStack, username: str, *extra: str) -> int:
     table = cloud.stack.physical["JobsTable"]["Ref"]
     return main(
         [
@@ -25,7 +25,9 @@ def create_admin(cloud: Cloud, username: str, *extra: str) -> int:
 
 
 def test_creates_an_admin_who_can_sign_in(
-    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    anonymous_cloud: InProcessStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("ORDO_ADMIN_PASSWORD", NEW_PASSWORD)
     assert create_admin(anonymous_cloud, "boss") == 0
@@ -36,7 +38,9 @@ def test_creates_an_admin_who_can_sign_in(
 
 
 def test_an_existing_user_is_promoted_only_with_force(
-    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    anonymous_cloud: InProcessStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     zed = anonymous_cloud.sign_up("zed")
     monkeypatch.setenv("ORDO_ADMIN_PASSWORD", NEW_PASSWORD)
@@ -59,7 +63,9 @@ def test_an_existing_user_is_promoted_only_with_force(
 
 
 def test_an_existing_admin_is_reset_without_force(
-    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    anonymous_cloud: InProcessStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     boss = anonymous_cloud.sign_up("boss", admin=True)
     monkeypatch.setenv("ORDO_ADMIN_PASSWORD", NEW_PASSWORD)
@@ -69,7 +75,9 @@ def test_an_existing_admin_is_reset_without_force(
 
 
 def test_a_password_that_breaks_the_rules_is_refused(
-    anonymous_cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    anonymous_cloud: InProcessStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("ORDO_ADMIN_PASSWORD", "password")
     assert create_admin(anonymous_cloud, "weak") == 2

@@ -13,7 +13,7 @@ import pytest
 from ordo.clock import utcnow
 from ordo.jobs import JobStatus
 from ordo.wiring import job_table
-from tests.harness import Account, Cloud
+from tests.harness import Account, InProcessStack
 
 BAD_INVOICE = {"type": "invoice", "content": {"amount": "abc"}}
 BAD_AMOUNT = "amount must be a number, not 'abc'"
@@ -43,7 +43,7 @@ JOB_FIELDS = {
 
 @dataclass
 class Admins:
-    cloud: Cloud
+    cloud: InProcessStack
     alice: Account
     root: Account
 
@@ -76,7 +76,7 @@ class Admins:
 
 
 @pytest.fixture
-def admins(cloud: Cloud) -> Admins:
+def admins(cloud: InProcessStack) -> Admins:
     """``cloud`` sends as alice; ``root`` is an admin."""
     alice = cloud.sign_in("alice")
     return Admins(cloud, alice, cloud.sign_up("root", admin=True))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from infra.local.events import sqs_event
-from tests.harness import Cloud, reset_ordo_caches
+from tests.harness import InProcessStack, reset_ordo_caches
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -26,7 +26,7 @@ class Now:
 
 
 @pytest.fixture
-def now(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Now:
+def now(cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> Now:
     """Real time scale (1), and a clock the test sets."""
     monkeypatch.setenv("ORDO_TIME_SCALE", "1")
     reset_ordo_caches()
@@ -35,7 +35,7 @@ def now(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Now:
     return clock
 
 
-def create(cloud: Cloud, body: object = None) -> str:
+def create(cloud: InProcessStack, body: object = None) -> str:
     response = cloud.request("POST", "/cases", body)
     assert response.status == 201, response.body
     assert set(response.body) == {"case_id", "status", "created_at"}
@@ -44,20 +44,20 @@ def create(cloud: Cloud, body: object = None) -> str:
     return str(response.body["case_id"])
 
 
-def read(cloud: Cloud, case_id: str) -> dict[str, object]:
+def read(cloud: InProcessStack, case_id: str) -> dict[str, object]:
     response = cloud.request("GET", f"/cases/{case_id}")
     assert response.status == 200, response.body
     body: dict[str, object] = response.body
     return body
 
 
-def test_create_returns_an_unguessable_id_at_once(cloud: Cloud, now: Now) -> None:
+def test_create_returns_an_unguessable_id_at_once(cloud: InProcessStack, now: Now) -> None:
     case_id = create(cloud)
     assert re.fullmatch(r"case_[0-9a-f]{32}", case_id)
     assert create(cloud) != case_id
 
 
-def test_a_case_moves_through_its_review_on_the_timeline(cloud: Cloud, now: Now) -> None:
+def test_a_case_moves_through_its_review_on_the_timeline(cloud: InProcessStack, now: Now) -> None:
     case_id = create(cloud, {"procedure_name": "Lumbar MRI", "cpt_codes": ["72148"]})
     expected = [
         (9.999, "submitted", False, False),
@@ -76,7 +76,7 @@ def test_a_case_moves_through_its_review_on_the_timeline(cloud: Cloud, now: Now)
         assert case["cpt_codes"] == ["72148"]
 
 
-def test_transitions_are_stored_on_the_item(cloud: Cloud, now: Now) -> None:
+def test_transitions_are_stored_on_the_item(cloud: InProcessStack, now: Now) -> None:
     case_id = create(cloud)
     now.at(31)
     read(cloud, case_id)
@@ -90,7 +90,7 @@ def test_transitions_are_stored_on_the_item(cloud: Cloud, now: Now) -> None:
     assert item["completed_at"]["S"].startswith("2026-11-21T12:00:30")
 
 
-def test_creating_a_case_schedules_both_transitions(cloud: Cloud, now: Now) -> None:
+def test_creating_a_case_schedules_both_transitions(cloud: InProcessStack, now: Now) -> None:
     create(cloud)
     url = cloud.stack.queue_url("CaseTimerQueue")
     attributes = cloud.sqs.get_queue_attributes(
@@ -99,7 +99,7 @@ def test_creating_a_case_schedules_both_transitions(cloud: Cloud, now: Now) -> N
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "2"
 
 
-def fire_timer(cloud: Cloud, case_id: str, due_after: float) -> object:
+def fire_timer(cloud: InProcessStack, case_id: str, due_after: float) -> object:
     """Deliver the timer's message for ``case_id`` to CaseTimerFunction, as the ESM would."""
     arn = cloud.stack.physical["CaseTimerQueue"]["Arn"]
     due = (T0 + timedelta(seconds=due_after)).isoformat()
@@ -113,7 +113,7 @@ def fire_timer(cloud: Cloud, case_id: str, due_after: float) -> object:
     return cloud.invoke("CaseTimerFunction", sqs_event([message], arn))
 
 
-def test_the_timer_stores_a_transition_nobody_read(cloud: Cloud, now: Now) -> None:
+def test_the_timer_stores_a_transition_nobody_read(cloud: InProcessStack, now: Now) -> None:
     case_id = create(cloud)
     now.at(30)
     assert fire_timer(cloud, case_id, 30) == {"batchItemFailures": []}
@@ -124,13 +124,13 @@ def test_the_timer_stores_a_transition_nobody_read(cloud: Cloud, now: Now) -> No
     assert item["status"] == {"S": "complete"}
 
 
-def test_a_timer_message_far_too_early_is_retried(cloud: Cloud, now: Now) -> None:
+def test_a_timer_message_far_too_early_is_retried(cloud: InProcessStack, now: Now) -> None:
     case_id = create(cloud)
     assert fire_timer(cloud, case_id, 10) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
     assert read(cloud, case_id)["status"] == "submitted"
 
 
-def test_listing_filters_by_status_and_pages(cloud: Cloud, now: Now) -> None:
+def test_listing_filters_by_status_and_pages(cloud: InProcessStack, now: Now) -> None:
     ids = []
     for second in (0, 15, 25):
         now.at(second)
@@ -163,13 +163,15 @@ def test_listing_filters_by_status_and_pages(cloud: Cloud, now: Now) -> None:
         ("cursor=abc", "cursor"),
     ],
 )
-def test_bad_listing_queries_are_422(cloud: Cloud, now: Now, query: str, problem: str) -> None:
+def test_bad_listing_queries_are_422(
+    cloud: InProcessStack, now: Now, query: str, problem: str
+) -> None:
     response = cloud.request("GET", "/cases", query=query)
     assert response.status == 422
     assert problem in response.body["detail"]
 
 
-def test_a_cursor_cannot_read_another_users_cases(cloud: Cloud, now: Now) -> None:
+def test_a_cursor_cannot_read_another_users_cases(cloud: InProcessStack, now: Now) -> None:
     for _ in range(3):
         create(cloud)
     cursor = cloud.request("GET", "/cases", query="limit=1").body["next_cursor"]
@@ -178,7 +180,7 @@ def test_a_cursor_cannot_read_another_users_cases(cloud: Cloud, now: Now) -> Non
     assert (response.status, response.body["detail"]) == (422, "cursor is not valid")
 
 
-def test_cases_belong_to_their_owner(cloud: Cloud, now: Now) -> None:
+def test_cases_belong_to_their_owner(cloud: InProcessStack, now: Now) -> None:
     case_id = create(cloud)
     bob = cloud.sign_up("bob")
     admin = cloud.sign_up("root", admin=True)
@@ -196,14 +198,16 @@ def test_cases_belong_to_their_owner(cloud: Cloud, now: Now) -> None:
     "body",
     [{"cpt_codes": ["12"]}, {"notes": "x" * 10_001}, {"procedure_name": ""}, {"extra": True}, [1]],
 )
-def test_bad_case_bodies_are_422_and_store_nothing(cloud: Cloud, now: Now, body: object) -> None:
+def test_bad_case_bodies_are_422_and_store_nothing(
+    cloud: InProcessStack, now: Now, body: object
+) -> None:
     response = cloud.request("POST", "/cases", body)
     assert response.status == 422
     assert response.body["detail"]
     assert cloud.request("GET", "/cases").body["items"] == []
 
 
-def test_an_unknown_case_is_404(cloud: Cloud, now: Now) -> None:
+def test_an_unknown_case_is_404(cloud: InProcessStack, now: Now) -> None:
     for case_id in ("case_" + "0" * 32, "nope"):
         response = cloud.request("GET", f"/cases/{case_id}")
         assert (response.status, response.body) == (404, {"detail": "Case not found"})

@@ -8,7 +8,7 @@ from ordo.cases import Case, CaseStatus, CaseTable, Timeline, advanced, new_case
 from ordo.errors import StaleTransition
 from ordo.storage.cases import DynamoCaseTable
 from tests.fakes_cases import InMemoryCaseTable
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 OWNER, OTHER = "a" * 32, "b" * 32
@@ -18,7 +18,7 @@ OWNER, OTHER = "a" * 32, "b" * 32
 def table(request: pytest.FixtureRequest) -> CaseTable:
     if request.param == "memory":
         return InMemoryCaseTable()
-    cloud: Cloud = request.getfixturevalue("anonymous_cloud")
+    cloud: InProcessStack = request.getfixturevalue("anonymous_cloud")
     return DynamoCaseTable(cloud.dynamodb, cloud.stack.physical["JobsTable"]["Ref"])
 
 

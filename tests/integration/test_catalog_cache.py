@@ -17,11 +17,12 @@ from typing import Any
 import boto3
 import pytest
 
+from infra.local.inprocess import load_handler_module
 from ordo import aws
 from ordo.catalog import CatalogIndex, Listing, Product, ProductNotFound, SortBy
 from ordo.errors import Conflict
 from ordo.storage.catalog import PARTITION, DynamoProductTable, change_sk
-from tests.harness import Account, Cloud, load_handler_module
+from tests.harness import Account, InProcessStack
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -35,7 +36,9 @@ class Store:
     calls: list[str] = field(default_factory=list)
 
 
-def _store(cloud: Cloud, table_class: type[DynamoProductTable] = DynamoProductTable) -> Store:
+def _store(
+    cloud: InProcessStack, table_class: type[DynamoProductTable] = DynamoProductTable
+) -> Store:
     client = boto3.client("dynamodb")
     name = cloud.stack.physical["JobsTable"]["Ref"]
     store = Store(table_class(client, name), name)
@@ -46,7 +49,7 @@ def _store(cloud: Cloud, table_class: type[DynamoProductTable] = DynamoProductTa
 
 
 @pytest.fixture
-def store(cloud: Cloud) -> Store:
+def store(cloud: InProcessStack) -> Store:
     return _store(cloud)
 
 
@@ -150,7 +153,7 @@ def test_a_container_within_its_limit_catches_up_and_one_beyond_loads_everything
     _assert_same_as_a_full_load(far, store)
 
 
-def test_an_expired_change_record_means_a_full_load(cloud: Cloud, store: Store) -> None:
+def test_an_expired_change_record_means_a_full_load(cloud: InProcessStack, store: Store) -> None:
     products = _seeded(store, 2)
     reader = CatalogIndex()
     reader.refresh(store.table)
@@ -165,7 +168,9 @@ def test_an_expired_change_record_means_a_full_load(cloud: Cloud, store: Store) 
     _assert_same_as_a_full_load(reader, store)
 
 
-def test_every_version_has_one_change_record_that_expires(cloud: Cloud, store: Store) -> None:
+def test_every_version_has_one_change_record_that_expires(
+    cloud: InProcessStack, store: Store
+) -> None:
     products = _seeded(store, 2)
     store.table.replace(products[0], _edit(products[0], deleted=True))
     records = cloud.dynamodb.query(
@@ -201,7 +206,7 @@ class _ReadsTheVersionEarly(DynamoProductTable):
 
 
 def test_two_admins_writing_at_once_both_land_each_at_its_own_version(
-    cloud: Cloud, store: Store
+    cloud: InProcessStack, store: Store
 ) -> None:
     products = _seeded(store, 2)
     reader = CatalogIndex()
@@ -221,7 +226,7 @@ def test_two_admins_writing_at_once_both_land_each_at_its_own_version(
 
 
 def test_two_admins_editing_one_product_at_once_is_still_a_conflict(
-    cloud: Cloud, store: Store
+    cloud: InProcessStack, store: Store
 ) -> None:
     (product,) = _seeded(store, 1)
     late = _store(cloud, _ReadsTheVersionEarly)
@@ -241,7 +246,7 @@ def test_two_admins_editing_one_product_at_once_is_still_a_conflict(
 WIDGET = {"name": "Blue Widget", "price": "19.99", "stock": 5, "category": "w", "sku": "W-1"}
 
 
-def test_a_second_container_sees_an_admins_write_with_one_query(cloud: Cloud) -> None:
+def test_a_second_container_sees_an_admins_write_with_one_query(cloud: InProcessStack) -> None:
     from infra.local.context import LambdaContext
     from infra.local.events import http_event
 

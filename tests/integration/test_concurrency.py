@@ -35,7 +35,7 @@ from ordo.errors import StaleTransition, TooManyRequests, Unauthorized
 from ordo.jobs import Job, JobStatus, PendingQuotaExceeded, new_job_id
 from ordo.security import hash_password, verify_password
 from ordo.storage.accounts import DynamoLoginGuard, DynamoRefreshTokens, DynamoUserTable
-from ordo.storage.dynamodb import DynamoJobTable
+from ordo.storage.jobs import DynamoJobTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

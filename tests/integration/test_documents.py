@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from ordo.documents import MAX_DOCUMENT_BYTES
-from tests.harness import Cloud, reset_ordo_caches
+from tests.harness import InProcessStack, reset_ordo_caches
 
 INVOICE = {"type": "invoice", "content": {"amount": 99.5, "vendor": "Acme"}}
 
 
-def upload(cloud: Cloud, body: dict[str, Any] = INVOICE) -> str:
+def upload(cloud: InProcessStack, body: dict[str, Any] = INVOICE) -> str:
     response = cloud.request("POST", "/upload", body)
     assert response.status == 200, response.body
     assert set(response.body) == {"job_id", "message", "timestamp"}
@@ -20,14 +20,14 @@ def upload(cloud: Cloud, body: dict[str, Any] = INVOICE) -> str:
     return str(response.body["job_id"])
 
 
-def status(cloud: Cloud, job_id: str) -> dict[str, Any]:
+def status(cloud: InProcessStack, job_id: str) -> dict[str, Any]:
     response = cloud.request("GET", f"/status/{job_id}")
     assert response.status == 200, response.body
     body: dict[str, Any] = response.body
     return body
 
 
-def test_an_invoice_is_processed_on_the_lane(cloud: Cloud) -> None:
+def test_an_invoice_is_processed_on_the_lane(cloud: InProcessStack) -> None:
     job_id = upload(cloud, INVOICE | {"metaData": {"reference": "INV-7"}})
     pending = status(cloud, job_id)
     assert set(pending) == {
@@ -54,7 +54,7 @@ def test_an_invoice_is_processed_on_the_lane(cloud: Cloud) -> None:
 
 
 def test_progress_is_seen_moving_mid_processing(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+    cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDO_TIME_SCALE", "1")
     reset_ordo_caches()
@@ -65,14 +65,14 @@ def test_progress_is_seen_moving_mid_processing(
         view = status(cloud, job_id)
         seen.append((view["status"], view["progress"]))
 
-    monkeypatch.setattr(cloud.module("WorkerFunction").lane, "sleep", observe)
+    monkeypatch.setattr(cloud.module("WorkerFunction").worker, "sleep", observe)
     cloud.drain()
     assert seen == [("processing", 0), ("processing", 25), ("processing", 50), ("processing", 75)]
     assert status(cloud, job_id)["progress"] == 100
 
 
 def test_unreadable_content_fails_with_a_readable_error_and_the_lane_goes_on(
-    cloud: Cloud,
+    cloud: InProcessStack,
 ) -> None:
     bad = upload(cloud, {"type": "invoice", "content": {"amount": "twelve"}})
     task = cloud.request("POST", "/tasks", {"type": "reverse", "data": "abc"}).body["task_id"]
@@ -84,7 +84,7 @@ def test_unreadable_content_fails_with_a_readable_error_and_the_lane_goes_on(
     assert cloud.dead_letters() == []
 
 
-def test_process_answers_for_the_matching_type_only(cloud: Cloud) -> None:
+def test_process_answers_for_the_matching_type_only(cloud: InProcessStack) -> None:
     job_id = upload(cloud)
     task = cloud.request("POST", "/tasks", {"type": "reverse", "data": "abc"}).body["task_id"]
     same = cloud.request("POST", "/process", {"job_id": job_id, "document": "invoice"})
@@ -118,7 +118,7 @@ def test_process_answers_for_the_matching_type_only(cloud: Cloud) -> None:
     ],
 )
 def test_bad_uploads_get_a_detail_and_store_nothing(
-    cloud: Cloud, body: dict[str, Any], status_code: int, problem: str
+    cloud: InProcessStack, body: dict[str, Any], status_code: int, problem: str
 ) -> None:
     response = cloud.request("POST", "/upload", body)
     assert response.status == status_code
@@ -126,7 +126,7 @@ def test_bad_uploads_get_a_detail_and_store_nothing(
     assert cloud.queue_depth() == 0
 
 
-def test_documents_belong_to_their_uploader(cloud: Cloud) -> None:
+def test_documents_belong_to_their_uploader(cloud: InProcessStack) -> None:
     job_id = upload(cloud)
     bob = cloud.sign_up("bob")
     for method, path, body in [
@@ -142,20 +142,20 @@ def test_documents_belong_to_their_uploader(cloud: Cloud) -> None:
 # --- health ------------------------------------------------------------------------------------
 
 
-def test_health_is_public_and_shallow_by_default(cloud: Cloud) -> None:
+def test_health_is_public_and_shallow_by_default(cloud: InProcessStack) -> None:
     response = cloud.request("GET", "/health", token=None)
     assert response.status == 200
     assert set(response.body) == {"status", "timestamp"}
     assert response.body["status"] == "healthy"
 
 
-def test_the_deep_check_reaches_the_table_and_the_queue(cloud: Cloud) -> None:
+def test_the_deep_check_reaches_the_table_and_the_queue(cloud: InProcessStack) -> None:
     response = cloud.request("GET", "/health", query="deep=true", token=None)
     assert response.status == 200
     assert response.body["checks"] == {"table": "ok", "queue": "ok"}
 
 
-def test_the_deep_check_fails_and_names_a_missing_table(cloud: Cloud) -> None:
+def test_the_deep_check_fails_and_names_a_missing_table(cloud: InProcessStack) -> None:
     cloud.dynamodb.delete_table(TableName=cloud.stack.physical["JobsTable"]["Ref"])
     response = cloud.request("GET", "/health", query="deep=true", token=None)
     assert response.status == 503

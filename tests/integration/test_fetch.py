@@ -8,14 +8,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.harness import Account, Cloud, reset_ordo_caches
+from tests.harness import Account, InProcessStack, reset_ordo_caches
 
+ROOT = Path(__file__).resolve().parents[2]
 POSTS = [
     {"userId": 1 + n % 3, "id": n, "title": f"title {n}", "body": f"body {n}"} for n in range(1, 11)
 ]
@@ -32,11 +34,11 @@ def source(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServe
 
 
 @pytest.fixture
-def admin(cloud: Cloud) -> Account:
+def admin(cloud: InProcessStack) -> Account:
     return cloud.sign_up("root", admin=True)
 
 
-def sync(cloud: Cloud, admin: Account) -> Any:
+def sync(cloud: InProcessStack, admin: Account) -> Any:
     return cloud.request("POST", "/fetch", query="mode=sync", token=admin.access_token)
 
 
@@ -44,7 +46,26 @@ def requests_made(server: HTTPServer) -> int:
     return len(server.log)
 
 
-def test_a_sync_fetch_stores_the_posts(cloud: Cloud, source: HTTPServer, admin: Account) -> None:
+def test_the_schedule_fetches_and_reports_a_failed_source_without_raising(
+    cloud: InProcessStack, source: HTTPServer
+) -> None:
+    event = json.loads((ROOT / "infra" / "events" / "fetch_schedule.json").read_text())
+    source.expect_ordered_request("/posts").respond_with_json(POSTS)
+    source.expect_ordered_request("/posts").respond_with_data("gone", status=404)
+
+    done = cloud.invoke("FetchFunction", event)
+    failed = cloud.invoke("FetchFunction", event)
+
+    assert done == {"status": "ok", "fetched": 10, "created": 10, "updated": 0, "skipped": 0}
+    assert failed["status"] == "failed"
+    assert failed["error"] == "the source answered 404; not retried"
+    data = cloud.request("GET", "/data", query="limit=100", token=None).body
+    assert [post["id"] for post in data["items"]] == list(range(1, 11))  # kept as they were
+
+
+def test_a_sync_fetch_stores_the_posts(
+    cloud: InProcessStack, source: HTTPServer, admin: Account
+) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     response = sync(cloud, admin)
     assert response.status == 200, response.body
@@ -62,7 +83,7 @@ def test_a_sync_fetch_stores_the_posts(cloud: Cloud, source: HTTPServer, admin: 
 
 
 def test_the_same_data_twice_changes_nothing(
-    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+    cloud: InProcessStack, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDO_FETCH_CACHE_SECONDS", "0")
     reset_ordo_caches()
@@ -73,7 +94,7 @@ def test_the_same_data_twice_changes_nothing(
 
 
 def test_within_the_cache_window_the_source_is_not_called(
-    cloud: Cloud, source: HTTPServer, admin: Account
+    cloud: InProcessStack, source: HTTPServer, admin: Account
 ) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     sync(cloud, admin)
@@ -82,7 +103,7 @@ def test_within_the_cache_window_the_source_is_not_called(
     assert requests_made(source) == 1
 
 
-def test_a_500_is_retried(cloud: Cloud, source: HTTPServer, admin: Account) -> None:
+def test_a_500_is_retried(cloud: InProcessStack, source: HTTPServer, admin: Account) -> None:
     source.expect_ordered_request("/posts").respond_with_data("down", status=500)
     source.expect_ordered_request("/posts").respond_with_json(POSTS)
     response = sync(cloud, admin)
@@ -90,7 +111,7 @@ def test_a_500_is_retried(cloud: Cloud, source: HTTPServer, admin: Account) -> N
     assert requests_made(source) == 2
 
 
-def test_a_404_is_not_retried(cloud: Cloud, source: HTTPServer, admin: Account) -> None:
+def test_a_404_is_not_retried(cloud: InProcessStack, source: HTTPServer, admin: Account) -> None:
     source.expect_request("/posts").respond_with_data("gone", status=404)
     response = sync(cloud, admin)
     assert response.status == 502
@@ -99,7 +120,7 @@ def test_a_404_is_not_retried(cloud: Cloud, source: HTTPServer, admin: Account) 
 
 
 def test_a_source_that_times_out_every_time_fails_and_keeps_the_data(
-    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+    cloud: InProcessStack, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDO_FETCH_CACHE_SECONDS", "0")
     reset_ordo_caches()
@@ -126,7 +147,7 @@ def test_a_source_that_times_out_every_time_fails_and_keeps_the_data(
     ],
 )
 def test_a_bad_answer_fails_readably(
-    cloud: Cloud, source: HTTPServer, admin: Account, body: str, problem: str
+    cloud: InProcessStack, source: HTTPServer, admin: Account, body: str, problem: str
 ) -> None:
     source.expect_request("/posts").respond_with_data(body, content_type="application/json")
     response = sync(cloud, admin)
@@ -135,7 +156,7 @@ def test_a_bad_answer_fails_readably(
 
 
 def test_partially_invalid_items_are_skipped(
-    cloud: Cloud, source: HTTPServer, admin: Account
+    cloud: InProcessStack, source: HTTPServer, admin: Account
 ) -> None:
     items = [*POSTS[:3], {"id": "x"}, {"userId": 1, "id": 99}, 42]
     source.expect_request("/posts").respond_with_json(items)
@@ -143,7 +164,7 @@ def test_partially_invalid_items_are_skipped(
     assert (body["fetched"], body["created"], body["skipped"]) == (6, 3, 3)
 
 
-def test_a_task_fetch_runs_on_the_lane(cloud: Cloud, source: HTTPServer) -> None:
+def test_a_task_fetch_runs_on_the_lane(cloud: InProcessStack, source: HTTPServer) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     queued = cloud.request("POST", "/fetch", query="mode=task")
     assert queued.status == 202
@@ -174,7 +195,9 @@ def test_a_task_fetch_runs_on_the_lane(cloud: Cloud, source: HTTPServer) -> None
     )
 
 
-def test_a_failing_source_fails_the_fetch_job_readably(cloud: Cloud, source: HTTPServer) -> None:
+def test_a_failing_source_fails_the_fetch_job_readably(
+    cloud: InProcessStack, source: HTTPServer
+) -> None:
     source.expect_request("/posts").respond_with_data("down", status=503)
     job_id = cloud.request("POST", "/fetch", query="mode=task").body["job_id"]
     cloud.drain()
@@ -185,7 +208,7 @@ def test_a_failing_source_fails_the_fetch_job_readably(cloud: Cloud, source: HTT
 
 
 def test_a_sync_and_a_task_fetch_never_overlap(
-    cloud: Cloud, source: HTTPServer, admin: Account
+    cloud: InProcessStack, source: HTTPServer, admin: Account
 ) -> None:
     entered, release = threading.Event(), threading.Event()
 
@@ -216,7 +239,7 @@ def test_a_sync_and_a_task_fetch_never_overlap(
 
 
 def test_a_stale_lock_does_not_block_fetching(
-    cloud: Cloud, source: HTTPServer, admin: Account
+    cloud: InProcessStack, source: HTTPServer, admin: Account
 ) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     cloud.dynamodb.put_item(
@@ -231,7 +254,7 @@ def test_a_stale_lock_does_not_block_fetching(
     assert sync(cloud, admin).body["status"] == "ok"
 
 
-def test_who_may_fetch_and_read(cloud: Cloud, source: HTTPServer) -> None:
+def test_who_may_fetch_and_read(cloud: InProcessStack, source: HTTPServer) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     assert cloud.request("POST", "/fetch", query="mode=sync").status == 403  # alice is a user
     assert cloud.request("POST", "/fetch", query="mode=task", token=None).status == 401
@@ -244,7 +267,7 @@ def test_who_may_fetch_and_read(cloud: Cloud, source: HTTPServer) -> None:
 
 
 def test_data_pages_by_id_and_filters_by_user(
-    cloud: Cloud, source: HTTPServer, admin: Account
+    cloud: InProcessStack, source: HTTPServer, admin: Account
 ) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     sync(cloud, admin)
@@ -272,7 +295,7 @@ def test_data_pages_by_id_and_filters_by_user(
 
 
 def test_a_source_that_trickles_fails_at_the_total_deadline_not_per_read(
-    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+    cloud: InProcessStack, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a source that sends a byte every 0.2 s: each read is well inside its 0.5 s timeout
     monkeypatch.setenv("ORDO_FETCH_DEADLINE_SECONDS", "1")
@@ -301,7 +324,7 @@ def test_a_source_that_trickles_fails_at_the_total_deadline_not_per_read(
 
 
 def test_a_source_with_too_many_items_fails_the_fetch(
-    cloud: Cloud, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
+    cloud: InProcessStack, source: HTTPServer, admin: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORDO_FETCH_MAX_ITEMS", "5")
     reset_ordo_caches()
@@ -314,7 +337,7 @@ def test_a_source_with_too_many_items_fails_the_fetch(
 
 
 def test_a_deeply_nested_answer_fails_the_fetch_job_readably(
-    cloud: Cloud, source: HTTPServer
+    cloud: InProcessStack, source: HTTPServer
 ) -> None:
     source.expect_request("/posts").respond_with_data(
         "[" * 2000 + "]" * 2000, content_type="application/json"
@@ -334,13 +357,13 @@ def test_a_deeply_nested_answer_fails_the_fetch_job_readably(
 # --- mode=task: one active fetch job for everyone, and the cache window -----------------------
 
 
-def task_fetch(cloud: Cloud, account: Account | None = None) -> Any:
+def task_fetch(cloud: InProcessStack, account: Account | None = None) -> Any:
     token = account.access_token if account else cloud.token
     return cloud.request("POST", "/fetch", query="mode=task", token=token)
 
 
 def test_parallel_task_fetches_queue_one_job_and_all_answer_with_it(
-    cloud: Cloud, source: HTTPServer
+    cloud: InProcessStack, source: HTTPServer
 ) -> None:
     # Given six users, each about to ask for a fetch twice at the same moment
     source.expect_request("/posts").respond_with_json(POSTS)
@@ -375,7 +398,7 @@ def test_parallel_task_fetches_queue_one_job_and_all_answer_with_it(
 
 
 def test_a_second_task_fetch_answers_with_the_pending_job_then_cached(
-    cloud: Cloud, source: HTTPServer
+    cloud: InProcessStack, source: HTTPServer
 ) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     bob = cloud.sign_up("bob")
@@ -409,7 +432,9 @@ def test_a_second_task_fetch_answers_with_the_pending_job_then_cached(
     assert requests_made(source) == 1
 
 
-def test_a_failed_fetch_job_does_not_block_the_next(cloud: Cloud, source: HTTPServer) -> None:
+def test_a_failed_fetch_job_does_not_block_the_next(
+    cloud: InProcessStack, source: HTTPServer
+) -> None:
     source.expect_request("/posts").respond_with_data("down", status=503)
     first = task_fetch(cloud).body["job_id"]
     cloud.drain()
@@ -420,7 +445,7 @@ def test_a_failed_fetch_job_does_not_block_the_next(cloud: Cloud, source: HTTPSe
 
 
 def test_a_marker_naming_a_job_that_is_gone_does_not_block_fetching(
-    cloud: Cloud, source: HTTPServer
+    cloud: InProcessStack, source: HTTPServer
 ) -> None:
     # Given the marker names a job that expired (TTL) or whose write never happened
     source.expect_request("/posts").respond_with_json(POSTS)
@@ -434,7 +459,7 @@ def test_a_marker_naming_a_job_that_is_gone_does_not_block_fetching(
 
 
 def test_a_fetch_job_that_runs_just_after_a_sync_fetch_ends_cached(
-    cloud: Cloud, source: HTTPServer, admin: Account
+    cloud: InProcessStack, source: HTTPServer, admin: Account
 ) -> None:
     source.expect_request("/posts").respond_with_json(POSTS)
     job_id = task_fetch(cloud).body["job_id"]
@@ -464,7 +489,7 @@ UNLISTED: dict[str, Callable[[], object]] = {
 
 @pytest.mark.parametrize("failure", list(UNLISTED))
 def test_a_fetch_job_that_raises_anything_fails_alone_and_the_next_job_runs(
-    cloud: Cloud, source: HTTPServer, monkeypatch: pytest.MonkeyPatch, failure: str
+    cloud: InProcessStack, source: HTTPServer, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     from ordo.jobs import JobStatus
     from ordo.storage.aggregation import DynamoFetchLog
@@ -478,7 +503,7 @@ def test_a_fetch_job_that_raises_anything_fails_alone_and_the_next_job_runs(
     assert fetched["status"] == "failed"
     assert fetched["error"].startswith("the fetch runner failed (")
     assert cloud.request("GET", f"/tasks/{after}/result").body["result"] == "retfa"
-    table = cloud.module("WorkerFunction").lane.table
+    table = cloud.module("WorkerFunction").worker.table
     for status in (JobStatus.PENDING, JobStatus.PROCESSING):
         assert table.count_by_status(status) == 0
     assert cloud.dead_letters() == []

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ordo.validation import MAX_BODY_DEPTH, MAX_JSON_DEPTH
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 LONE = {"high": "\ud800", "low": "\udc00"}
 HOLE = "@@"  # where a body gets the hostile text: in a value, or in a key
@@ -69,7 +69,7 @@ BODIES = [
 
 @pytest.mark.parametrize("lone", LONE.values(), ids=LONE.keys())
 def test_a_lone_surrogate_anywhere_in_a_json_body_is_a_422(
-    anonymous_cloud: Cloud, lone: str
+    anonymous_cloud: InProcessStack, lone: str
 ) -> None:
     """Refused at the door, before the route's own checks (and before sign-in is checked)."""
     # json.dumps escapes the lone surrogate as ``\\ud800``: valid JSON, but not valid Unicode.
@@ -80,7 +80,7 @@ def test_a_lone_surrogate_anywhere_in_a_json_body_is_a_422(
     _all_refused(cases, "valid Unicode")
 
 
-def test_a_surrogate_pair_and_an_escaped_backslash_are_fine(cloud: Cloud) -> None:
+def test_a_surrogate_pair_and_an_escaped_backslash_are_fine(cloud: InProcessStack) -> None:
     body = '{"type": "reverse", "data": "\\ud83d\\ude00 \\\\ud800"}'  # an emoji, then \ud800
     response = cloud.request(
         "POST", "/tasks", body=body, headers={"content-type": "application/json"}
@@ -96,7 +96,7 @@ NOT_UTF8 = {
 }
 
 
-def test_a_json_body_that_is_not_utf8_is_a_422(anonymous_cloud: Cloud) -> None:
+def test_a_json_body_that_is_not_utf8_is_a_422(anonymous_cloud: InProcessStack) -> None:
     cases = {
         kind: anonymous_cloud.request(
             "POST", "/tasks", body=body, headers={"content-type": kind} if kind else {}
@@ -106,7 +106,7 @@ def test_a_json_body_that_is_not_utf8_is_a_422(anonymous_cloud: Cloud) -> None:
     _all_refused(cases, "not UTF-8")
 
 
-def test_a_query_string_that_is_not_utf8_is_a_422(anonymous_cloud: Cloud) -> None:
+def test_a_query_string_that_is_not_utf8_is_a_422(anonymous_cloud: InProcessStack) -> None:
     cases = {
         query: anonymous_cloud.request("GET", "/products/search", query=f"q=a&{query}")
         for query in ("name=%ff", "category=%ED%A0%80", "name=%C3", "q%ff=1")
@@ -114,7 +114,7 @@ def test_a_query_string_that_is_not_utf8_is_a_422(anonymous_cloud: Cloud) -> Non
     _all_refused(cases, "query string is not UTF-8")
 
 
-def test_a_form_that_is_not_utf8_is_a_422(anonymous_cloud: Cloud) -> None:
+def test_a_form_that_is_not_utf8_is_a_422(anonymous_cloud: InProcessStack) -> None:
     response = anonymous_cloud.request(
         "POST",
         "/auth/login",
@@ -138,14 +138,18 @@ TOO_LONG = [
 
 
 @pytest.mark.parametrize("path", ["/products", "/products/search"])
-def test_a_decimal_query_parameter_too_long_is_a_422(anonymous_cloud: Cloud, path: str) -> None:
+def test_a_decimal_query_parameter_too_long_is_a_422(
+    anonymous_cloud: InProcessStack, path: str
+) -> None:
     cases = {
         param: anonymous_cloud.request("GET", path, query=f"q=a&{param}") for param in TOO_LONG
     }
     _all_refused(cases, "_price")
 
 
-def test_a_decimal_query_parameter_within_its_digits_is_accepted(anonymous_cloud: Cloud) -> None:
+def test_a_decimal_query_parameter_within_its_digits_is_accepted(
+    anonymous_cloud: InProcessStack,
+) -> None:
     for param in ("min_price=5.505", "max_price=999999999999.9999", "min_price=0"):
         response = anonymous_cloud.request("GET", "/products", query=param)
         assert response.status == 200, (param, response.body)
@@ -171,7 +175,7 @@ FORGED = {
 }
 
 
-def test_a_forged_cursor_on_the_public_data_route_is_a_422(anonymous_cloud: Cloud) -> None:
+def test_a_forged_cursor_on_the_public_data_route_is_a_422(anonymous_cloud: InProcessStack) -> None:
     cases = {
         name: anonymous_cloud.request("GET", "/data", query=f"{query}cursor={cursor}")
         for name, (query, cursor) in FORGED.items()
@@ -193,7 +197,7 @@ TOO_DEEP = {
 }
 
 
-def test_json_nested_too_deep_is_a_422_before_it_is_parsed(anonymous_cloud: Cloud) -> None:
+def test_json_nested_too_deep_is_a_422_before_it_is_parsed(anonymous_cloud: InProcessStack) -> None:
     json_type = {"content-type": "application/json"}
     cases = {
         name: anonymous_cloud.request("POST", path, body=body, headers=json_type)
@@ -202,13 +206,13 @@ def test_json_nested_too_deep_is_a_422_before_it_is_parsed(anonymous_cloud: Clou
     _all_refused(cases, f"deeper than {MAX_BODY_DEPTH} levels")
 
 
-def test_brackets_inside_strings_do_not_count_as_depth(cloud: Cloud) -> None:
+def test_brackets_inside_strings_do_not_count_as_depth(cloud: InProcessStack) -> None:
     text = "[{" * 5_000 + '\\"'  # also an escaped quote, which does not end the string
     response = cloud.request("POST", "/tasks", {"type": "reverse", "data": text})
     assert response.status == 202, response.body
 
 
-def test_json_at_the_depth_limit_is_parsed(cloud: Cloud) -> None:
+def test_json_at_the_depth_limit_is_parsed(cloud: InProcessStack) -> None:
     content: Any = 1
     for _ in range(MAX_JSON_DEPTH - 1):  # content's own object is its first level
         content = [content]

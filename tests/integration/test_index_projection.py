@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 # The user's password hash and token generation, a refresh-token family's state, and a case's
 # notes and the summary and steps of its review.
@@ -13,11 +13,11 @@ SENSITIVE = {"password_hash", "token_generation", "current", "revoked", "notes",
 NOTES = "Patient reports sharp pain after a fall; prior steroid injection gave no relief."
 
 
-def _table(cloud: Cloud) -> str:
+def _table(cloud: InProcessStack) -> str:
     return str(cloud.stack.physical["JobsTable"]["Ref"])
 
 
-def _index_items(cloud: Cloud) -> dict[str, list[dict[str, Any]]]:
+def _index_items(cloud: InProcessStack) -> dict[str, list[dict[str, Any]]]:
     """Every item of every index, as a Query on the index would return it."""
     table = _table(cloud)
     indexes = cloud.dynamodb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]
@@ -29,12 +29,12 @@ def _index_items(cloud: Cloud) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def _item(cloud: Cloud, pk: str, sk: str) -> dict[str, Any]:
+def _item(cloud: InProcessStack, pk: str, sk: str) -> dict[str, Any]:
     key = {"pk": {"S": pk}, "sk": {"S": sk}}
     return cloud.dynamodb.get_item(TableName=_table(cloud), Key=key)["Item"]
 
 
-def test_no_index_holds_a_password_hash_token_state_or_clinical_text(cloud: Cloud) -> None:
+def test_no_index_holds_a_password_hash_token_state_or_clinical_text(cloud: InProcessStack) -> None:
     # Given a signed-in user, a reviewed case with notes, and a finished job
     alice = cloud.sign_in("alice")
     admin = cloud.sign_up("root", admin=True)

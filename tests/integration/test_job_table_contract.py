@@ -1,10 +1,14 @@
 """One contract, two implementations: the DynamoDB adapter on moto and the in-memory fake."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from ordo import jobs
+from ordo.documents import INVOICE, InvoicePayload
 from ordo.errors import InvalidInput, StaleTransition
 from ordo.jobs import (
     Job,
@@ -15,11 +19,15 @@ from ordo.jobs import (
     SingletonMoved,
     new_job_id,
 )
-from ordo.storage.attributes import to_item
+from ordo.queue import JobMessage
+from ordo.registry import KINDS
+from ordo.storage.attributes import from_json_attribute, to_item
 from ordo.storage.cursors import encode_cursor
-from ordo.storage.dynamodb import DynamoJobTable, job_key
+from ordo.storage.jobs import DynamoJobTable, job_key
+from ordo.tasks import ReversePayload
+from ordo.worker import Delivery, Worker
 from tests.fakes import InMemoryJobTable
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -28,7 +36,11 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 def table(request: pytest.FixtureRequest) -> JobTable:
     if request.param == "memory":
         return InMemoryJobTable()
-    cloud: Cloud = request.getfixturevalue("anonymous_cloud")
+    cloud: InProcessStack = request.getfixturevalue("anonymous_cloud")
+    return DynamoJobTable(cloud.dynamodb, cloud.stack.physical["JobsTable"]["Ref"])
+
+
+def jobs_table(cloud: InProcessStack) -> DynamoJobTable:
     return DynamoJobTable(cloud.dynamodb, cloud.stack.physical["JobsTable"]["Ref"])
 
 
@@ -253,7 +265,7 @@ def test_jobs_by_status_newest_first_paged_and_counted(table: JobTable) -> None:
         table.by_status(JobStatus.PENDING, limit=2, cursor="not-a-cursor")
 
 
-def test_an_item_stored_before_job_kinds_reads_as_its_kind(anonymous_cloud: Cloud) -> None:
+def test_an_item_stored_before_job_kinds_reads_as_its_kind(anonymous_cloud: InProcessStack) -> None:
     table = DynamoJobTable(
         anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
     )
@@ -273,6 +285,171 @@ def test_an_item_stored_before_job_kinds_reads_as_its_kind(anonymous_cloud: Clou
     assert old_document is not None
     assert (old_task.kind, old_task.data) == ("swap_pairs", '{"kind": "swap_pairs", "text": "abc"}')
     assert (old_document.kind, old_document.data) == ("invoice", '{"content":{}}')
+
+
+# A payload or result that is JSON reads back as the very text it was; text that is not JSON
+# (or that DynamoDB would not keep exactly: spacing, 1.0, 1e-07, deep nesting) stays text.
+JSON_TEXTS = [
+    '{"kind":"invoice","content":{"amount":19.99,"lines":[1,2,{"x":null}],"ok":true,"":""}}',
+    '[{"a":"ж😀","b":-3}]',
+    '{"a": 1}',
+    '{"total":1.0}',
+    '{"tiny":1e-07}',
+    "[" * 40 + "]" * 40,
+    '{"n":123456789012345678901234567890123456789}',
+    '{"total":1.23456789012345678901234567891}',  # 30 significant digits: more than a float
+    "cba",
+    "",
+]
+
+
+@pytest.mark.parametrize("result_is_json", [True, False], ids=["json-result", "text-result"])
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_payload_and_result_read_back_as_the_text_stored(
+    table: JobTable, text: str, result_is_json: bool
+) -> None:
+    job = make_job(text)
+    table.create(job, 5)
+    claimed = table.claim(job, NOW)
+    done = table.finish(
+        claimed, JobStatus.COMPLETED, NOW, result=text, result_is_json=result_is_json
+    )
+    stored = table.get(job.job_id)
+    assert stored is not None
+    assert (stored.data, stored.result, done.result) == (text, text, text)
+
+
+def test_json_payloads_and_results_are_stored_as_maps(anonymous_cloud: InProcessStack) -> None:
+    name = anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    table = DynamoJobTable(anonymous_cloud.dynamodb, name)
+    job = make_job('{"kind":"invoice","content":{"amount":19.99}}')
+    table.create(job, 5)
+    claimed = table.claim(job, NOW)
+    table.finish(claimed, JobStatus.COMPLETED, NOW, result='[{"total":3}]', result_is_json=True)
+    item = anonymous_cloud.dynamodb.get_item(TableName=name, Key=job_key(job.job_id))["Item"]
+    assert item["data"] == {
+        "M": {"kind": {"S": "invoice"}, "content": {"M": {"amount": {"N": "19.99"}}}}
+    }
+    assert item["result"] == {"L": [{"M": {"total": {"N": "3"}}}]}
+
+
+def test_payloads_and_results_stored_as_strings_still_read(anonymous_cloud: InProcessStack) -> None:
+    """Items written before payloads and results were stored as JSON values hold strings."""
+    name = anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    table = DynamoJobTable(anonymous_cloud.dynamodb, name)
+    job = make_job('{"kind": "invoice", "content": {}}')
+    table.create(job, 5)
+    done = table.finish(table.claim(job, NOW), JobStatus.COMPLETED, NOW, result="{}")
+    item = anonymous_cloud.dynamodb.get_item(TableName=name, Key=job_key(job.job_id))["Item"]
+    old = item | to_item({"data": '{"kind":"invoice","content":{"a":1}}', "result": '{"b":2.50}'})
+    anonymous_cloud.dynamodb.put_item(TableName=name, Item=old)
+    stored = table.get(job.job_id)
+    assert stored is not None
+    assert (stored.data, stored.result) == ('{"kind":"invoice","content":{"a":1}}', '{"b":2.50}')
+    assert stored.model_copy(update={"data": job.data, "result": "{}"}) == done
+
+
+def test_a_result_not_declared_json_is_stored_as_a_string_though_it_looks_like_json(
+    anonymous_cloud: InProcessStack,
+) -> None:
+    """DynamoDB does not keep a map's key order: text stored as a map could come back changed."""
+    table = jobs_table(anonymous_cloud)
+    job = new_job(table, data='}2:"a",1:"b"{')
+    table.finish(table.claim(job, NOW), JobStatus.COMPLETED, NOW, result='{"b":1,"a":2}')
+    assert table_item(anonymous_cloud, job.job_id)["result"] == {"S": '{"b":1,"a":2}'}
+    stored = table.get(job.job_id)
+    assert stored is not None
+    assert stored.result is not None
+    assert stored.result.encode() == b'{"b":1,"a":2}'
+
+
+def test_a_30_digit_number_in_a_json_result_is_stored_as_a_number_and_reads_back_exactly(
+    anonymous_cloud: InProcessStack,
+) -> None:
+    table = jobs_table(anonymous_cloud)
+    job = new_job(table)
+    number = "-98765432109876543210.9876543219"
+    result = f'{{"amount":{number},"count":123456789012345678901234567891}}'
+    claimed = table.claim(job, NOW)
+    table.finish(claimed, JobStatus.COMPLETED, NOW, result=result, result_is_json=True)
+    assert table_item(anonymous_cloud, job.job_id)["result"] == {
+        "M": {"amount": {"N": number}, "count": {"N": "123456789012345678901234567891"}}
+    }
+    stored = table.get(job.job_id)
+    assert stored is not None
+    assert stored.result == result
+
+
+@pytest.mark.parametrize(("result_is_json", "kind"), [(True, "M"), (False, "S")])
+def test_a_recorded_jobs_result_is_stored_as_json_only_when_declared(
+    anonymous_cloud: InProcessStack, result_is_json: bool, kind: str
+) -> None:
+    table = jobs_table(anonymous_cloud)
+    ended = make_fetch().model_copy(
+        update={"status": JobStatus.COMPLETED, "finished_at": NOW, "result": '{"status":"ok"}'}
+    )
+    table.record(ended, result_is_json=result_is_json)
+    assert kind in table_item(anonymous_cloud, ended.job_id)["result"]
+    assert table.get(ended.job_id) == ended
+
+
+def test_an_item_whose_text_result_is_a_string_from_before_reads_back(
+    anonymous_cloud: InProcessStack,
+) -> None:
+    """Every item written before results were stored as JSON values holds its result as text."""
+    name = anonymous_cloud.stack.physical["JobsTable"]["Ref"]
+    table = jobs_table(anonymous_cloud)
+    job = new_job(table, data=ReversePayload(text='}2:"a",1:"b"{').model_dump_json())
+    table.finish(table.claim(job, NOW), JobStatus.COMPLETED, NOW, result="x")
+    old = table_item(anonymous_cloud, job.job_id) | to_item(
+        {"data": job.data, "result": '{"b":1,"a":2}'}
+    )
+    anonymous_cloud.dynamodb.put_item(TableName=name, Item=old)
+    stored = table.get(job.job_id)
+    assert stored is not None
+    assert (stored.data, stored.result) == (job.data, '{"b":1,"a":2}')
+
+
+# --- the worker says which results are JSON -----------------------------------------------------
+
+
+def run_on_the_lane(table: JobTable, payload: BaseModel) -> Job:
+    """``payload``'s job, submitted and then run by the worker with the deployment's kinds."""
+    job = jobs.new_job(payload, owner=OWNER, now=NOW)
+    table.create(job, 5)
+    worker = Worker(table=table, kinds=KINDS, time_scale=0, clock=lambda: NOW)
+    worker.handle(Delivery("m-1", JobMessage.of(job).model_dump_json()))
+    done = table.get(job.job_id)
+    assert done is not None
+    assert done.status is JobStatus.COMPLETED
+    return done
+
+
+def test_a_text_tasks_result_that_is_compact_json_is_stored_as_text_and_reads_back_the_same(
+    anonymous_cloud: InProcessStack,
+) -> None:
+    # Given a reverse task whose result happens to be compact JSON
+    table = jobs_table(anonymous_cloud)
+    # When the worker runs it
+    done = run_on_the_lane(table, ReversePayload(text='}2:"a",1:"b"{'))
+    # Then its result is stored as a string, and reads back byte for byte
+    item = table_item(anonymous_cloud, done.job_id)
+    assert item["result"] == {"S": '{"b":1,"a":2}'}
+    assert done.result is not None
+    assert done.result.encode() == b'{"b":1,"a":2}'
+    # while its payload, a pydantic model's dump, is stored as a map
+    assert item["data"] == {"M": {"kind": {"S": "reverse"}, "text": {"S": '}2:"a",1:"b"{'}}}
+
+
+def test_a_documents_result_is_stored_as_a_map(anonymous_cloud: InProcessStack) -> None:
+    table = jobs_table(anonymous_cloud)
+    content = {"invoice_number": "INV-1", "amount": 19.99, "vendor": "ACME"}
+    done = run_on_the_lane(table, InvoicePayload(content=content))
+    item = table_item(anonymous_cloud, done.job_id)
+    assert item["result"]["M"]["amount"] == {"N": "19.99"}
+    assert done.result is not None
+    assert from_json_attribute(item["result"]) == done.result
+    assert json.loads(done.result) == INVOICE.show(done.result)
 
 
 # --- one owner's jobs (GET /jobs) ------------------------------------------------------------
@@ -340,7 +517,7 @@ def test_a_cursor_pages_only_the_owner_it_came_from(table: JobTable) -> None:
 
 
 def test_a_forged_cursor_naming_another_owners_partition_is_refused(
-    anonymous_cloud: Cloud,
+    anonymous_cloud: InProcessStack,
 ) -> None:
     table = DynamoJobTable(
         anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
@@ -358,7 +535,7 @@ def test_a_forged_cursor_naming_another_owners_partition_is_refused(
     ]
 
 
-def test_a_job_stored_before_the_owner_index_is_not_listed(anonymous_cloud: Cloud) -> None:
+def test_a_job_stored_before_the_owner_index_is_not_listed(anonymous_cloud: InProcessStack) -> None:
     name = anonymous_cloud.stack.physical["JobsTable"]["Ref"]
     table = DynamoJobTable(anonymous_cloud.dynamodb, name)
     listed = owned(table, OWNER, 1)
@@ -371,13 +548,13 @@ def test_a_job_stored_before_the_owner_index_is_not_listed(anonymous_cloud: Clou
     assert [job.job_id for job in table.by_owner(OWNER, limit=10).items] == [listed.job_id]
 
 
-def table_item(cloud: Cloud, job_id: str) -> dict[str, Any]:
+def table_item(cloud: InProcessStack, job_id: str) -> dict[str, Any]:
     return cloud.dynamodb.get_item(
         TableName=cloud.stack.physical["JobsTable"]["Ref"], Key=job_key(job_id)
     )["Item"]
 
 
-def test_a_new_job_carries_its_owner_index_keys(anonymous_cloud: Cloud) -> None:
+def test_a_new_job_carries_its_owner_index_keys(anonymous_cloud: InProcessStack) -> None:
     table = DynamoJobTable(
         anonymous_cloud.dynamodb, anonymous_cloud.stack.physical["JobsTable"]["Ref"]
     )
@@ -448,7 +625,7 @@ def test_an_ended_job_is_recorded_outside_the_quota_and_the_lane(table: JobTable
         table.record(make_fetch())
 
 
-def test_a_count_follows_every_page_of_its_query(anonymous_cloud: Cloud) -> None:
+def test_a_count_follows_every_page_of_its_query(anonymous_cloud: InProcessStack) -> None:
     """DynamoDB pages a COUNT query by what it reads: every page is counted."""
     from ordo.storage.pages import query_pages
 

@@ -9,14 +9,14 @@ import pytest
 from ordo.accounts import Attempts, LoginGuard
 from ordo.storage.accounts import DynamoLoginGuard
 from tests.fakes_accounts import InMemoryLoginGuard
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 
 @pytest.fixture(params=["dynamodb", "fake"])
 def guard(request: pytest.FixtureRequest) -> LoginGuard:
     if request.param == "fake":
         return InMemoryLoginGuard()
-    cloud: Cloud = request.getfixturevalue("anonymous_cloud")
+    cloud: InProcessStack = request.getfixturevalue("anonymous_cloud")
     return DynamoLoginGuard(cloud.dynamodb, cloud.stack.physical["JobsTable"]["Ref"])
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.harness import Account, Cloud
+from tests.harness import Account, InProcessStack
 
 VIEW_FIELDS = {
     "job_id",
@@ -25,18 +25,18 @@ VIEW_FIELDS = {
 }
 
 
-def submit(cloud: Cloud, account: Account, data: str) -> str:
+def submit(cloud: InProcessStack, account: Account, data: str) -> str:
     body = {"type": "reverse", "data": data}
     accepted = cloud.request("POST", "/tasks", body, token=account.access_token)
     assert accepted.status == 202, accepted.body
     return str(accepted.body["task_id"])
 
 
-def listing(cloud: Cloud, account: Account, **params: object) -> Any:
+def listing(cloud: InProcessStack, account: Account, **params: object) -> Any:
     return cloud.request("GET", "/jobs", query=urlencode(params), token=account.access_token)
 
 
-def every_id(cloud: Cloud, account: Account, limit: int = 2) -> list[str]:
+def every_id(cloud: InProcessStack, account: Account, limit: int = 2) -> list[str]:
     """All the account's jobs, page after page."""
     ids: list[str] = []
     params: dict[str, object] = {"limit": limit}
@@ -50,12 +50,12 @@ def every_id(cloud: Cloud, account: Account, limit: int = 2) -> list[str]:
 
 
 @pytest.fixture
-def people(cloud: Cloud) -> tuple[Account, Account, Account]:
+def people(cloud: InProcessStack) -> tuple[Account, Account, Account]:
     return cloud.sign_in("alice"), cloud.sign_up("bob"), cloud.sign_up("root", admin=True)
 
 
 def test_each_caller_sees_only_their_own_jobs_newest_first(
-    cloud: Cloud, people: tuple[Account, Account, Account]
+    cloud: InProcessStack, people: tuple[Account, Account, Account]
 ) -> None:
     alice, bob, admin = people
     alices = [submit(cloud, alice, f"a{n}") for n in range(3)]
@@ -69,7 +69,7 @@ def test_each_caller_sees_only_their_own_jobs_newest_first(
 
 
 def test_a_job_shows_its_place_in_line_then_its_result(
-    cloud: Cloud, people: tuple[Account, Account, Account]
+    cloud: InProcessStack, people: tuple[Account, Account, Account]
 ) -> None:
     alice, bob, _ = people
     submit(cloud, bob, "ahead")
@@ -96,7 +96,7 @@ def test_a_job_shows_its_place_in_line_then_its_result(
 
 
 def test_a_failed_document_shows_its_error(
-    cloud: Cloud, people: tuple[Account, Account, Account]
+    cloud: InProcessStack, people: tuple[Account, Account, Account]
 ) -> None:
     alice, _, _ = people
     uploaded = cloud.request(
@@ -118,7 +118,7 @@ def test_a_failed_document_shows_its_error(
 
 
 def test_another_users_cursor_is_refused(
-    cloud: Cloud, people: tuple[Account, Account, Account]
+    cloud: InProcessStack, people: tuple[Account, Account, Account]
 ) -> None:
     alice, bob, admin = people
     for n in range(3):
@@ -143,7 +143,10 @@ def test_another_users_cursor_is_refused(
     ],
 )
 def test_a_bad_limit_or_cursor_is_422_naming_it(
-    cloud: Cloud, people: tuple[Account, Account, Account], query: dict[str, object], problem: str
+    cloud: InProcessStack,
+    people: tuple[Account, Account, Account],
+    query: dict[str, object],
+    problem: str,
 ) -> None:
     alice, _, _ = people
     submit(cloud, alice, "abc")
@@ -152,13 +155,13 @@ def test_a_bad_limit_or_cursor_is_422_naming_it(
     assert problem in response.body["detail"]
 
 
-def test_signing_in_is_required(cloud: Cloud) -> None:
+def test_signing_in_is_required(cloud: InProcessStack) -> None:
     response = cloud.request("GET", "/jobs", token=None)
     assert (response.status, response.body) == (401, {"detail": "Not authenticated"})
 
 
 def test_post_jobs_still_submits_while_get_jobs_lists(
-    cloud: Cloud, people: tuple[Account, Account, Account]
+    cloud: InProcessStack, people: tuple[Account, Account, Account]
 ) -> None:
     alice, _, _ = people
     accepted = cloud.request(

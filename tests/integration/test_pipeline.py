@@ -8,31 +8,32 @@ from typing import Any
 
 import pytest
 
+from infra.local.invoke import Outcome
 from ordo.jobs import JobStatus
 from ordo.kinds import JobFailed, Registry
 from ordo.tasks import TRANSFORMS, TaskType
 from ordo.worker import CRASHED
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 
-def submit(cloud: Cloud, task_type: str, data: str) -> str:
+def submit(cloud: InProcessStack, task_type: str, data: str) -> str:
     response = cloud.request("POST", "/tasks", {"type": task_type, "data": data})
     assert response.status == 202, response.body
     return str(response.body["task_id"])
 
 
-def result_of(cloud: Cloud, task_id: str) -> str:
+def result_of(cloud: InProcessStack, task_id: str) -> str:
     response = cloud.request("GET", f"/tasks/{task_id}/result")
     assert response.status == 200, response.body
     return str(response.body["result"])
 
 
-def finished_order(cloud: Cloud, ids: list[str]) -> list[str]:
+def finished_order(cloud: InProcessStack, ids: list[str]) -> list[str]:
     views = [cloud.request("GET", f"/tasks/{task_id}").body for task_id in ids]
     return [view["task_id"] for view in sorted(views, key=lambda v: v["finished_at"])]
 
 
-def test_submit_returns_202_with_location(cloud: Cloud) -> None:
+def test_submit_returns_202_with_location(cloud: InProcessStack) -> None:
     response = cloud.request("POST", "/tasks", {"type": "swap_pairs", "data": "abcdef"})
     assert response.status == 202
     assert set(response.body) == {"task_id", "type", "status", "created_at"}
@@ -40,7 +41,9 @@ def test_submit_returns_202_with_location(cloud: Cloud) -> None:
     assert response.headers["location"] == f"/tasks/{response.body['task_id']}"
 
 
-def test_fifty_mixed_tasks_run_in_acceptance_order_with_correct_results(cloud: Cloud) -> None:
+def test_fifty_mixed_tasks_run_in_acceptance_order_with_correct_results(
+    cloud: InProcessStack,
+) -> None:
     rng = random.Random(7)
     kinds = list(TaskType)
     submitted = []
@@ -59,7 +62,7 @@ def test_fifty_mixed_tasks_run_in_acceptance_order_with_correct_results(cloud: C
     assert finished_order(cloud, ids) == ids
 
 
-def test_status_moves_through_the_states(cloud: Cloud) -> None:
+def test_status_moves_through_the_states(cloud: InProcessStack) -> None:
     task_id = submit(cloud, "reverse", "abc")
     view = cloud.request("GET", f"/tasks/{task_id}").body
     assert view["status"] == "pending"
@@ -71,7 +74,7 @@ def test_status_moves_through_the_states(cloud: Cloud) -> None:
     assert view["created_at"] <= view["started_at"] <= view["finished_at"]
 
 
-def test_result_before_completion_is_409_with_status(cloud: Cloud) -> None:
+def test_result_before_completion_is_409_with_status(cloud: InProcessStack) -> None:
     task_id = submit(cloud, "reverse", "abc")
     response = cloud.request("GET", f"/tasks/{task_id}/result")
     assert response.status == 409
@@ -79,7 +82,7 @@ def test_result_before_completion_is_409_with_status(cloud: Cloud) -> None:
     assert response.body["detail"]
 
 
-def test_result_can_be_read_many_times(cloud: Cloud) -> None:
+def test_result_can_be_read_many_times(cloud: InProcessStack) -> None:
     task_id = submit(cloud, "repeat_by_position", "abc")
     cloud.drain()
     assert [result_of(cloud, task_id) for _ in range(3)] == ["abbccc"] * 3
@@ -87,12 +90,12 @@ def test_result_can_be_read_many_times(cloud: Cloud) -> None:
 
 @pytest.mark.parametrize("path", ["/tasks/{id}", "/tasks/{id}/result"])
 @pytest.mark.parametrize("task_id", ["0" * 32, "nope", "a.b-c", "A" * 32, "%00"])
-def test_unknown_or_malformed_id_is_404(cloud: Cloud, path: str, task_id: str) -> None:
+def test_unknown_or_malformed_id_is_404(cloud: InProcessStack, path: str, task_id: str) -> None:
     response = cloud.request("GET", path.format(id=task_id))
     assert (response.status, response.body) == (404, {"detail": "Task not found"})
 
 
-def test_path_traversal_is_404_with_detail(cloud: Cloud) -> None:
+def test_path_traversal_is_404_with_detail(cloud: InProcessStack) -> None:
     response = cloud.request("GET", "/tasks/..%2F..%2Fetc%2Fpasswd")
     assert response.status == 404
     assert response.body["detail"]
@@ -108,7 +111,7 @@ def test_path_traversal_is_404_with_detail(cloud: Cloud) -> None:
     ],
 )
 def test_invalid_submissions_are_422_with_a_readable_detail(
-    cloud: Cloud, body: dict[str, object]
+    cloud: InProcessStack, body: dict[str, object]
 ) -> None:
     response = cloud.request("POST", "/tasks", body)
     assert response.status == 422
@@ -116,13 +119,13 @@ def test_invalid_submissions_are_422_with_a_readable_detail(
     assert cloud.queue_depth() == 0
 
 
-def test_over_limit_detail_names_the_limit(cloud: Cloud) -> None:
+def test_over_limit_detail_names_the_limit(cloud: InProcessStack) -> None:
     response = cloud.request("POST", "/tasks", {"type": "repeat_by_position", "data": "x" * 301})
     assert "at most 300" in response.body["detail"]
 
 
 @pytest.mark.parametrize("body", ["{not json", "", "[]", "null"])
-def test_malformed_json_is_422(cloud: Cloud, body: str) -> None:
+def test_malformed_json_is_422(cloud: InProcessStack, body: str) -> None:
     response = cloud.request(
         "POST", "/tasks", body=body, headers={"content-type": "application/json"}
     )
@@ -130,7 +133,7 @@ def test_malformed_json_is_422(cloud: Cloud, body: str) -> None:
     assert isinstance(response.body["detail"], str)
 
 
-def test_two_identical_submissions_are_two_jobs_and_both_run(cloud: Cloud) -> None:
+def test_two_identical_submissions_are_two_jobs_and_both_run(cloud: InProcessStack) -> None:
     first = submit(cloud, "reverse", "same")
     second = submit(cloud, "reverse", "same")
     assert first != second
@@ -138,7 +141,7 @@ def test_two_identical_submissions_are_two_jobs_and_both_run(cloud: Cloud) -> No
     assert result_of(cloud, first) == result_of(cloud, second) == "emas"
 
 
-def redeliver(cloud: Cloud, task_id: str, receive_count: int) -> dict[str, object]:
+def redeliver(cloud: InProcessStack, task_id: str, receive_count: int) -> dict[str, object]:
     """A Lambda SQS event carrying the job's message again, as SQS redelivery does."""
     _, arn = cloud.queue_of("WorkerFunction")
     from infra.local.events import sqs_event
@@ -152,7 +155,7 @@ def redeliver(cloud: Cloud, task_id: str, receive_count: int) -> dict[str, objec
     return cloud.invoke("WorkerFunction", sqs_event([message], arn))  # type: ignore[no-any-return]
 
 
-def test_redelivered_message_for_completed_job_is_acknowledged(cloud: Cloud) -> None:
+def test_redelivered_message_for_completed_job_is_acknowledged(cloud: InProcessStack) -> None:
     task_id = submit(cloud, "reverse", "abc")
     cloud.drain()
     finished = cloud.request("GET", f"/tasks/{task_id}").body["finished_at"]
@@ -166,21 +169,21 @@ class Crash(BaseException):
 
 
 def replace_runner(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, kind: str, run: Callable[..., str]
+    cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch, kind: str, run: Callable[..., str]
 ) -> None:
     """The worker's registry, with ``kind``'s runner swapped: a fault injected in-process."""
-    lane = cloud.module("WorkerFunction").lane
-    kinds = [k if k.name != kind else dataclasses.replace(k, run=run) for k in lane.kinds]
-    monkeypatch.setattr(lane, "kinds", Registry(*kinds))
+    worker = cloud.module("WorkerFunction").worker
+    kinds = [k if k.name != kind else dataclasses.replace(k, run=run) for k in worker.kinds]
+    monkeypatch.setattr(worker, "kinds", Registry(*kinds))
 
 
 def test_a_crash_mid_job_fails_that_job_on_redelivery_and_the_lane_moves_on(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+    cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a worker that dies (as a killed process does) after running the first job
     first = submit(cloud, "reverse", "crash")
     second = submit(cloud, "reverse", "after")
-    table = cloud.module("WorkerFunction").lane.table
+    table = cloud.module("WorkerFunction").worker.table
     real_finish = table.finish
     crashes = iter([Crash()])
 
@@ -190,8 +193,12 @@ def test_a_crash_mid_job_fails_that_job_on_redelivery_and_the_lane_moves_on(
         return real_finish(*args, **kwargs)
 
     monkeypatch.setattr(table, "finish", dying)
-    with pytest.raises(Crash):
-        cloud.poll_once()
+    delivery = cloud.event_source().poll_once()
+    # The invocation ends as a killed process's does: an error, its whole batch handed back
+    assert delivery is not None
+    assert delivery.result.outcome is Outcome.ERROR
+    assert delivery.result.error == "Runtime.ExitError: tests.integration.test_pipeline.Crash"
+    assert delivery.handed_back == delivery.message_ids
     assert cloud.request("GET", f"/tasks/{first}").body["status"] == "processing"
     # When the visibility timeout passes and its message comes back
     cloud.expire()
@@ -206,7 +213,7 @@ def test_a_crash_mid_job_fails_that_job_on_redelivery_and_the_lane_moves_on(
 
 @pytest.mark.parametrize("error", [ZeroDivisionError, RecursionError, MemoryError, KeyError])
 def test_a_runner_error_of_any_type_fails_its_job_at_once_and_the_next_job_runs(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
+    cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
 ) -> None:
     poison = submit(cloud, "swap_pairs", "poison")
     after = submit(cloud, "reverse", "after")
@@ -223,7 +230,7 @@ def test_a_runner_error_of_any_type_fails_its_job_at_once_and_the_next_job_runs(
     response = cloud.request("GET", f"/tasks/{poison}/result")
     assert (response.status, response.body["error"]) == (409, view["error"])
     assert result_of(cloud, after) == "retfa"
-    assert cloud.module("WorkerFunction").lane.table.get(poison).attempt == 1
+    assert cloud.module("WorkerFunction").worker.table.get(poison).attempt == 1
     assert cloud.dead_letters() == []
 
 
@@ -262,7 +269,7 @@ SURPRISES: dict[str, Callable[..., str]] = {
 
 @pytest.mark.parametrize("surprise", list(SURPRISES))
 def test_a_runner_failure_nobody_anticipated_ends_its_job_and_the_next_job_runs(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, surprise: str
+    cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch, surprise: str
 ) -> None:
     poison = submit(cloud, "swap_pairs", "poison")
     after = submit(cloud, "reverse", "after")
@@ -273,7 +280,7 @@ def test_a_runner_failure_nobody_anticipated_ends_its_job_and_the_next_job_runs(
     assert view["error"]
     assert result_of(cloud, after) == "retfa"
     for status in ("pending", "processing"):
-        assert cloud.module("WorkerFunction").lane.table.count_by_status(JobStatus(status)) == 0
+        assert cloud.module("WorkerFunction").worker.table.count_by_status(JobStatus(status)) == 0
     assert cloud.dead_letters() == []
 
 
@@ -300,7 +307,7 @@ def throttle(client: Any, operation: str, times: int) -> list[str]:
 
 @pytest.mark.parametrize("operation", ["GetItem", "TransactWriteItems", "UpdateItem"])
 def test_throttling_on_the_workers_calls_is_retried_in_place_and_the_job_completes_once(
-    cloud: Cloud, operation: str
+    cloud: InProcessStack, operation: str
 ) -> None:
     task_id = submit(cloud, "reverse", "abc")
     from ordo import aws
@@ -312,11 +319,13 @@ def test_throttling_on_the_workers_calls_is_retried_in_place_and_the_job_complet
     view = cloud.request("GET", f"/tasks/{task_id}").body
     assert view["status"] == "completed"
     assert result_of(cloud, task_id) == "cba"
-    job = cloud.module("WorkerFunction").lane.table.get(task_id)
+    job = cloud.module("WorkerFunction").worker.table.get(task_id)
     assert job.attempt == 1
 
 
-def test_an_unparseable_message_is_acknowledged_and_the_lane_moves_on(cloud: Cloud) -> None:
+def test_an_unparseable_message_is_acknowledged_and_the_lane_moves_on(
+    cloud: InProcessStack,
+) -> None:
     url, _ = cloud.queue_of("WorkerFunction")
     cloud.sqs.send_message(
         QueueUrl=url, MessageBody="garbage", MessageGroupId="jobs", MessageDeduplicationId="g1"
@@ -328,7 +337,7 @@ def test_an_unparseable_message_is_acknowledged_and_the_lane_moves_on(cloud: Clo
     assert cloud.dead_letters() == []
 
 
-def test_a_message_for_an_unknown_job_is_acknowledged(cloud: Cloud) -> None:
+def test_a_message_for_an_unknown_job_is_acknowledged(cloud: InProcessStack) -> None:
     url, _ = cloud.queue_of("WorkerFunction")
     body = json.dumps({"job_id": "f" * 32})
     cloud.sqs.send_message(

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Account, Cloud, load_handler_module
+from infra.local.inprocess import load_handler_module
+from tests.harness import Account, InProcessStack
 
 WIDGET = {
     "name": "Blue Widget",
@@ -20,18 +21,18 @@ WIDGET = {
 
 
 @pytest.fixture
-def admin(cloud: Cloud) -> Account:
+def admin(cloud: InProcessStack) -> Account:
     return cloud.sign_up("root", admin=True)
 
 
-def create(cloud: Cloud, admin: Account, **changes: Any) -> dict[str, Any]:
+def create(cloud: InProcessStack, admin: Account, **changes: Any) -> dict[str, Any]:
     response = cloud.request("POST", "/products", WIDGET | changes, token=admin.access_token)
     assert response.status == 201, response.body
     body: dict[str, Any] = response.body
     return body
 
 
-def listed(cloud: Cloud, query: str) -> dict[str, Any]:
+def listed(cloud: InProcessStack, query: str) -> dict[str, Any]:
     response = cloud.request("GET", "/products", query=query, token=None)
     assert response.status == 200, response.body
     body: dict[str, Any] = response.body
@@ -42,7 +43,9 @@ def names(page: dict[str, Any]) -> list[str]:
     return [item["name"] for item in page["items"]]
 
 
-def test_create_returns_the_product_with_an_exact_price(cloud: Cloud, admin: Account) -> None:
+def test_create_returns_the_product_with_an_exact_price(
+    cloud: InProcessStack, admin: Account
+) -> None:
     product = create(cloud, admin)
     assert set(product) == {
         "id",
@@ -82,14 +85,14 @@ def test_create_returns_the_product_with_an_exact_price(cloud: Cloud, admin: Acc
     ],
 )
 def test_invalid_products_are_422(
-    cloud: Cloud, admin: Account, changes: dict[str, Any], problem: str
+    cloud: InProcessStack, admin: Account, changes: dict[str, Any], problem: str
 ) -> None:
     response = cloud.request("POST", "/products", WIDGET | changes, token=admin.access_token)
     assert response.status == 422
     assert problem in response.body["detail"]
 
 
-def test_the_boundaries_are_accepted(cloud: Cloud, admin: Account) -> None:
+def test_the_boundaries_are_accepted(cloud: InProcessStack, admin: Account) -> None:
     edge = create(
         cloud, admin, name="x" * 255, sku="s" * 50, price="0", stock=0, category="c" * 100
     )
@@ -101,7 +104,7 @@ def test_the_boundaries_are_accepted(cloud: Cloud, admin: Account) -> None:
 
 
 def test_a_duplicate_sku_is_409_and_a_deleted_products_sku_is_free(
-    cloud: Cloud, admin: Account
+    cloud: InProcessStack, admin: Account
 ) -> None:
     first = create(cloud, admin)
     twin = cloud.request("POST", "/products", WIDGET | {"sku": "wid-001"}, token=admin.access_token)
@@ -117,7 +120,7 @@ def test_a_duplicate_sku_is_409_and_a_deleted_products_sku_is_free(
     create(cloud, admin)  # the SKU again
 
 
-def test_update_is_partial_and_validated(cloud: Cloud, admin: Account) -> None:
+def test_update_is_partial_and_validated(cloud: InProcessStack, admin: Account) -> None:
     product = create(cloud, admin)
     other = create(cloud, admin, sku="OTHER-1", name="Other")
     url = f"/products/{product['id']}"
@@ -136,7 +139,7 @@ def test_update_is_partial_and_validated(cloud: Cloud, admin: Account) -> None:
     create(cloud, admin)  # WID-001 was released by the move
 
 
-def test_who_may_write(cloud: Cloud, admin: Account) -> None:
+def test_who_may_write(cloud: InProcessStack, admin: Account) -> None:
     product = create(cloud, admin)
     url = f"/products/{product['id']}"
     for token, expected in ((None, 401), (cloud.token, 403)):
@@ -151,7 +154,7 @@ def test_who_may_write(cloud: Cloud, admin: Account) -> None:
         assert cloud.request("GET", route, query=query, token=None).status == 200
 
 
-def _catalog(cloud: Cloud, admin: Account) -> None:
+def _catalog(cloud: InProcessStack, admin: Account) -> None:
     for name, price, stock, category in [
         ("Apple", "1.50", 10, "fruit"),
         ("banana", "0.25", 0, "fruit"),
@@ -171,7 +174,7 @@ def _catalog(cloud: Cloud, admin: Account) -> None:
         )
 
 
-def test_filters_sorts_and_pages(cloud: Cloud, admin: Account) -> None:
+def test_filters_sorts_and_pages(cloud: InProcessStack, admin: Account) -> None:
     _catalog(cloud, admin)
     assert names(listed(cloud, "")) == ["Hammer", "Drill", "Cherry", "banana", "Apple"]
     assert names(listed(cloud, "sort_by=name&sort_order=asc")) == [
@@ -214,13 +217,13 @@ def test_filters_sorts_and_pages(cloud: Cloud, admin: Account) -> None:
         "min_price=-1",
     ],
 )
-def test_bad_listing_queries_are_422(cloud: Cloud, admin: Account, query: str) -> None:
+def test_bad_listing_queries_are_422(cloud: InProcessStack, admin: Account, query: str) -> None:
     response = cloud.request("GET", "/products", query=query, token=None)
     assert response.status == 422
     assert response.body["detail"]
 
 
-def test_search_looks_in_name_description_and_sku(cloud: Cloud, admin: Account) -> None:
+def test_search_looks_in_name_description_and_sku(cloud: InProcessStack, admin: Account) -> None:
     _catalog(cloud, admin)
 
     def found(q: str) -> list[str]:
@@ -237,7 +240,7 @@ def test_search_looks_in_name_description_and_sku(cloud: Cloud, admin: Account) 
         assert cloud.request("GET", "/products/search", query=f"q={bad}", token=None).status == 422
 
 
-def test_etag_and_304(cloud: Cloud, admin: Account) -> None:
+def test_etag_and_304(cloud: InProcessStack, admin: Account) -> None:
     product = create(cloud, admin)
     for path, query in (("/products", "page_size=5"), (f"/products/{product['id']}", "")):
         first = cloud.request("GET", path, query=query, token=None)
@@ -252,7 +255,7 @@ def test_etag_and_304(cloud: Cloud, admin: Account) -> None:
 
 
 def test_a_write_through_one_instance_is_seen_by_another_at_once(
-    cloud: Cloud, admin: Account
+    cloud: InProcessStack, admin: Account
 ) -> None:
     """Two containers: each handler module has its own index."""
     reader = load_handler_module(cloud.functions["ProductsFunction"])
@@ -286,7 +289,7 @@ def test_a_write_through_one_instance_is_seen_by_another_at_once(
 
 
 def test_a_read_costs_one_dynamodb_call_while_the_index_is_current(
-    cloud: Cloud, admin: Account
+    cloud: InProcessStack, admin: Account
 ) -> None:
     from ordo import aws
 
@@ -299,3 +302,26 @@ def test_a_read_costs_one_dynamodb_call_while_the_index_is_current(
     listed(cloud, "name=blue&sort_by=price")
     cloud.request("GET", "/products/search", query="q=widget", token=None)
     assert calls == ["GetItem", "GetItem"]  # the version, once per request
+
+
+def test_a_write_reads_its_product_from_the_table_not_the_containers_index(
+    cloud: InProcessStack, admin: Account
+) -> None:
+    from ordo import aws
+
+    product = create(cloud, admin)
+    calls: list[str] = []
+    aws.dynamodb().meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    url = f"/products/{product['id']}"
+    edited = cloud.request("PUT", url, {"stock": 9}, token=admin.access_token)
+    assert (edited.status, edited.body["stock"]) == (200, 9)
+    assert "Query" not in calls  # no catalog loaded to find the product
+    assert cloud.module("ProductsFunction").index.version == -1  # the index was never read
+    assert cloud.request("DELETE", url, token=admin.access_token).status == 204
+    # a deleted, an unknown and a malformed product are all missing to a write
+    for missing in (url, f"/products/{'0' * 32}", "/products/not-an-id"):
+        put = cloud.request("PUT", missing, {"stock": 1}, token=admin.access_token)
+        assert (put.status, put.body) == (404, {"detail": "Product not found"})
+        assert cloud.request("DELETE", missing, token=admin.access_token).status == 404

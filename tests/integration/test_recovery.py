@@ -7,12 +7,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from infra.local.schedule import scheduled_event
+from infra.local.schedule_rules import scheduled_event
 from ordo.clock import utcnow
 from ordo.jobs import Job, JobStatus, JobTable, new_job_id
 from ordo.queue import SqsJobQueue
 from ordo.recovery import NEVER_QUEUED, SUBMIT_WINDOW, WORKER_GONE
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 RULE = "arn:aws:events:us-east-1:123456789012:rule/ordo-ReconcilerFunctionReconcile"
 # Well past ORDO_RECONCILE_PENDING_MINUTES (15) and any job's run.
@@ -25,17 +25,17 @@ def table() -> JobTable:
     return job_table()
 
 
-def owner_of(cloud: Cloud) -> str:
+def owner_of(cloud: InProcessStack) -> str:
     return str(cloud.request("GET", "/auth/me").body["id"])
 
 
-def submit(cloud: Cloud, text: str) -> str:
+def submit(cloud: InProcessStack, text: str) -> str:
     response = cloud.request("POST", "/tasks", {"type": "reverse", "data": text})
     assert response.status == 202, response.body
     return str(response.body["task_id"])
 
 
-def written_but_never_sent(cloud: Cloud, created_at: datetime) -> Job:
+def written_but_never_sent(cloud: InProcessStack, created_at: datetime) -> Job:
     """What a submit leaves when it is killed between writing the job and sending its message."""
     job = Job(
         job_id=new_job_id(),
@@ -49,19 +49,19 @@ def written_but_never_sent(cloud: Cloud, created_at: datetime) -> Job:
     return job
 
 
-def reconcile(cloud: Cloud) -> dict[str, Any]:
+def reconcile(cloud: InProcessStack) -> dict[str, Any]:
     event = scheduled_event(RULE, "us-east-1", "123456789012", utcnow())
     report: dict[str, Any] = cloud.invoke("ReconcilerFunction", event)
     return report
 
 
-def pending_jobs_of(cloud: Cloud, owner: str) -> int:
+def pending_jobs_of(cloud: InProcessStack, owner: str) -> int:
     """Counted from the jobs themselves, through the status index (not the quota counter)."""
     page = table().by_status(JobStatus.PENDING, limit=1000)
     return sum(1 for summary in page.items if summary.owner == owner)
 
 
-def assert_quota_matches(cloud: Cloud) -> None:
+def assert_quota_matches(cloud: InProcessStack) -> None:
     owner = owner_of(cloud)
     assert table().pending_count(owner) == pending_jobs_of(cloud, owner)
 
@@ -69,7 +69,9 @@ def assert_quota_matches(cloud: Cloud) -> None:
 # --- the reconciler --------------------------------------------------------------------------
 
 
-def test_a_submit_killed_between_put_and_send_is_ended_by_the_reconciler(cloud: Cloud) -> None:
+def test_a_submit_killed_between_put_and_send_is_ended_by_the_reconciler(
+    cloud: InProcessStack,
+) -> None:
     # Given a job written an hour ago whose message was never sent, and a recent job waiting
     lost = written_but_never_sent(cloud, utcnow() - LONG_AGO)
     submit(cloud, "recent")
@@ -92,7 +94,7 @@ def test_a_submit_killed_between_put_and_send_is_ended_by_the_reconciler(cloud: 
 
 
 def test_a_later_job_already_run_proves_the_message_lost_behind_a_busy_lane(
-    cloud: Cloud,
+    cloud: InProcessStack,
 ) -> None:
     # Given a lost job, a later job the worker has run, and a job still waiting on the lane
     lost = written_but_never_sent(cloud, utcnow() - LONG_AGO)
@@ -109,7 +111,9 @@ def test_a_later_job_already_run_proves_the_message_lost_behind_a_busy_lane(
     assert cloud.request("GET", f"/tasks/{waiting}/result").body["result"] == "gnitiaw"
 
 
-def test_an_old_pending_job_whose_message_is_on_the_lane_is_left_to_run(cloud: Cloud) -> None:
+def test_an_old_pending_job_whose_message_is_on_the_lane_is_left_to_run(
+    cloud: InProcessStack,
+) -> None:
     # Given a job pending for an hour whose message is on the lane (a long backlog)
     old = written_but_never_sent(cloud, utcnow() - LONG_AGO)
     SqsJobQueue(cloud.sqs, cloud.stack.queue_url("JobsQueue")).send(old)
@@ -124,7 +128,7 @@ def test_an_old_pending_job_whose_message_is_on_the_lane_is_left_to_run(cloud: C
     assert_quota_matches(cloud)
 
 
-def test_a_job_whose_worker_died_mid_run_is_ended_by_the_reconciler(cloud: Cloud) -> None:
+def test_a_job_whose_worker_died_mid_run_is_ended_by_the_reconciler(cloud: InProcessStack) -> None:
     # Given a job claimed an hour ago by a worker that never finished it, its message gone
     job = written_but_never_sent(cloud, utcnow() - LONG_AGO)
     table().claim(job, utcnow() - LONG_AGO + timedelta(seconds=1))
@@ -138,7 +142,7 @@ def test_a_job_whose_worker_died_mid_run_is_ended_by_the_reconciler(cloud: Cloud
     assert_quota_matches(cloud)
 
 
-def test_running_the_reconciler_again_ends_nothing(cloud: Cloud) -> None:
+def test_running_the_reconciler_again_ends_nothing(cloud: InProcessStack) -> None:
     written_but_never_sent(cloud, utcnow() - LONG_AGO)
     reconcile(cloud)
 
@@ -164,7 +168,7 @@ def _may_send_to_the_lane(stack: Any, function: str) -> bool:
 
 
 def test_every_function_that_sends_to_the_lane_ends_within_the_submit_window(
-    cloud: Cloud,
+    cloud: InProcessStack,
 ) -> None:
     """The reconciler's proof that a message was lost assumes it is sent within SUBMIT_WINDOW
     of the job's creation, which the timeout of every function allowed to send bounds."""
@@ -180,7 +184,7 @@ def test_every_function_that_sends_to_the_lane_ends_within_the_submit_window(
 # --- the dead-letter consumer ----------------------------------------------------------------
 
 
-def fail_every_delivery(cloud: Cloud, times: int) -> None:
+def fail_every_delivery(cloud: InProcessStack, times: int) -> None:
     """Receive the lane's head ``times`` times without deleting it, as a worker that keeps
     crashing would; the next receive moves it to the DLQ (the redrive policy)."""
     url, _ = cloud.queue_of("WorkerFunction")
@@ -193,7 +197,7 @@ def fail_every_delivery(cloud: Cloud, times: int) -> None:
 
 
 def test_a_dead_lettered_message_ends_its_job_failed_and_releases_the_quota(
-    cloud: Cloud,
+    cloud: InProcessStack,
 ) -> None:
     # Given a submitted job whose message SQS gave up on after 5 deliveries
     task_id = submit(cloud, "doomed")
@@ -219,7 +223,7 @@ def test_a_dead_lettered_message_ends_its_job_failed_and_releases_the_quota(
 
 
 def test_dead_letters_without_a_job_are_acknowledged_and_the_next_is_handled(
-    cloud: Cloud,
+    cloud: InProcessStack,
 ) -> None:
     # Given on the DLQ: garbage, a pointer to no job, then a real job's message
     dlq = cloud.stack.queue_url("JobsDeadLetterQueue")

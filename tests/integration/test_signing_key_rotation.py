@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from ordo.admin import main
 from ordo.tokens import PublicKeys, SigningKey
-from tests.harness import Cloud, reset_ordo_caches
+from tests.harness import InProcessStack, reset_ordo_caches
 
 PRIVATE, PUBLIC = "/test/jwt-signing-key", "/test/jwt-public-keys"
 
@@ -89,7 +89,7 @@ def test_the_public_keys_are_written_before_the_private_key(
     assert written == [PUBLIC, PRIVATE, PUBLIC, PRIVATE]
 
 
-def test_the_deployed_stack_signs_with_the_rotated_key(anonymous_cloud: Cloud) -> None:
+def test_the_deployed_stack_signs_with_the_rotated_key(anonymous_cloud: InProcessStack) -> None:
     names = anonymous_cloud.stack.parameters
     assert (
         main(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.harness import PASSWORD, Account, Cloud, Response, reset_ordo_caches
+from tests.harness import PASSWORD, Account, InProcessStack, Response, reset_ordo_caches
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Call:
 class World:
     """What the routes act on: an admin, a user with a task, a case, a document and a product."""
 
-    cloud: Cloud
+    cloud: InProcessStack
     admin: Account
     user: Account
     task_id: str = ""
@@ -52,7 +52,7 @@ class World:
         return str(response.body[key])
 
 
-def send(cloud: Cloud, call: Call) -> Response:
+def send(cloud: InProcessStack, call: Call) -> Response:
     return cloud.request(
         call.method,
         call.path,
@@ -195,7 +195,7 @@ class Throttle:
 
 
 @pytest.fixture
-def world(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> World:
+def world(cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> World:
     # Every sign-in here comes from one address: no per-address limit in the way.
     monkeypatch.setenv("ORDO_CLIENT_ATTEMPTS", "1000000")
     reset_ordo_caches()
@@ -208,7 +208,7 @@ def world(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> World:
     return w
 
 
-def test_every_route_of_the_template_is_called_here(cloud: Cloud) -> None:
+def test_every_route_of_the_template_is_called_here(cloud: InProcessStack) -> None:
     assert {f"{r.method} {r.path}" for r in cloud.routes} == set(REQUESTS)
 
 

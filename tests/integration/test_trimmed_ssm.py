@@ -8,10 +8,10 @@ import boto3
 from ordo import aws, wiring
 from ordo.keyring import current_signing_key
 from ordo.tokens import PublicKeys
-from tests.harness import Cloud
+from tests.harness import InProcessStack
 
 
-def test_ordos_ssm_client_reads_the_token_keys(anonymous_cloud: Cloud) -> None:
+def test_ordos_ssm_client_reads_the_token_keys(anonymous_cloud: InProcessStack) -> None:
     names = anonymous_cloud.stack.parameters
     client = aws.ssm()
     assert client.meta.service_model.operation_names == ["GetParameter"]
@@ -26,6 +26,6 @@ def test_ordos_ssm_client_reads_the_token_keys(anonymous_cloud: Cloud) -> None:
     assert wiring.token_policy().signing_key.kid == key.kid
 
 
-def test_a_plain_boto3_client_keeps_ssms_whole_model(anonymous_cloud: Cloud) -> None:
+def test_a_plain_boto3_client_keeps_ssms_whole_model(anonymous_cloud: InProcessStack) -> None:
     aws.ssm()
     assert "PutParameter" in boto3.client("ssm").meta.service_model.operation_names

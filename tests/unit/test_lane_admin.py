@@ -30,7 +30,7 @@ class FakeGauge:
         return self.messages
 
 
-class Lane:
+class FakeLane:
     """The fakes, and a worker's moves done by hand at chosen moments."""
 
     def __init__(self) -> None:
@@ -60,8 +60,8 @@ class Lane:
 
 
 @pytest.fixture
-def lane() -> Lane:
-    return Lane()
+def lane() -> FakeLane:
+    return FakeLane()
 
 
 def minutes(n: float) -> timedelta:
@@ -71,7 +71,7 @@ def minutes(n: float) -> timedelta:
 # --- the lane view ---------------------------------------------------------------------------
 
 
-def test_an_empty_lane(lane: Lane) -> None:
+def test_an_empty_lane(lane: FakeLane) -> None:
     view = lane_view(lane.table, lane.dead_letters, ADMIN, NOW)
     assert view.model_dump() == {
         "pending": 0,
@@ -83,7 +83,7 @@ def test_an_empty_lane(lane: Lane) -> None:
     }
 
 
-def test_a_busy_lane(lane: Lane) -> None:
+def test_a_busy_lane(lane: FakeLane) -> None:
     # Given a job that failed two hours ago, one that failed ten minutes ago, one completed,
     # a stranded processing job, the one running now, and two waiting
     lane.fail(lane.submit(NOW - minutes(130)), NOW - minutes(120))
@@ -106,7 +106,7 @@ def test_a_busy_lane(lane: Lane) -> None:
     assert view.failed_last_hour == 1
 
 
-def test_the_lane_view_as_the_worker_moves(lane: Lane) -> None:
+def test_the_lane_view_as_the_worker_moves(lane: FakeLane) -> None:
     first, second = lane.submit(NOW - minutes(2)), lane.submit(NOW - minutes(1))
     assert lane_view(lane.table, lane.dead_letters, ADMIN, NOW).oldest_pending_age_seconds == 120
 
@@ -125,7 +125,7 @@ def test_the_lane_view_as_the_worker_moves(lane: Lane) -> None:
     assert view.running.job_id == second.job_id
 
 
-def test_a_job_accepted_a_moment_ahead_of_the_clock_has_waited_zero(lane: Lane) -> None:
+def test_a_job_accepted_a_moment_ahead_of_the_clock_has_waited_zero(lane: FakeLane) -> None:
     lane.submit(NOW + timedelta(milliseconds=5))  # another container's clock
     assert lane_view(lane.table, lane.dead_letters, ADMIN, NOW).oldest_pending_age_seconds == 0
 
@@ -133,7 +133,7 @@ def test_a_job_accepted_a_moment_ahead_of_the_clock_has_waited_zero(lane: Lane) 
 # --- every user's jobs -----------------------------------------------------------------------
 
 
-def test_failed_jobs_of_every_user_page_newest_first(lane: Lane) -> None:
+def test_failed_jobs_of_every_user_page_newest_first(lane: FakeLane) -> None:
     failed = [
         lane.fail(lane.submit(NOW, owner=owner.id), NOW + minutes(n), error=f"error {n}")
         for n, owner in enumerate([ALICE, BOB, ALICE, BOB, ALICE])
@@ -167,7 +167,7 @@ def test_failed_jobs_of_every_user_page_newest_first(lane: Lane) -> None:
     }
 
 
-def test_every_status_can_be_listed(lane: Lane) -> None:
+def test_every_status_can_be_listed(lane: FakeLane) -> None:
     lane.submit(NOW)
     for status, expected in [
         (JobStatus.PENDING, 1),
@@ -206,7 +206,7 @@ def test_a_query_of_a_status_has_defaults() -> None:
     )
 
 
-def test_a_bad_cursor_is_invalid_input(lane: Lane) -> None:
+def test_a_bad_cursor_is_invalid_input(lane: FakeLane) -> None:
     with pytest.raises(InvalidInput):
         list_jobs(lane.table, ADMIN, JobsQuery(status=JobStatus.FAILED, cursor="nope"))
 
@@ -214,7 +214,7 @@ def test_a_bad_cursor_is_invalid_input(lane: Lane) -> None:
 # --- retry -----------------------------------------------------------------------------------
 
 
-def test_a_retry_is_a_new_pending_job_with_the_same_payload_and_owner(lane: Lane) -> None:
+def test_a_retry_is_a_new_pending_job_with_the_same_payload_and_owner(lane: FakeLane) -> None:
     # Given a failed job of bob's, and a job of alice's waiting in the lane
     failed = lane.fail(lane.submit(NOW - minutes(3), owner=BOB.id, text="xyz"), NOW - minutes(2))
     waiting = lane.submit(NOW - minutes(1))
@@ -249,7 +249,7 @@ def test_a_retry_is_a_new_pending_job_with_the_same_payload_and_owner(lane: Lane
     assert lane.table.count_pending_before(new.queue_seq) == 1
 
 
-def test_a_retry_is_never_refused_by_the_owners_quota(lane: Lane) -> None:
+def test_a_retry_is_never_refused_by_the_owners_quota(lane: FakeLane) -> None:
     failed = lane.fail(lane.submit(NOW - minutes(1)), NOW)
     for _ in range(100):
         lane.submit(NOW)
@@ -258,7 +258,7 @@ def test_a_retry_is_never_refused_by_the_owners_quota(lane: Lane) -> None:
     assert lane.table.jobs[new_id].status is JobStatus.PENDING
 
 
-def test_a_retry_of_a_kind_that_no_longer_exists_is_queued(lane: Lane) -> None:
+def test_a_retry_of_a_kind_that_no_longer_exists_is_queued(lane: FakeLane) -> None:
     gone = Job(
         job_id="a" * 32,
         owner=ALICE.id,
@@ -281,7 +281,7 @@ def test_a_retry_of_a_kind_that_no_longer_exists_is_queued(lane: Lane) -> None:
         ("completed", "is completed; only a failed job can be retried"),
     ],
 )
-def test_only_a_failed_job_can_be_retried(lane: Lane, state: str, why: str) -> None:
+def test_only_a_failed_job_can_be_retried(lane: FakeLane, state: str, why: str) -> None:
     job = lane.submit(NOW - minutes(1))
     if state == "processing":
         lane.start(job, NOW)
@@ -295,7 +295,7 @@ def test_only_a_failed_job_can_be_retried(lane: Lane, state: str, why: str) -> N
     assert len(lane.table.jobs) == 1
 
 
-def test_a_failed_job_is_retried_once(lane: Lane) -> None:
+def test_a_failed_job_is_retried_once(lane: FakeLane) -> None:
     failed = lane.fail(lane.submit(NOW - minutes(1)), NOW)
     first = lane.retry(failed.job_id)
     with pytest.raises(NotRetryable) as raised:
@@ -304,7 +304,7 @@ def test_a_failed_job_is_retried_once(lane: Lane) -> None:
     assert len(lane.table.jobs) == 2
 
 
-def test_a_retry_that_fails_again_can_itself_be_retried(lane: Lane) -> None:
+def test_a_retry_that_fails_again_can_itself_be_retried(lane: FakeLane) -> None:
     failed = lane.fail(lane.submit(NOW - minutes(1)), NOW)
     second = lane.fail(lane.table.jobs[lane.retry(failed.job_id)], NOW)
     third = lane.retry(second.job_id)
@@ -312,7 +312,7 @@ def test_a_retry_that_fails_again_can_itself_be_retried(lane: Lane) -> None:
     assert lane.table.jobs[second.job_id].retried_as == third
 
 
-def test_a_concurrent_retry_loses_in_the_table(lane: Lane) -> None:
+def test_a_concurrent_retry_loses_in_the_table(lane: FakeLane) -> None:
     # Another admin's retry landed between this one's read and its write
     failed = lane.fail(lane.submit(NOW - minutes(1)), NOW)
     stale = lane.table.get
@@ -330,12 +330,12 @@ def test_a_concurrent_retry_loses_in_the_table(lane: Lane) -> None:
 
 
 @pytest.mark.parametrize("job_id", ["0" * 32, "nope", "x" * 3000, "0" * 31 + "g"])
-def test_an_unknown_or_malformed_id_is_not_found(lane: Lane, job_id: str) -> None:
+def test_an_unknown_or_malformed_id_is_not_found(lane: FakeLane, job_id: str) -> None:
     with pytest.raises(JobNotFound):
         lane.retry(job_id)
 
 
-def test_a_retry_the_lane_refuses_ends_the_new_job_failed(lane: Lane) -> None:
+def test_a_retry_the_lane_refuses_ends_the_new_job_failed(lane: FakeLane) -> None:
     failed = lane.fail(lane.submit(NOW - minutes(1)), NOW)
     with pytest.raises(Unavailable):
         retry_job(
@@ -349,7 +349,7 @@ def test_a_retry_the_lane_refuses_ends_the_new_job_failed(lane: Lane) -> None:
 # --- admins only -----------------------------------------------------------------------------
 
 
-def test_users_are_forbidden_everything(lane: Lane) -> None:
+def test_users_are_forbidden_everything(lane: FakeLane) -> None:
     failed = lane.fail(lane.submit(NOW - minutes(1)), NOW)
     with pytest.raises(Forbidden):
         lane_view(lane.table, lane.dead_letters, ALICE, NOW)

@@ -45,7 +45,9 @@ class CountingTable(InMemoryJobTable):
         return super().by_owner(owner, limit=limit, cursor=cursor)
 
 
-class Lane:
+class FakeLane:
+    """The in-memory fakes, and jobs accepted onto them at chosen moments."""
+
     def __init__(self) -> None:
         self.table = CountingTable()
         self.queue = InMemoryJobQueue()
@@ -87,11 +89,11 @@ class Lane:
 
 
 @pytest.fixture
-def lane() -> Lane:
-    return Lane()
+def lane() -> FakeLane:
+    return FakeLane()
 
 
-def test_the_owners_jobs_newest_first_in_pages(lane: Lane) -> None:
+def test_the_owners_jobs_newest_first_in_pages(lane: FakeLane) -> None:
     jobs = [lane.submit(n) for n in range(5)]
     first = lane.page(limit=2)
     assert [item.job_id for item in first.items] == [jobs[4].job_id, jobs[3].job_id]
@@ -102,14 +104,14 @@ def test_the_owners_jobs_newest_first_in_pages(lane: Lane) -> None:
     assert ([item.job_id for item in third.items], third.next_cursor) == ([jobs[0].job_id], None)
 
 
-def test_jobs_accepted_at_the_same_moment_keep_one_order_across_pages(lane: Lane) -> None:
+def test_jobs_accepted_at_the_same_moment_keep_one_order_across_pages(lane: FakeLane) -> None:
     jobs = [lane.submit(0) for _ in range(5)]
     expected = sorted((job.job_id for job in jobs), reverse=True)
     assert lane.ids(limit=2) == expected
     assert lane.ids(limit=5) == expected
 
 
-def test_each_owner_sees_only_their_own_jobs_an_admin_included(lane: Lane) -> None:
+def test_each_owner_sees_only_their_own_jobs_an_admin_included(lane: FakeLane) -> None:
     alices = [lane.submit(n, owner=ALICE.id) for n in range(3)]
     bobs = [lane.submit(n + 0.5, owner=BOB.id) for n in range(2)]
     admins = [lane.submit(9, owner=ADMIN.id)]
@@ -119,7 +121,7 @@ def test_each_owner_sees_only_their_own_jobs_an_admin_included(lane: Lane) -> No
     assert lane.page(make_user("carol").id).model_dump() == {"items": [], "next_cursor": None}
 
 
-def test_another_owners_cursor_or_a_made_up_one_is_refused(lane: Lane) -> None:
+def test_another_owners_cursor_or_a_made_up_one_is_refused(lane: FakeLane) -> None:
     for n in range(3):
         lane.submit(n, owner=ALICE.id)
         lane.submit(n, owner=BOB.id)
@@ -131,7 +133,7 @@ def test_another_owners_cursor_or_a_made_up_one_is_refused(lane: Lane) -> None:
         lane.page(ALICE.id, cursor="not-a-cursor")
 
 
-def test_each_job_shows_its_state_kind_times_position_result_and_error(lane: Lane) -> None:
+def test_each_job_shows_its_state_kind_times_position_result_and_error(lane: FakeLane) -> None:
     done = lane.finish(lane.submit(0), result="cba", seconds=101)
     invoice = lane.finish(
         lane.submit(1, kind="invoice", data="{}"), result='{"total": "9.50"}', seconds=103
@@ -171,7 +173,7 @@ def test_each_job_shows_its_state_kind_times_position_result_and_error(lane: Lan
     assert all(views[job.job_id].result is None for job in waiting)
 
 
-def test_a_pending_job_counts_the_jobs_of_every_owner_ahead_of_it(lane: Lane) -> None:
+def test_a_pending_job_counts_the_jobs_of_every_owner_ahead_of_it(lane: FakeLane) -> None:
     lane.submit(0, owner=BOB.id)
     lane.submit(1, owner=BOB.id)
     mine = lane.submit(2, owner=ALICE.id)
@@ -179,7 +181,7 @@ def test_a_pending_job_counts_the_jobs_of_every_owner_ahead_of_it(lane: Lane) ->
     assert (view.job_id, view.queue_position) == (mine.job_id, 2)
 
 
-def test_only_pending_jobs_cost_a_queue_position_query(lane: Lane) -> None:
+def test_only_pending_jobs_cost_a_queue_position_query(lane: FakeLane) -> None:
     lane.finish(lane.submit(0), result="cba")
     lane.start(lane.submit(1))
     for n in range(3):
@@ -191,7 +193,7 @@ def test_only_pending_jobs_cost_a_queue_position_query(lane: Lane) -> None:
     assert lane.table.page_queries == 1
 
 
-def test_a_page_of_large_results_ends_early_and_the_next_resumes_after_it(lane: Lane) -> None:
+def test_a_page_of_large_results_ends_early_and_the_next_resumes_after_it(lane: FakeLane) -> None:
     big = "x" * 4_000
     jobs = [lane.finish(lane.submit(n), result=big, seconds=200 + n) for n in range(5)]
     newest_first = [job.job_id for job in reversed(jobs)]
@@ -210,7 +212,7 @@ def test_a_page_of_large_results_ends_early_and_the_next_resumes_after_it(lane: 
     assert rest == newest_first[2:]
 
 
-def test_a_job_larger_than_the_budget_still_makes_a_page_of_its_own(lane: Lane) -> None:
+def test_a_job_larger_than_the_budget_still_makes_a_page_of_its_own(lane: FakeLane) -> None:
     jobs = [lane.finish(lane.submit(n), result="x" * 4_000, seconds=200 + n) for n in range(2)]
     page = list_my_jobs(lane.table, ALICE.id, KINDS, limit=5, max_bytes=100)
     assert [item.job_id for item in page.items] == [jobs[1].job_id]
