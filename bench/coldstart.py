@@ -1,4 +1,4 @@
-"""Cold start of every API function, by phase, against the floor of one bare boto3 call.
+"""Cold start of every function with an HTTP route, by phase, against one bare boto3 call.
 
 Each sample is a fresh python3.12 process, timed from spawn to exit, set up as Lambda runs the
 ``sam build`` artifact: only boto3 installed (the runtime's), the function folder then the
@@ -46,7 +46,6 @@ import json
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from bench import figures, tables
+from bench.common import free_port
 
 if TYPE_CHECKING:
     from infra.local.stack import Function
@@ -276,13 +276,6 @@ def warn_if_stale(functions: Mapping[str, Function]) -> None:
 # --- moto ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _answers(port: int) -> bool:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
@@ -438,13 +431,13 @@ def prepare(endpoint: str) -> dict[str, Case]:
     _parent_imports()
     import boto3
 
-    from infra.local.cloud import store_stack_signing_key
+    from infra.local.ordo_app import store_stack_signing_key
     from infra.local.stack import Stack
     from ordo.accounts import RegisterRequest, User, UserView, ensure_admin, register
     from ordo.jobs import Job, JobStatus, new_job_id
     from ordo.queue import SqsJobQueue
     from ordo.storage.accounts import DynamoLoginGuard, DynamoUserTable
-    from ordo.storage.dynamodb import DynamoJobTable, job_key
+    from ordo.storage.jobs import DynamoJobTable, job_key
     from ordo.tasks import ReversePayload, TaskRequest, TaskType, submit_task
     from ordo.tokens import SigningKey, TokenType, issue_token
 

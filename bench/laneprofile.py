@@ -12,7 +12,7 @@ on an idle queue, and prints, per job of each phase, the calls made and their ti
   lock);
 * every function process (preloaded with ``ORDO_LOCAL_PRELOAD=bench.laneprofile``): its
   botocore calls by operation, as the function sees them; in the worker also the runner's own
-  time (``Lane._execute``, the simulated delay included) and each message's handling.
+  time (``Worker._execute``, the simulated delay included) and each message's handling.
 
 For the idle pickups it also prints their p50 (``started_at - created_at``) and a timeline:
 per step, when it started and ended, in ms after the submit function's job put began (median
@@ -81,11 +81,11 @@ def _probe_function(directory: Path) -> None:
     _records = _Appender(directory / f"{function}-{os.getpid()}.jsonl")
     _patch(BaseClient, "_make_api_call", function, lambda _client, operation, _params: operation)
     if function == "WorkerFunction":
-        from ordo.worker import Lane
+        from ordo.worker import Worker
 
-        _patch(Lane, "_execute", function, lambda *_: "runner (delay included)")
-        _patch(Lane, "handle", function, lambda *_: "handle one message")
-        _patch(Lane, "run_batch", function, lambda *_: "handler (run_batch)")
+        _patch(Worker, "_execute", function, lambda *_: "runner (delay included)")
+        _patch(Worker, "handle", function, lambda *_: "handle one message")
+        _patch(Worker, "run_batch", function, lambda *_: "handler (run_batch)")
 
 
 # --- inside the local cloud's process ------------------------------------------------------

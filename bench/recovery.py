@@ -88,7 +88,7 @@ class Jobs:
         (self.table,) = [name for name in names if "JobsTable" in name]
 
     def item(self, job_id: str) -> dict[str, Any]:
-        from ordo.storage.dynamodb import job_key
+        from ordo.storage.jobs import job_key
 
         key = job_key(job_id)
         item: dict[str, Any] = self.dynamodb.get_item(TableName=self.table, Key=key)["Item"]

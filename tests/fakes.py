@@ -25,6 +25,9 @@ class InMemoryJobTable:
         self.jobs: dict[str, Job] = {}
         self.pending: dict[str, int] = {}
         self.singletons: dict[str, str] = {}
+        # The jobs whose result was declared JSON (the adapter may store it as a map); every
+        # other result is stored as text.
+        self.json_results: set[str] = set()
 
     def create(self, job: Job, max_pending: int) -> None:
         if job.job_id in self.jobs:
@@ -43,12 +46,14 @@ class InMemoryJobTable:
     def singleton(self, kind: str) -> str | None:
         return self.singletons.get(kind)
 
-    def record(self, job: Job) -> None:
+    def record(self, job: Job, *, result_is_json: bool = False) -> None:
         if not job.status.is_final:
             raise ValueError(f"only an ended job is recorded, not a {job.status} one")
         if job.job_id in self.jobs:
             raise StaleTransition(job.job_id)
         self.jobs[job.job_id] = job.model_copy(update={"queue_seq": None})
+        if result_is_json and job.result is not None:
+            self.json_results.add(job.job_id)
 
     def pending_count(self, owner: str) -> int:
         return self.pending.get(owner, 0)
@@ -109,11 +114,14 @@ class InMemoryJobTable:
         now: datetime,
         *,
         result: str | None = None,
+        result_is_json: bool = False,
         error: str | None = None,
         expires_at: int | None = None,
     ) -> Job:
         current = self._expect(job.job_id, {JobStatus.PROCESSING}, job.attempt)
         outcome: dict[str, object] = {"result": result} if result is not None else {"error": error}
+        if result_is_json and result is not None:
+            self.json_results.add(job.job_id)
         if status is JobStatus.COMPLETED:
             outcome["progress"] = 100
         if expires_at is not None:

@@ -20,7 +20,7 @@ from ordo.accounts import (
     new_user_id,
     username_key,
 )
-from ordo.errors import Conflict
+from ordo.errors import Conflict, InvalidInput
 from ordo.tokens import Claims
 
 
@@ -59,10 +59,17 @@ class InMemoryUserTable:
         return after
 
     def page(self, limit: int, cursor: str | None) -> tuple[list[User], str | None]:
-        ordered = sorted(self.users.values(), key=lambda u: (u.created_at, u.id))
-        start = int(cursor or 0)
-        end = start + limit
-        return ordered[start:end], str(end) if end < len(ordered) else None
+        """Oldest first; the cursor is the last listed user's place, as the adapter's is."""
+        ordered = sorted(self.users.values(), key=_order)
+        if cursor is not None and not cursor.startswith("USERS#"):
+            raise InvalidInput("cursor is not valid")
+        rest = [u for u in ordered if cursor is None or _order(u) > cursor]
+        page = rest[:limit]
+        return page, _order(page[-1]) if len(rest) > limit else None
+
+
+def _order(user: User) -> str:
+    return f"USERS#{user.created_at.isoformat()}#{user.id}"
 
 
 @dataclass

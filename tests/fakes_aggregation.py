@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ordo.aggregation import FetchCounts, Post, PostPage, SourceFailed
+from ordo.errors import InvalidInput
 
 
 class ListSource:
@@ -32,14 +33,23 @@ class InMemoryPostStore:
         return created, updated
 
     def page(self, user_id: int | None, limit: int, cursor: str | None) -> PostPage:
+        """By id; a cursor (``<listing>#<last id>``) pages only the listing it came from, as
+        the adapter's does."""
+        listing = "POSTS" if user_id is None else f"POSTS#USER#{user_id}"
         chosen = sorted(
             (p for p in self.posts.values() if user_id is None or p.user_id == user_id),
             key=lambda p: p.id,
         )
-        after = int(cursor) if cursor else 0
+        after = 0
+        if cursor:
+            named, _, last = cursor.rpartition("#")
+            if named != listing or not last.isdigit():
+                raise InvalidInput("cursor is not valid")
+            after = int(last)
         rest = [p for p in chosen if p.id > after]
         page = rest[:limit]
-        return PostPage(items=page, next_cursor=str(page[-1].id) if len(rest) > limit else None)
+        next_cursor = f"{listing}#{page[-1].id}" if len(rest) > limit else None
+        return PostPage(items=page, next_cursor=next_cursor)
 
 
 class InMemoryFetchLock:

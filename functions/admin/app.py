@@ -5,21 +5,16 @@ import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
 # isort: split
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Response
-from mangum import Mangum
+from fastapi import Query, Response
 
 from ordo import lane_admin
 from ordo.clock import utcnow
-from ordo.http import CurrentUser, api_app
-from ordo.jobs import JobQueue, JobTable, QueueGauge
+from ordo.deps import CurrentUser, DeadLetters, Jobs, Limits, Queue
+from ordo.http import api_app, lambda_handler
 from ordo.lane_admin import AdminJobPage, JobsQuery, LaneView, RetryAccepted
 from ordo.observability import MetricUnit, metrics
-from ordo.settings import settings
-from ordo.wiring import dead_letter_gauge, job_queue, job_table
 
 app = api_app(title="admin")
-
-Jobs = Annotated[JobTable, Depends(job_table)]
 
 _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not signed in"},
@@ -28,11 +23,7 @@ _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
 
 
 @app.get("/admin/lane", response_model=LaneView, responses=_ADMIN_ONLY)
-def lane(
-    user: CurrentUser,
-    table: Jobs,
-    dead_letters: Annotated[QueueGauge, Depends(dead_letter_gauge)],
-) -> LaneView:
+def lane(user: CurrentUser, table: Jobs, dead_letters: DeadLetters) -> LaneView:
     """Counts by status, the oldest wait, the running job and the dead letters."""
     return lane_admin.lane_view(table, dead_letters, user, utcnow())
 
@@ -61,11 +52,7 @@ def jobs(user: CurrentUser, table: Jobs, query: Annotated[JobsQuery, Query()]) -
     },
 )
 def retry(
-    job_id: str,
-    user: CurrentUser,
-    response: Response,
-    table: Jobs,
-    queue: Annotated[JobQueue, Depends(job_queue)],
+    job_id: str, *, user: CurrentUser, response: Response, table: Jobs, queue: Queue, limits: Limits
 ) -> RetryAccepted:
     """Queue a new job with the failed job's kind, payload and owner at the end of the lane;
     the two are linked by `retry_of` and `retried_as`. Follow it with `GET /status/{job_id}`."""
@@ -75,12 +62,11 @@ def retry(
         user,
         job_id,
         now=utcnow(),
-        retention_days=settings().job_retention_days,
+        retention_days=limits.retention_days,
     )
     response.headers["Location"] = f"/status/{accepted.job_id}"
     metrics.add_metric(name="JobsRetried", unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics()
     return accepted
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -7,33 +7,30 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Response
-from mangum import Mangum
 
 from ordo import accounts
 from ordo.accounts import (
-    LoginGuard,
     LoginRequest,
     LogoutRequest,
     RefreshRequest,
-    RefreshTokens,
     RegisterRequest,
-    SignInLimits,
     TokenPair,
-    TokenPolicy,
-    UserTable,
     UserView,
 )
 from ordo.clock import utcnow
-from ordo.http import BearerToken, ClientAddress, CurrentUser, api_app
-from ordo.wiring import login_guard, refresh_tokens, sign_in_limits, token_policy, user_table
+from ordo.deps import (
+    BearerToken,
+    ClientAddress,
+    CurrentUser,
+    Guard,
+    Signing,
+    SignInRules,
+    Tokens,
+    Users,
+)
+from ordo.http import api_app, lambda_handler
 
 app = api_app(title="auth")
-
-Users = Annotated[UserTable, Depends(user_table)]
-Tokens = Annotated[RefreshTokens, Depends(refresh_tokens)]
-Guard = Annotated[LoginGuard, Depends(login_guard)]
-Limits = Annotated[SignInLimits, Depends(sign_in_limits)]
-Policy = Annotated[TokenPolicy, Depends(token_policy)]
 
 _SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Wrong username or password, or the account is inactive"},
@@ -51,7 +48,7 @@ _SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
     },
 )
 def register(
-    request: RegisterRequest, users: Users, guard: Guard, client: ClientAddress, limits: Limits
+    request: RegisterRequest, users: Users, guard: Guard, client: ClientAddress, limits: SignInRules
 ) -> UserView:
     return accounts.register(users, guard, request, now=utcnow(), client=client, limits=limits)
 
@@ -61,9 +58,9 @@ def _sign_in(
     users: Users,
     tokens: Tokens,
     guard: Guard,
-    policy: Policy,
+    policy: Signing,
     client: ClientAddress,
-    limits: Limits,
+    limits: SignInRules,
 ) -> Callable[[LoginRequest], TokenPair]:
     def sign_in(request: LoginRequest) -> TokenPair:
         return accounts.login(
@@ -92,7 +89,7 @@ def login_json(request: LoginRequest, sign_in: SignIn) -> TokenPair:
     response_model=TokenPair,
     responses={401: {"description": "Not a valid, unspent refresh token"}},
 )
-def refresh(request: RefreshRequest, users: Users, tokens: Tokens, policy: Policy) -> TokenPair:
+def refresh(request: RefreshRequest, users: Users, tokens: Tokens, policy: Signing) -> TokenPair:
     return accounts.refresh(users, tokens, request.refresh_token, policy, utcnow())
 
 
@@ -102,7 +99,7 @@ def refresh(request: RefreshRequest, users: Users, tokens: Tokens, policy: Polic
     responses={401: {"description": "Neither the refresh token nor the bearer token is valid"}},
 )
 def logout(
-    tokens: Tokens, policy: Policy, bearer: BearerToken, request: LogoutRequest | None = None
+    tokens: Tokens, policy: Signing, bearer: BearerToken, request: LogoutRequest | None = None
 ) -> Response:
     """Revoke the session (refresh-token family) of the refresh token in the body and/or of the
     bearer access token. Its access tokens run out on their own, within their lifetime."""
@@ -118,4 +115,4 @@ def me(user: CurrentUser) -> UserView:
     return UserView.of(user)
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

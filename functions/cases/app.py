@@ -5,8 +5,7 @@ import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
 # isort: split
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Query, Response
-from mangum import Mangum
+from fastapi import Body, Query, Response
 
 from ordo import cases, clock
 from ordo.cases import (
@@ -15,19 +14,13 @@ from ordo.cases import (
     CasePage,
     CaseRequest,
     CaseStatus,
-    CaseTable,
-    CaseTimer,
     CaseView,
-    Timeline,
 )
-from ordo.http import CurrentUser, api_app
-from ordo.observability import metrics
-from ordo.wiring import case_table, case_timer, timeline
+from ordo.deps import Cases, CurrentUser, Timer, Timing
+from ordo.http import api_app, lambda_handler
 
 app = api_app(title="cases")
 
-Cases = Annotated[CaseTable, Depends(case_table)]
-Timing = Annotated[Timeline, Depends(timeline)]
 _HIDDEN: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such case, or not one the caller may see"}
 }
@@ -38,7 +31,7 @@ def create_case(
     *,
     user: CurrentUser,
     table: Cases,
-    timer: Annotated[CaseTimer, Depends(case_timer)],
+    timer: Timer,
     timing: Timing,
     response: Response,
     request: Annotated[CaseRequest | None, Body()] = None,
@@ -53,7 +46,6 @@ def create_case(
         now=clock.utcnow(),
         timeline=timing,
     )
-    metrics.flush_metrics()  # only this route has metrics: no empty flush on reads
     response.headers["Location"] = f"/cases/{case.case_id}"
     return CaseCreated(case_id=case.case_id, status=case.status, created_at=case.created_at)
 
@@ -79,4 +71,4 @@ def get_case(case_id: str, user: CurrentUser, table: Cases, timing: Timing) -> C
     return cases.get_case(table, user, case_id, clock.utcnow(), timing)
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

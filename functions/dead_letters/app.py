@@ -5,14 +5,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ordo.clock import utcnow
-from ordo.observability import logger, metrics
+from ordo.observability import observed
 from ordo.recovery import DeadLetter, end_dead_letters
 from ordo.settings import settings
 from ordo.wiring import job_table
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Reports only messages kept for a retry (a transient error, and every later one)."""
     config = settings()

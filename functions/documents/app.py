@@ -3,12 +3,10 @@
 import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
 
 # isort: split
-from typing import Annotated, Any
-
-from fastapi import Depends
-from mangum import Mangum
+from typing import Any
 
 from ordo.clock import utcnow
+from ordo.deps import CurrentUser, Jobs, Limits, Queue
 from ordo.documents import (
     MAX_DOCUMENT_BYTES,
     DocumentAccepted,
@@ -17,16 +15,13 @@ from ordo.documents import (
     check_document,
     submit_document,
 )
-from ordo.http import CurrentUser, api_app
-from ordo.jobs import JobQueue, JobStatusView, JobTable, get_job_status
+from ordo.http import api_app, lambda_handler
+from ordo.jobs import JobStatusView, get_job_status
 from ordo.observability import MetricUnit, metrics
 from ordo.registry import KINDS
-from ordo.settings import settings
-from ordo.wiring import job_queue, job_table
 
 app = api_app(title="documents")
 
-Jobs = Annotated[JobTable, Depends(job_table)]
 _HIDDEN: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such job, or not one the caller may see"}
 }
@@ -41,24 +36,19 @@ _HIDDEN: dict[int | str, dict[str, Any]] = {
     },
 )
 def upload(
-    request: UploadRequest,
-    user: CurrentUser,
-    table: Jobs,
-    queue: Annotated[JobQueue, Depends(job_queue)],
+    request: UploadRequest, user: CurrentUser, table: Jobs, queue: Queue, limits: Limits
 ) -> DocumentAccepted:
     """Queue an invoice or a contract on the lane; follow it with `GET /status/{job_id}`."""
-    config = settings()
     accepted = submit_document(
         table,
         queue,
         request,
         owner=user.id,
         now=utcnow(),
-        retention_days=config.job_retention_days,
-        max_pending=config.max_pending_per_user,
+        retention_days=limits.retention_days,
+        max_pending=limits.max_pending,
     )
     metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics()
     return accepted
 
 
@@ -78,4 +68,4 @@ def process(request: ProcessRequest, user: CurrentUser, table: Jobs) -> JobStatu
     return check_document(table, user, request, KINDS)
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -3,16 +3,12 @@
 import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
 
 # isort: split
-from typing import Annotated
-
-from fastapi import Depends
 from fastapi.responses import JSONResponse
-from mangum import Mangum
 
 from ordo import health
 from ordo.clock import utcnow
-from ordo.http import api_app
-from ordo.wiring import dependency_probes
+from ordo.deps import Probes
+from ordo.http import api_app, lambda_handler
 
 app = api_app(title="health")
 
@@ -23,9 +19,7 @@ app = api_app(title="health")
     response_model_exclude_none=True,
     responses={503: {"model": health.Health, "description": "A dependency is unreachable"}},
 )
-def get_health(
-    probes: Annotated[dict[str, health.Probe], Depends(dependency_probes)], deep: bool = False
-) -> JSONResponse:
+def get_health(probes: Probes, deep: bool = False) -> JSONResponse:
     report = (
         health.check(probes, utcnow())
         if deep
@@ -38,4 +32,4 @@ def get_health(
     )
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

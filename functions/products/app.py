@@ -2,7 +2,8 @@
 
 Reads come from ``index``, this container's copy of the catalog: one GetItem of the catalog's
 version per request while it is current; after writes, one Query more for their change
-records, applied in place (a full load only when some are missing).
+records, applied in place (a full load only when some are missing). Writes go to the table
+alone: each moves the catalog's version, which every container's index notices at its next read.
 
 The read path is ``async def``, its dependency too. A Lambda container serves one request at a
 time, so the blocking GetItem holds up no one. A sync route would cost a new thread per request:
@@ -14,9 +15,8 @@ import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
 # isort: split
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
-from mangum import Mangum
 from pydantic import BaseModel
 
 from ordo import catalog
@@ -27,22 +27,14 @@ from ordo.catalog import (
     Product,
     ProductCreate,
     ProductPage,
-    ProductTable,
     ProductUpdate,
 )
 from ordo.clock import utcnow
-from ordo.http import CurrentUser, api_app
-from ordo.wiring import product_table
+from ordo.deps import CurrentUser, Products
+from ordo.http import api_app, lambda_handler
 
 app = api_app(title="products")
 index = CatalogIndex()
-
-
-async def _product_table() -> ProductTable:
-    return product_table()
-
-
-Products = Annotated[ProductTable, Depends(_product_table)]
 _ADMIN: dict[int | str, dict[str, Any]] = {403: {"description": "Admin role required"}}
 _CACHED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified (If-None-Match)"}}
 
@@ -91,14 +83,14 @@ async def get_product(product_id: str, request: Request, table: Products) -> Res
 @app.put("/products/{product_id}", response_model=Product, responses=_ADMIN)
 def update(product_id: str, changes: ProductUpdate, user: CurrentUser, table: Products) -> Product:
     require_admin(user)
-    return catalog.update_product(table, index, product_id, changes, utcnow())
+    return catalog.update_product(table, product_id, changes, utcnow())
 
 
 @app.delete("/products/{product_id}", status_code=204, responses=_ADMIN)
 def delete(product_id: str, user: CurrentUser, table: Products) -> Response:
     require_admin(user)
-    catalog.delete_product(table, index, product_id, utcnow())
+    catalog.delete_product(table, product_id, utcnow())
     return Response(status_code=204)
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -5,15 +5,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ordo.clock import utcnow
-from ordo.observability import logger, metrics
+from ordo.observability import logger, observed
 from ordo.recovery import ScheduledEvent, reconcile
 from ordo.registry import KINDS
 from ordo.settings import settings
 from ordo.wiring import job_table, lane_gauge
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@observed
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = ScheduledEvent.model_validate(event)
     logger.append_keys(schedule_event=tick.id)

@@ -6,18 +6,16 @@ import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
 # isort: split
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
-from mangum import Mangum
+from fastapi import Query
 
-from ordo.http import CurrentUser, api_app
-from ordo.jobs import MAX_MY_JOBS_PAGE, MY_JOBS_PAGE, JobTable, MyJobPage, list_my_jobs
+from ordo.deps import CurrentUser, Jobs
+from ordo.http import api_app, lambda_handler
+from ordo.jobs import MAX_MY_JOBS_PAGE, MY_JOBS_PAGE, MyJobPage, list_my_jobs
 from ordo.registry import KINDS
 from ordo.tasks import TaskView, get_task
-from ordo.wiring import job_table
 
 app = api_app(title="status")
 
-Jobs = Annotated[JobTable, Depends(job_table)]
 _BAD_QUERY: dict[int | str, dict[str, Any]] = {
     422: {"description": "A limit out of range, or a cursor not from this caller's listing"}
 }
@@ -45,4 +43,4 @@ def my_jobs(
     return list_my_jobs(table, user.id, KINDS, limit=limit, cursor=cursor)
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

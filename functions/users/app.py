@@ -5,28 +5,15 @@ import ordo.boot  # noqa: F401  (first, before FastAPI: see ordo/boot.py)
 # isort: split
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Response
-from mangum import Mangum
+from fastapi import Query, Response
 
 from ordo import accounts
-from ordo.accounts import (
-    LoginGuard,
-    RoleUpdate,
-    SignInLimits,
-    UserPage,
-    UserTable,
-    UserUpdate,
-    UserView,
-)
+from ordo.accounts import RoleUpdate, UserPage, UserUpdate, UserView
 from ordo.clock import utcnow
-from ordo.http import ClientAddress, CurrentUser, api_app
-from ordo.wiring import login_guard, sign_in_limits, user_table
+from ordo.deps import ClientAddress, CurrentUser, Guard, SignInRules, Users
+from ordo.http import api_app, lambda_handler
 
 app = api_app(title="users")
-
-Users = Annotated[UserTable, Depends(user_table)]
-Guard = Annotated[LoginGuard, Depends(login_guard)]
-Limits = Annotated[SignInLimits, Depends(sign_in_limits)]
 
 _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {403: {"description": "Admin role required"}}
 _CREDENTIAL_CHANGE: dict[int | str, dict[str, Any]] = {
@@ -70,7 +57,7 @@ def update_user(
     users: Users,
     guard: Guard,
     client: ClientAddress,
-    limits: Limits,
+    limits: SignInRules,
 ) -> UserView:
     """Changing your own email, username or password needs ``current_password``; any such
     change signs the account out everywhere (its tokens stop working)."""
@@ -91,4 +78,4 @@ def set_role(user_id: str, change: RoleUpdate, user: CurrentUser, users: Users) 
     return accounts.set_role(users, user, user_id, change.role, utcnow())
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

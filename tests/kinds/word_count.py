@@ -31,6 +31,6 @@ WORD_COUNT: Kind[WordCountPayload] = Kind(
     payload=WordCountPayload,
     run=count_words,
     max_seconds=3,
-    show=json.loads,
+    result_is_json=True,
     description="Count the words of a text (1 s).",
 )

@@ -14,9 +14,12 @@ from ordo.aggregation import (
     FetchLocked,
     FetchStatus,
     Post,
+    ScheduledFetch,
+    ScheduleOutcome,
     SourceFailed,
     TaskFetch,
     fetch_now,
+    fetch_on_schedule,
     fetch_sync,
     get_fetch_job,
     submit_fetch,
@@ -27,7 +30,7 @@ from ordo.jobs import JobStatus
 from ordo.kinds import Resources
 from ordo.registry import KINDS
 from ordo.storage.aggregation import DynamoPostStore, post_key
-from ordo.worker import Delivery, Lane
+from ordo.worker import Delivery, Worker
 from tests.fakes_aggregation import (
     InMemoryFetchLock,
     InMemoryFetchLog,
@@ -107,6 +110,28 @@ def test_a_failing_source_keeps_the_data_and_frees_the_lock() -> None:
     assert aggregator.lock.acquire("next", NOW, timedelta(seconds=1))
 
 
+def test_the_schedules_fetch_reports_ok_locked_or_failed_and_never_raises() -> None:
+    source = ListSource([post(1), {"id": "bad"}])
+    aggregator = make(source)
+
+    done = fetch_on_schedule(aggregator, "schedule-1", NOW)
+    assert done == ScheduledFetch(
+        status=ScheduleOutcome.OK, fetched=2, created=1, updated=0, skipped=1
+    )
+
+    assert aggregator.lock.acquire("someone", NOW, timedelta(seconds=90))
+    assert fetch_on_schedule(aggregator, "schedule-2", NOW) == ScheduledFetch(
+        status=ScheduleOutcome.LOCKED
+    )
+    assert source.calls == 1  # skipped: the source was not asked
+
+    later = NOW + timedelta(seconds=91)
+    source.error = "the source answered 503"
+    failed = fetch_on_schedule(aggregator, "schedule-3", later)
+    assert (failed.status, failed.error) == (ScheduleOutcome.FAILED, "the source answered 503")
+    assert len(aggregator.store.page(None, 10, None).items) == 1  # the stored data unchanged
+
+
 @pytest.mark.parametrize(
     ("after", "status", "calls"),
     [(59.999, FetchStatus.CACHED, 1), (60, FetchStatus.OK, 2)],
@@ -124,7 +149,7 @@ def test_the_worker_runs_a_fetch_job_and_fails_it_readably() -> None:
 
     aggregator = make(ListSource([post(1)]))
     table = InMemoryJobTable()
-    lane = Lane(
+    worker = Worker(
         table, KINDS, clock=lambda: NOW, resources=Resources({Aggregator: lambda: aggregator})
     )
 
@@ -138,7 +163,7 @@ def test_the_worker_runs_a_fetch_job_and_fails_it_readably() -> None:
             retention_days=0,
             max_pending=9,
         ).answer.job_id
-        lane.handle(Delivery("m-1", json.dumps({"job_id": job_id})))
+        worker.handle(Delivery("m-1", json.dumps({"job_id": job_id})))
         job = table.jobs[job_id]
         return job.status, job.result, job.error
 
@@ -206,7 +231,7 @@ class TaskFetches:
         self.table = InMemoryJobTable()
         self.queue = InMemoryJobQueue()
         self.now = NOW
-        self.lane = Lane(
+        self.worker = Worker(
             self.table,
             KINDS,
             clock=lambda: self.now,
@@ -225,7 +250,7 @@ class TaskFetches:
         )
 
     def run(self, job_id: str) -> FetchJobView:
-        self.lane.handle(Delivery(f"m-{job_id}", json.dumps({"job_id": job_id})))
+        self.worker.handle(Delivery(f"m-{job_id}", json.dumps({"job_id": job_id})))
         return get_fetch_job(self.table, job_id)
 
 

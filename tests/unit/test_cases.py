@@ -7,9 +7,12 @@ from pydantic import ValidationError
 
 from ordo.accounts import Role, User
 from ordo.cases import (
+    MAX_EARLY,
     CaseNotFound,
     CaseRequest,
     CaseStatus,
+    CaseTick,
+    TickTooEarly,
     Timeline,
     create_case,
     get_case,
@@ -17,6 +20,7 @@ from ordo.cases import (
     observe,
     schedule_transitions,
     tick,
+    wait_before_tick,
 )
 from ordo.review import simulate_review
 from tests.fakes_accounts import make_user
@@ -230,3 +234,12 @@ def test_an_empty_request_gets_the_default_procedure() -> None:
     request = CaseRequest()
     assert request.procedure_name == "Facet Joint Injection"
     assert request.cpt_codes[0] == "64490"
+
+
+def test_a_timer_message_a_moment_early_waits_and_one_far_too_early_is_refused() -> None:
+    message = CaseTick(case_id="case_" + "0" * 32, due=T0)
+    assert wait_before_tick(message, T0 + MS) == 0
+    assert wait_before_tick(message, T0) == 0
+    assert wait_before_tick(message, T0 - MAX_EARLY) == MAX_EARLY.total_seconds()
+    with pytest.raises(TickTooEarly):
+        wait_before_tick(message, T0 - MAX_EARLY - MS)

@@ -72,10 +72,16 @@ import app
 state = {{"imported": {{"gc": gc.isenabled()}}}}
 def fetch_on_schedule(fetcher, holder, now):
     state["fetching"] = {{"gc": gc.isenabled()}}
-    return {{"status": "fetched"}}
+    return app.aggregation.ScheduledFetch(status="locked")
+class Context:
+    function_name = "FetchFunction"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:FetchFunction"
+    aws_request_id = "req-1"
 app.aggregator = lambda: None
 app.aggregation.fetch_on_schedule = fetch_on_schedule
-outcome = app.handler(json.loads(pathlib.Path({str(SCHEDULE_EVENT)!r}).read_text()), None)
+event = json.loads(pathlib.Path({str(SCHEDULE_EVENT)!r}).read_text())
+outcome = app.handler(event, Context())
 state["invoked"] = {{"gc": gc.isenabled(), "status": outcome["status"]}}
 print(json.dumps(state))
 """
@@ -139,4 +145,4 @@ def test_in_lambda_fetchs_schedule_turns_the_collector_on_before_it_fetches() ->
 
     assert state["imported"]["gc"] is False
     assert state["fetching"]["gc"] is True
-    assert state["invoked"] == {"gc": True, "status": "fetched"}
+    assert state["invoked"] == {"gc": True, "status": "locked"}

@@ -22,12 +22,13 @@ from ordo.documents import (
     submit_document,
 )
 from ordo.errors import InvalidInput, JobNotFound, PayloadTooLarge
-from ordo.jobs import JobStatus, JobStatusView, Viewer
+from ordo.jobs import JobStatus, JobStatusView
 from ordo.jobs import get_job_status as get_status
 from ordo.kinds import RunContext
 from ordo.registry import KINDS
+from ordo.security import Viewer
 from ordo.tasks import TaskRequest, TaskType, submit_task
-from ordo.worker import Delivery, Lane
+from ordo.worker import Delivery, Worker
 from tests.fakes import InMemoryJobQueue, InMemoryJobTable
 from tests.fakes_accounts import make_user
 
@@ -217,7 +218,7 @@ def get_job_status(table: InMemoryJobTable, viewer: Viewer, job_id: str) -> JobS
 
 
 def run_worker(table: InMemoryJobTable, queue: InMemoryJobQueue, observe: Any = None) -> None:
-    lane = Lane(
+    worker = Worker(
         table=table,
         kinds=KINDS,
         time_scale=1.0,
@@ -225,7 +226,7 @@ def run_worker(table: InMemoryJobTable, queue: InMemoryJobQueue, observe: Any = 
         sleep=observe or (lambda _: None),
     )
     for job_id in queue.sent:
-        lane.handle(Delivery("m-" + job_id, json.dumps({"job_id": job_id})))
+        worker.handle(Delivery("m-" + job_id, json.dumps({"job_id": job_id})))
 
 
 def test_the_worker_records_progress_as_it_goes_and_100_only_when_done() -> None:

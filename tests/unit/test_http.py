@@ -1,4 +1,5 @@
-"""The shared app factory: one access-log line per request, whatever the outcome."""
+"""The shared app factory and entry point: one access-log line per request, whatever the
+outcome, carrying the invocation's context."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mangum import Mangum
 
 from infra.local.context import LambdaContext
 from infra.local.events import http_event
 from ordo.errors import NotFound, Unavailable
-from ordo.http import api_app
+from ordo.http import api_app, lambda_handler
 from ordo.observability import logger
 
 app = api_app("probe")
@@ -62,7 +62,7 @@ def denied() -> None:
     raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetItem")
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)
 
 
 class _Collect(logging.Handler):
@@ -88,10 +88,10 @@ def access_log() -> Iterator[list[logging.LogRecord]]:
         underlying.setLevel(level)
 
 
-def _call(path: str) -> dict[str, Any]:
+def _call(path: str, request_id: str = "req-1") -> dict[str, Any]:
     event = http_event("GET", path, route=path)
-    context = LambdaContext("Probe", timeout_seconds=3, aws_request_id="req-1")
-    return handler(event, context)  # type: ignore[arg-type]
+    context = LambdaContext("Probe", timeout_seconds=3, aws_request_id=request_id)
+    return handler(event, context)
 
 
 @pytest.mark.parametrize(("path", "status"), [("/fine", 200), ("/missing", 404), ("/crash", 500)])
@@ -105,6 +105,19 @@ def test_each_request_logs_one_line_with_its_status(
     line = lines[0].__dict__
     assert (line["method"], line["path"], line["status"]) == ("GET", path, status)
     assert line["duration_ms"] >= 0
+
+
+def test_each_line_carries_the_invocation_and_its_request_id_and_no_earlier_ones(
+    access_log: list[logging.LogRecord],
+) -> None:
+    _call("/fine")
+    first = logger.get_current_keys()
+    logger.append_keys(left_over="from the last request")
+    _call("/missing", request_id="req-2")
+    keys = logger.get_current_keys()
+    assert (first["function_name"], first["function_request_id"]) == ("Probe", "req-1")
+    assert (keys["function_request_id"], keys["correlation_id"]) == ("req-2", "req-2")
+    assert "left_over" not in keys
 
 
 def test_an_unhandled_error_is_still_a_json_500_with_detail() -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from ordo.jobs import JobStatus, get_job_status, submit_job
 from ordo.kinds import Kind, Registry, RunContext
 from ordo.registry import KINDS
-from ordo.worker import Delivery, Lane
+from ordo.worker import Delivery, Worker
 from tests.fakes import InMemoryJobQueue, InMemoryJobTable
 from tests.fakes_accounts import make_user
 from tests.kinds.word_count import WORD_COUNT
@@ -33,6 +33,21 @@ def test_the_registry_holds_every_built_in_kind_with_a_positive_maximum() -> Non
     assert all(kind.max_seconds > 0 for kind in KINDS)
 
 
+def test_documents_and_fetch_declare_their_results_json_and_text_tasks_do_not() -> None:
+    declared = {kind.name: kind.result_is_json for kind in KINDS}
+    assert declared == {
+        "reverse": False,
+        "swap_pairs": False,
+        "repeat_by_position": False,
+        "invoice": True,
+        "contract": True,
+        "fetch": True,
+    }
+    # A text result is shown as it is, even when it looks like JSON
+    assert KINDS.get("reverse").show('{"b":1,"a":2}') == '{"b":1,"a":2}'
+    assert KINDS.get("invoice").show('{"b":1,"a":2}') == {"b": 1, "a": 2}
+
+
 def test_a_kind_added_with_one_registration_line_is_submitted_run_and_shown() -> None:
     # Given the deployment's kinds plus one module's kind, registered with one line
     kinds = Registry(*KINDS)
@@ -43,7 +58,7 @@ def test_a_kind_added_with_one_registration_line_is_submitted_run_and_shown() ->
     accepted = submit_job(
         table, queue, kinds, payload, owner=ALICE.id, now=NOW, retention_days=1, max_pending=5
     )
-    Lane(table, kinds, time_scale=0).handle(
+    Worker(table, kinds, time_scale=0).handle(
         Delivery("m-1", json.dumps({"job_id": accepted.job_id}))
     )
     # Then its status shows its result the way the kind declares
@@ -59,7 +74,7 @@ def test_the_new_kinds_own_refusal_fails_its_job_readably() -> None:
     job_id = submit_job(
         table, queue, kinds, payload, owner=ALICE.id, now=NOW, retention_days=1, max_pending=5
     ).job_id
-    Lane(table, kinds, time_scale=0).handle(Delivery("m-1", json.dumps({"job_id": job_id})))
+    Worker(table, kinds, time_scale=0).handle(Delivery("m-1", json.dumps({"job_id": job_id})))
     view = get_job_status(table, ALICE, job_id, kinds)
     assert (view.status, view.error) == (JobStatus.FAILED, "there are no words to count")
 

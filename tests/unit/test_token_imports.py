@@ -22,7 +22,7 @@ FUNCTIONS = Stack.load().functions()
 API_FUNCTIONS = sorted(lid for lid, fn in FUNCTIONS.items() if fn.http_routes)
 
 # A cold start up to the user lookup: import the handler module, then verify a bearer token
-# the way ``ordo.http.authenticated_user`` does (the public keys given in the environment).
+# the way ``ordo.deps.authenticated_user`` does (the public keys given in the environment).
 COLD_PATH = """\
 import json, sys
 from datetime import datetime, UTC

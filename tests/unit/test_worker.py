@@ -19,7 +19,7 @@ from ordo.observability import metrics
 from ordo.queue import JobMessage
 from ordo.registry import KINDS
 from ordo.tasks import ReversePayload, SwapPairsPayload
-from ordo.worker import CRASHED, Delivery, HandBack, Lane
+from ordo.worker import CRASHED, Delivery, HandBack, Worker
 from tests.fakes import InMemoryJobTable, RecordingReleaser
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -77,7 +77,7 @@ PROBE: Kind[ProbePayload] = Kind(
 TEST_KINDS = Registry(*KINDS, PROBE)
 
 
-def make_lane(**kwargs: Any) -> tuple[Lane, InMemoryJobTable, RecordingReleaser]:
+def make_worker(**kwargs: Any) -> tuple[Worker, InMemoryJobTable, RecordingReleaser]:
     table, releaser = kwargs.pop("table", InMemoryJobTable()), RecordingReleaser()
     options: dict[str, Any] = {
         "time_scale": 0,
@@ -86,8 +86,8 @@ def make_lane(**kwargs: Any) -> tuple[Lane, InMemoryJobTable, RecordingReleaser]
         "retry_sleep": lambda _: None,
         "min_run_seconds": 0.05,
     } | kwargs
-    lane = Lane(table=table, kinds=TEST_KINDS, releaser=releaser, **options)
-    return lane, table, releaser
+    worker = Worker(table=table, kinds=TEST_KINDS, releaser=releaser, **options)
+    return worker, table, releaser
 
 
 # The message each submitted job was sent with, as ordo.queue.SqsJobQueue sends it.
@@ -125,29 +125,41 @@ def assert_quota_matches_pending(table: InMemoryJobTable) -> None:
 
 
 def test_runs_the_task_and_stores_the_result_with_its_expiry_from_the_finish() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     job_id = submit(table)
     assert table.jobs[job_id].expires_at is None  # a waiting job never expires
-    lane.handle(deliver(job_id))
+    worker.handle(deliver(job_id))
     job = table.jobs[job_id]
     assert (job.status, job.result, job.attempt) == (JobStatus.COMPLETED, "bac", 1)
     assert job.expires_at == int((NOW + timedelta(days=RETENTION_DAYS)).timestamp())
     assert_quota_matches_pending(table)
 
 
+def test_only_a_kind_that_declares_its_result_json_has_it_stored_as_json() -> None:
+    # Given a text task whose result happens to be compact JSON, a document, and a probe
+    worker, table, _ = make_worker()
+    text = submit(table, ReversePayload(text='}2:"a",1:"b"{'))
+    document, plain = submit(table, _invoice()), probe(table, "ok")
+    # When the worker runs them
+    assert worker.run_batch([deliver(text), deliver(document), deliver(plain)]) == []
+    # Then it tells the table that only the document's result is JSON
+    assert table.jobs[text].result == '{"b":1,"a":2}'
+    assert table.json_results == {document}
+
+
 def test_sleeps_the_scaled_delay() -> None:
     slept: list[float] = []
-    lane, table, _ = make_lane(sleep=slept.append, time_scale=0.5)
-    lane.handle(deliver(submit(table)))
+    worker, table, _ = make_worker(sleep=slept.append, time_scale=0.5)
+    worker.handle(deliver(submit(table)))
     assert slept == [2.5]
 
 
 def test_redelivery_of_a_completed_job_does_not_run_it_again() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     job_id = submit(table)
-    lane.handle(deliver(job_id))
+    worker.handle(deliver(job_id))
     finished = table.jobs[job_id]
-    lane.handle(deliver(job_id, receive_count=2))
+    worker.handle(deliver(job_id, receive_count=2))
     assert table.jobs[job_id] == finished
 
 
@@ -172,9 +184,9 @@ def test_redelivery_of_a_completed_job_does_not_run_it_again() -> None:
 def test_a_runner_error_of_any_type_fails_its_job_at_once_and_the_next_job_runs(
     action: str, error: str
 ) -> None:
-    lane, table, releaser = make_lane()
+    worker, table, releaser = make_worker()
     poison, after = probe(table, action), submit(table)
-    given_back = lane.run_batch([deliver(poison), deliver(after)])
+    given_back = worker.run_batch([deliver(poison), deliver(after)])
     assert given_back == []
     assert releaser.released == []
     job = table.jobs[poison]
@@ -185,10 +197,10 @@ def test_a_runner_error_of_any_type_fails_its_job_at_once_and_the_next_job_runs(
 
 
 def test_a_runaway_runner_is_stopped_at_its_budget_and_the_lane_moves_on() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     runaway, after = probe(table, "loop"), submit(table)
     started = time.monotonic()
-    assert lane.run_batch([deliver(runaway), deliver(after)]) == []
+    assert worker.run_batch([deliver(runaway), deliver(after)]) == []
     assert time.monotonic() - started < 5
     job = table.jobs[runaway]
     assert job.status is JobStatus.FAILED
@@ -199,9 +211,9 @@ def test_a_runaway_runner_is_stopped_at_its_budget_and_the_lane_moves_on() -> No
 
 
 def test_a_waiting_runner_is_woken_and_stopped_when_it_overruns() -> None:
-    lane, table, _ = make_lane(time_scale=1.0)
+    worker, table, _ = make_worker(time_scale=1.0)
     job_id = probe(table, "wait")
-    lane.handle(deliver(job_id))
+    worker.handle(deliver(job_id))
     assert table.jobs[job_id].error == "exceeded the probe limit of 0.20 s and was stopped"
     assert not [t for t in threading.enumerate() if t.name == f"job-{job_id[:8]}"]
 
@@ -218,10 +230,10 @@ def test_the_budget_is_the_kinds_maximum_at_the_time_scale_with_a_floor() -> Non
 
 
 def test_a_job_left_processing_by_a_crash_ends_failed_at_once_and_the_next_runs() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     crashed, after = submit(table), submit(table)
     table.claim(table.jobs[crashed], NOW)  # the crashed invocation got this far
-    assert lane.run_batch([deliver(crashed, receive_count=2), deliver(after)]) == []
+    assert worker.run_batch([deliver(crashed, receive_count=2), deliver(after)]) == []
     job = table.jobs[crashed]
     assert (job.status, job.error, job.attempt) == (JobStatus.FAILED, CRASHED, 1)
     assert table.jobs[after].status is JobStatus.COMPLETED
@@ -229,20 +241,20 @@ def test_a_job_left_processing_by_a_crash_ends_failed_at_once_and_the_next_runs(
 
 
 def test_a_job_interrupted_by_infrastructure_runs_again_and_finishes_once() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     job_id = submit(table)
     claimed = table.claim(table.jobs[job_id], NOW)
     table.note_interrupted(claimed, "attempt 1 interrupted: ThrottlingException")
-    lane.handle(deliver(job_id, receive_count=2))
+    worker.handle(deliver(job_id, receive_count=2))
     job = table.jobs[job_id]
     assert (job.status, job.attempt, job.result, job.error) == (JobStatus.COMPLETED, 2, "bac", None)
 
 
 def test_a_job_that_does_not_fit_the_time_left_is_handed_back_unstarted_with_the_rest() -> None:
-    lane, table, releaser = make_lane()
+    worker, table, releaser = make_worker()
     first, second, third = submit(table), submit(table), submit(table)
     seconds_left = iter([1000.0, 1.0, 1000.0])
-    given_back = lane.run_batch(
+    given_back = worker.run_batch(
         [deliver(first), deliver(second), deliver(third)], remaining=lambda: next(seconds_left)
     )
     assert given_back == [deliver(second).message_id, deliver(third).message_id]
@@ -304,11 +316,11 @@ def test_throttling_on_the_lanes_own_calls_is_retried_in_place(
 ) -> None:
     pauses: list[float] = []
     table = FlakyTable()
-    lane, _, releaser = make_lane(table=table, retry_sleep=pauses.append)
+    worker, _, releaser = make_worker(table=table, retry_sleep=pauses.append)
     job_id = submit(table)
     table.throttle(method, 3)
     metrics.clear_metrics()
-    assert lane.run_batch([message(job_id)]) == []
+    assert worker.run_batch([message(job_id)]) == []
     job = table.jobs[job_id]
     assert (job.status, job.attempt, job.result) == (JobStatus.COMPLETED, 1, "bac")
     assert table.calls[method] == 4
@@ -328,10 +340,10 @@ def test_throttling_past_the_budget_hands_the_job_back_noted_and_it_runs_on_rede
     method: str, noted: str
 ) -> None:
     table = FlakyTable()
-    lane, _, releaser = make_lane(table=table, retry_seconds=0.0)
+    worker, _, releaser = make_worker(table=table, retry_seconds=0.0)
     job_id, after = submit(table), submit(table)
     table.throttle(method, 1)
-    given_back = lane.run_batch([deliver(job_id), deliver(after)])
+    given_back = worker.run_batch([deliver(job_id), deliver(after)])
     assert given_back == [deliver(job_id).message_id, deliver(after).message_id]
     assert releaser.released == [[f"h-{job_id}", f"h-{after}"]]
     job = table.jobs[job_id]
@@ -339,17 +351,17 @@ def test_throttling_past_the_budget_hands_the_job_back_noted_and_it_runs_on_rede
     assert str(job.error).startswith(f"attempt 1 interrupted: {noted}")
     assert table.jobs[after].status is JobStatus.PENDING
     # When throttling ends and the messages come back
-    assert lane.run_batch([deliver(job_id, 2), deliver(after, 2)]) == []
+    assert worker.run_batch([deliver(job_id, 2), deliver(after, 2)]) == []
     assert (table.jobs[job_id].status, table.jobs[job_id].attempt) == (JobStatus.COMPLETED, 2)
     assert table.jobs[after].status is JobStatus.COMPLETED
     assert_quota_matches_pending(table)
 
 
 def test_a_runner_meeting_throttling_is_handed_back_and_runs_again() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     job_id = probe(table, "throttled")
     with pytest.raises(HandBack):
-        lane.handle(deliver(job_id))
+        worker.handle(deliver(job_id))
     job = table.jobs[job_id]
     assert job.interrupted
     assert job.error == "attempt 1 interrupted: the probe runner met ThrottlingException"
@@ -359,10 +371,10 @@ def test_a_progress_report_that_is_throttled_is_skipped_not_fatal() -> None:
     table = FlakyTable()
     # A budget no pause can use up (50 ms is less than one full garbage collection of the
     # whole suite's heap): this test is about the progress report, not the budget.
-    lane, _, _ = make_lane(table=table, min_run_seconds=5)
+    worker, _, _ = make_worker(table=table, min_run_seconds=5)
     job_id = submit(table, _invoice())
     table.throttle("set_progress", 2)
-    lane.handle(deliver(job_id))
+    worker.handle(deliver(job_id))
     job = table.jobs[job_id]
     assert (job.status, job.progress) == (JobStatus.COMPLETED, 100)
 
@@ -386,27 +398,27 @@ def _invoice() -> BaseModel:
     ],
 )
 def test_poison_messages_are_acknowledged_and_counted(body: str) -> None:
-    lane, _, releaser = make_lane()
+    worker, _, releaser = make_worker()
     metrics.clear_metrics()
-    assert lane.run_batch([Delivery("m-1", body, "h-1")]) == []
+    assert worker.run_batch([Delivery("m-1", body, "h-1")]) == []
     assert releaser.released == []
 
 
 def test_a_job_of_a_kind_this_worker_does_not_know_ends_failed() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     job = new_job(ReversePayload(text="abc"), owner=OWNER, now=NOW).model_copy(
         update={"kind": "retired-kind"}
     )
     table.create(job, 10)
-    lane.handle(deliver(job.job_id))
+    worker.handle(deliver(job.job_id))
     assert table.jobs[job.job_id].error == "retired-kind is not a job kind this worker runs"
 
 
 def test_a_stored_payload_its_kind_no_longer_accepts_ends_failed() -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     job = new_job(ReversePayload(text="abc"), owner=OWNER, now=NOW)
     table.create(job.model_copy(update={"data": '{"kind": "reverse"}'}), 10)
-    lane.handle(deliver(job.job_id))
+    worker.handle(deliver(job.job_id))
     stored = table.jobs[job.job_id]
     assert stored.status is JobStatus.FAILED
     assert (stored.error or "").startswith("its stored reverse payload is not valid")
@@ -422,9 +434,9 @@ def test_a_permanent_error_in_the_lanes_own_path_ends_the_job_and_the_lane_moves
                 )
             return super().finish(job, *args, **kwargs)
 
-    lane, table, _ = make_lane(table=BrokenFinish())
+    worker, table, _ = make_worker(table=BrokenFinish())
     broken, after = submit(table, ReversePayload(text="abc")), submit(table)
-    assert lane.run_batch([deliver(broken), deliver(after)]) == []
+    assert worker.run_batch([deliver(broken), deliver(after)]) == []
     job = table.jobs[broken]
     assert job.status is JobStatus.FAILED
     assert job.error == "the worker could not handle this job (ValidationException)"
@@ -468,9 +480,9 @@ def test_a_first_delivery_is_claimed_and_read_in_the_order_its_message_allows(
     message: Callable[[str], Delivery], read_waits_for_claim: bool, calls: list[str]
 ) -> None:
     table = OrderedTable(read_waits_for_claim)
-    lane, _, _ = make_lane(table=table)
+    worker, _, _ = make_worker(table=table)
     job_id = submit(table)
-    lane.handle(message(job_id))
+    worker.handle(message(job_id))
     assert table.calls == calls
     job = table.jobs[job_id]
     assert (job.status, job.attempt, job.started_at, job.result) == (
@@ -488,10 +500,10 @@ def test_a_first_delivery_is_claimed_and_read_in_the_order_its_message_allows(
     ids=["owner", "kind", "unknown-kind"],
 )
 def test_a_message_naming_another_owner_or_kind_runs_the_stored_job(named: dict[str, str]) -> None:
-    lane, table, _ = make_lane()
+    worker, table, _ = make_worker()
     job_id = submit(table)  # swap_pairs, of OWNER
     message = SENT[job_id].model_copy(update=named)
-    lane.handle(Delivery("m-1", message.model_dump_json(), "h-1"))
+    worker.handle(Delivery("m-1", message.model_dump_json(), "h-1"))
     job = table.jobs[job_id]
     assert (job.status, job.kind, job.owner, job.result) == (
         JobStatus.COMPLETED,
@@ -520,10 +532,10 @@ def test_a_claimed_job_whose_read_fails_unforeseen_ends_failed_and_the_next_job_
     error: BaseException,
 ) -> None:
     table = BrokenRead(error)
-    lane, _, _ = make_lane(table=table)
+    worker, _, _ = make_worker(table=table)
     broken, after = submit(table), submit(table)
     table.broken = broken
-    assert lane.run_batch([deliver(broken), deliver(after)]) == []
+    assert worker.run_batch([deliver(broken), deliver(after)]) == []
     assert table.jobs[broken].status is JobStatus.FAILED
     assert table.jobs[after].status is JobStatus.COMPLETED
     assert not [j for j in table.jobs.values() if not j.status.is_final]

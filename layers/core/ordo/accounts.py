@@ -21,7 +21,7 @@ from ordo.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from ordo.security import dummy_hash, hash_password, verify_password
+from ordo.security import dummy_hash, hash_password, verify_password, visible
 from ordo.tokens import INVALID as INVALID_TOKEN
 from ordo.tokens import (
     Claims,
@@ -59,6 +59,11 @@ class User(BaseModel):
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def owner(self) -> str:
+        """An account is its own: its user and the admins see it."""
+        return self.id
 
     def may_see(self, owner_id: str | None) -> bool:
         return self.is_admin or owner_id == self.id
@@ -687,9 +692,7 @@ _USER_ID = re.compile(r"^[0-9a-f]{32}$")
 
 def _visible(users: UserTable, viewer: User, user_id: str) -> User:
     user = users.get(user_id) if _USER_ID.fullmatch(user_id) else None
-    if user is None or not viewer.may_see(user.id):
-        raise UserNotFound()
-    return user
+    return visible(viewer, user, UserNotFound)
 
 
 def _not_self(viewer: User, user: User, action: str) -> None:

@@ -12,7 +12,6 @@ without asking the source. At most one fetch job is active (pending or processin
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,8 +32,7 @@ from ordo.jobs import (
     new_job,
 )
 from ordo.kinds import Kind, RunContext
-
-log = logging.getLogger("ordo.aggregation")
+from ordo.observability import logger
 
 MAX_PAGE = 100
 CACHED_MESSAGE = "Data fetched recently; using the stored data"
@@ -81,6 +79,12 @@ class FetchStatus(StrEnum):
     LOCKED = "locked"
 
 
+class ScheduleOutcome(StrEnum):
+    OK = "ok"
+    LOCKED = "locked"  # another fetch held the lock: skipped
+    FAILED = "failed"  # the source gave nothing usable: the stored data is unchanged
+
+
 class FetchCounts(BaseModel):
     fetched: int = 0
     created: int = 0
@@ -105,6 +109,13 @@ class FetchQueued(BaseModel):
         description="pending (queued now, 202); pending or processing (a fetch job already "
         "active, 200); completed (within the cache window: ended `cached` at once, 200).",
     )
+
+
+class ScheduledFetch(FetchCounts):
+    """What the schedule's fetch did (the counts are those of an ``ok`` one)."""
+
+    status: ScheduleOutcome
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +206,7 @@ def validate(items: list[Any]) -> tuple[list[Post], int]:
             post = Post.of(SourcePost.model_validate(item))
         except ValidationError as exc:
             skipped += 1
-            log.warning("skipped invalid item %d: %s", index, exc.errors()[0].get("msg"))
+            logger.warning("skipped invalid item", item=index, problem=exc.errors()[0].get("msg"))
             continue
         posts[post.id] = post
     return sorted(posts.values(), key=lambda p: p.id), skipped
@@ -230,19 +241,19 @@ def fetch_sync(aggregator: Aggregator, holder: str, now: datetime) -> FetchRepor
     return _fetched(fetch_now(aggregator, holder, now))
 
 
-def fetch_on_schedule(aggregator: Aggregator, holder: str, now: datetime) -> dict[str, Any]:
+def fetch_on_schedule(aggregator: Aggregator, holder: str, now: datetime) -> ScheduledFetch:
     """The schedule's fetch: skipped while another holds the lock, and never raising, since an
     asynchronous retry would only fetch again later, as the schedule does anyway."""
     try:
         counts = fetch_now(aggregator, holder, now)
     except FetchLocked:
-        log.info("scheduled fetch skipped: another fetch holds the lock")
-        return {"status": "locked"}
+        logger.info("scheduled fetch skipped: another fetch holds the lock")
+        return ScheduledFetch(status=ScheduleOutcome.LOCKED)
     except SourceFailed as exc:
-        log.error("scheduled fetch failed: %s", exc.detail)
-        return {"status": "failed", "error": exc.detail}
-    log.info("scheduled fetch done: %s", counts.model_dump())
-    return {"status": "ok", **counts.model_dump()}
+        logger.error("scheduled fetch failed", error=exc.detail)
+        return ScheduledFetch(status=ScheduleOutcome.FAILED, error=exc.detail)
+    logger.info("scheduled fetch done", counts=counts.model_dump())
+    return ScheduledFetch(status=ScheduleOutcome.OK, **counts.model_dump())
 
 
 def list_posts(store: PostStore, user_id: int | None, limit: int, cursor: str | None) -> PostPage:
@@ -287,7 +298,7 @@ FETCH: Kind[FetchPayload] = Kind(
     # default), then the lock and the upsert of at most ``fetch_max_items`` posts.
     max_seconds=18,
     simulated=False,
-    show=json.loads,
+    result_is_json=True,
     description="Fetch the external source and upsert its posts.",
 )
 
@@ -321,7 +332,7 @@ def submit_fetch(
             )
         if recently_fetched(aggregator.log, now, aggregator.cache_window):
             ended = _cached_job(owner, now, retention_days)
-            table.record(ended)
+            table.record(ended, result_is_json=FETCH.result_is_json)
             return TaskFetch(
                 FetchQueued(message=CACHED_MESSAGE, job_id=ended.job_id, status=ended.status),
                 queued=False,

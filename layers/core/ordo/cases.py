@@ -19,9 +19,9 @@ from typing import Annotated, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from ordo.errors import NotFound, StaleTransition
-from ordo.jobs import Viewer
 from ordo.observability import MetricUnit, logger, metrics
 from ordo.review import Step, simulate_review
+from ordo.security import Viewer, visible
 
 CASE_ID_PATTERN = re.compile(r"^case_[0-9a-f]{32}$")
 PROCESSING_AFTER = timedelta(seconds=10)
@@ -287,10 +287,7 @@ def observe(table: CaseTable, case: Case, now: datetime, timeline: Timeline) -> 
 
 
 def _find(table: CaseTable, viewer: Viewer, case_id: str) -> Case:
-    case = table.get(case_id) if is_case_id(case_id) else None
-    if case is None or not viewer.may_see(case.owner):
-        raise CaseNotFound()
-    return case
+    return visible(viewer, table.get(case_id) if is_case_id(case_id) else None, CaseNotFound)
 
 
 def get_case(
@@ -303,6 +300,30 @@ def tick(table: CaseTable, case_id: str, now: datetime, timeline: Timeline) -> C
     """The timer fired for ``case_id``: store what is due. None if the case is gone."""
     case = table.get(case_id) if is_case_id(case_id) else None
     return observe(table, case, now, timeline) if case else None
+
+
+# SQS delays are whole seconds and clocks differ a little: a timer message may come this early.
+MAX_EARLY = timedelta(seconds=2)
+
+
+class CaseTick(BaseModel):
+    """The case timer's message: store what is due on ``case_id`` at ``due``."""
+
+    case_id: str
+    due: datetime
+
+
+class TickTooEarly(Exception):
+    """A timer message more than ``MAX_EARLY`` ahead of its time: left for a retry."""
+
+
+def wait_before_tick(message: CaseTick, now: datetime) -> float:
+    """Seconds to wait until ``message`` is due (0 once it is); ``TickTooEarly`` if it came
+    more than ``MAX_EARLY`` ahead."""
+    early = message.due - now
+    if early > MAX_EARLY:
+        raise TickTooEarly(f"{message.case_id} is due in {early.total_seconds():.1f} s")
+    return max(early.total_seconds(), 0.0)
 
 
 class Lister(Viewer, Protocol):

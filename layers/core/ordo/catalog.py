@@ -6,6 +6,9 @@ written) in the same transaction. A read costs one small GetItem of the version 
 is current; after writes, one Query more brings the change records since the index's version,
 applied in place. Only a container that misses a change record (too far behind, or expired)
 loads the whole catalog again.
+
+Writes never touch an index: one reads the product it changes from the table, and its new
+version is what every index notices at its next read.
 """
 
 from __future__ import annotations
@@ -157,7 +160,9 @@ class CatalogHead:
     changes: tuple[Change, ...] = ()
 
 
-class ProductTable(Protocol):
+class CatalogVersions(Protocol):
+    """What an index reads."""
+
     def version(self) -> int:
         """One strongly consistent GetItem: the version of the newest write."""
         ...
@@ -169,6 +174,12 @@ class ProductTable(Protocol):
 
     def load(self) -> tuple[int, list[Product]]:
         """Every live product, with the version they are at least as new as."""
+        ...
+
+
+class ProductTable(CatalogVersions, Protocol):
+    def product(self, product_id: str) -> Product | None:
+        """One strongly consistent GetItem: the product as stored (deleted ones too)."""
         ...
 
     def create(self, product: Product) -> None:
@@ -340,7 +351,7 @@ class CatalogIndex:
     reloads: int = 0  # full loads
     catch_ups: int = 0  # change records applied in place
 
-    def refresh(self, table: ProductTable) -> None:
+    def refresh(self, table: CatalogVersions) -> None:
         """One GetItem while current; after writes, one Query more for what changed."""
         version = table.version()
         if version == self.version:
@@ -474,19 +485,18 @@ def create_product(table: ProductTable, request: ProductCreate, now: datetime) -
     return product
 
 
-def _current(table: ProductTable, index: CatalogIndex, product_id: str) -> Product:
-    index.refresh(table)
-    return index.get(product_id)
+def _current(table: ProductTable, product_id: str) -> Product:
+    """The live product a write starts from, as the table holds it now."""
+    product = table.product(product_id) if PRODUCT_ID.fullmatch(product_id) else None
+    if product is None or product.deleted:
+        raise ProductNotFound()
+    return product
 
 
 def update_product(
-    table: ProductTable,
-    index: CatalogIndex,
-    product_id: str,
-    changes: ProductUpdate,
-    now: datetime,
+    table: ProductTable, product_id: str, changes: ProductUpdate, now: datetime
 ) -> Product:
-    before = _current(table, index, product_id)
+    before = _current(table, product_id)
     fields = changes.model_dump(exclude_unset=True, exclude_none=True)
     if not fields:
         raise InvalidInput("nothing to change: give at least one field")
@@ -495,9 +505,7 @@ def update_product(
     return after
 
 
-def delete_product(
-    table: ProductTable, index: CatalogIndex, product_id: str, now: datetime
-) -> None:
+def delete_product(table: ProductTable, product_id: str, now: datetime) -> None:
     """Soft delete: gone from every read, and its SKU free for another product."""
-    before = _current(table, index, product_id)
+    before = _current(table, product_id)
     table.replace(before, before.model_copy(update={"deleted": True, "updated_at": now}))

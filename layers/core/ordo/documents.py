@@ -17,8 +17,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ordo.errors import InvalidInput, PayloadTooLarge
-from ordo.jobs import JobQueue, JobStatusView, JobTable, Viewer, accept, find_job, new_job
+from ordo.jobs import JobQueue, JobStatusView, JobTable, accept, find_job, new_job
 from ordo.kinds import JobFailed, Kind, Registry, RunContext
+from ordo.security import Viewer
 from ordo.validation import check_json
 
 # content + metaData as compact JSON: a job item (input and result) stays far below 400 KB.
@@ -231,7 +232,7 @@ def _document_kind(document: DocumentType, max_seconds: float, extracts: str) ->
         payload=payload,
         run=run_document,
         max_seconds=max_seconds,
-        show=json.loads,
+        result_is_json=True,
         admit=_admit,
         description=f"Extract {extracts} ({payload.DELAY_SECONDS:g} s).",
     )

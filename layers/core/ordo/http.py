@@ -1,25 +1,24 @@
-"""FastAPI glue shared by every API function: one app factory, one error mapping.
+"""FastAPI glue shared by every API function: one app factory, one error mapping, one entry point.
 
-Every error a client sees is JSON with a ``detail`` field.
+Every error a client sees is JSON with a ``detail`` field. The routes' dependencies (tables,
+queue, the signed-in user) are in ``ordo.deps``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import OAuth2PasswordBearer
+from mangum import Mangum
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordo import errors
-from ordo.accounts import User, authenticate
-from ordo.clock import utcnow
-from ordo.observability import logger, ready
+from ordo.observability import logger, observed, ready
 from ordo.validation import json_body_problem, request_problem
 
 # The one place domain errors become HTTP statuses. Lookup walks the class's MRO.
@@ -210,33 +209,28 @@ def api_app(title: str) -> FastAPI:
     return app
 
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False)
+type Event = dict[str, Any]
+type LambdaHandler = Callable[[Event, Any], Event]
 
 
-def authenticated_user(token: Annotated[str | None, Depends(_bearer)]) -> User:
-    """The user behind the request's bearer access token, or a 401 for anything else."""
-    from ordo.wiring import token_verifier, user_table
+def lambda_handler(
+    app: FastAPI, *, schedule: Callable[[Event], Event] | None = None
+) -> LambdaHandler:
+    """The function's ``handler``: ``app`` through Mangum, the invocation's context in every log
+    line, and the metrics it added flushed once at its end (none added, nothing printed).
 
-    if not token:
-        raise errors.Unauthorized("Not authenticated")
-    return authenticate(user_table(), token, token_verifier(), utcnow())
+    ``schedule``, if given, answers EventBridge's scheduled events instead of ``app``.
+    """
+    from ordo import boot
 
+    http = Mangum(app, lifespan="off")
 
-# In an endpoint's signature: ``user: CurrentUser``. Every non-public route takes one.
-CurrentUser = Annotated[User, Depends(authenticated_user)]
-# The bearer token as sent, unchecked (``None`` if there is none): for sign-out, which must
-# work with whichever of its tokens is still valid.
-BearerToken = Annotated[str | None, Depends(_bearer)]
+    @observed
+    def handler(event: Event, context: Any) -> Event:
+        if schedule is not None and event.get("detail-type") == "Scheduled Event":
+            boot.settle()  # the first request ends the cold start; this one passes no AccessLog
+            return schedule(event)
+        answer: Event = http(event, context)
+        return answer
 
-
-def client_address(request: Request) -> str:
-    """The caller's address as API Gateway saw it (``requestContext.http.sourceIp``)."""
-    event = request.scope.get("aws.event") or {}
-    address = event.get("requestContext", {}).get("http", {}).get("sourceIp")
-    if address:
-        return str(address)
-    return request.client.host if request.client else "unknown"
-
-
-# In an endpoint's signature: ``client: ClientAddress``, for per-address rate limits.
-ClientAddress = Annotated[str, Depends(client_address)]
+    return handler

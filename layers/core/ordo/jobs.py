@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from ordo.errors import Conflict, JobNotFound, TooManyRequests, Unavailable
+from ordo.security import Viewer, visible
 
 if TYPE_CHECKING:
     from ordo.kinds import Registry
@@ -140,12 +141,6 @@ class SingletonMoved(Conflict):
     created the kind's active job first."""
 
 
-class Viewer(Protocol):
-    """Who is asking: a user sees their own jobs, an admin sees every job."""
-
-    def may_see(self, owner_id: str | None) -> bool: ...
-
-
 class JobTable(Protocol):
     """The storage port for jobs. Every transition is conditional and raises ``StaleTransition``
     when the job is not in the expected state.
@@ -173,9 +168,9 @@ class JobTable(Protocol):
         job may have ended since, or expired."""
         ...
 
-    def record(self, job: Job) -> None:
+    def record(self, job: Job, *, result_is_json: bool = False) -> None:
         """Store a job that ended without going on the lane (completed or failed, never
-        pending): it is outside every quota and queue."""
+        pending): it is outside every quota and queue. ``result_is_json`` as in ``finish``."""
         ...
 
     def pending_count(self, owner: str) -> int: ...
@@ -206,10 +201,14 @@ class JobTable(Protocol):
         now: datetime,
         *,
         result: str | None = None,
+        result_is_json: bool = False,
         error: str | None = None,
         expires_at: int | None = None,
     ) -> Job:
-        """``job`` (processing at exactly this attempt) -> completed or failed."""
+        """``job`` (processing at exactly this attempt) -> completed or failed.
+
+        ``result_is_json``: the job's kind declares its result JSON (``Kind.result_is_json``),
+        so it may be stored as the JSON value it holds; any other result is stored as text."""
         ...
 
     def note_interrupted(self, job: Job, reason: str) -> Job:
@@ -422,10 +421,7 @@ def submit_job(
 
 def find_job(table: JobTable, viewer: Viewer, job_id: str) -> Job:
     """Someone else's job is as absent as a missing one: 404, never 403."""
-    job = table.get(job_id) if is_job_id(job_id) else None
-    if job is None or not viewer.may_see(job.owner):
-        raise JobNotFound()
-    return job
+    return visible(viewer, table.get(job_id) if is_job_id(job_id) else None, JobNotFound)
 
 
 def get_job_status(table: JobTable, viewer: Viewer, job_id: str, kinds: Registry) -> JobStatusView:

@@ -1,7 +1,7 @@
 """Job kinds: the contract each kind of work on the lane declares, and the registry of them.
 
 A kind declares its payload model (what a job of that kind stores, validated when it is
-accepted), its runner, its maximum run time and how its result is shown. The worker dispatches
+accepted), its runner, its maximum run time and whether its result is JSON. The worker dispatches
 only through a :class:`Registry`, and holds every runner to its kind's time budget.
 
 The kinds this deployment runs are registered in :mod:`ordo.registry`.
@@ -9,6 +9,7 @@ The kinds this deployment runs are registered in :mod:`ordo.registry`.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,10 +38,6 @@ class Cancelled(BaseException):
     """
 
 
-def _as_is(result: str) -> Any:
-    return result
-
-
 def _admit_all(_payload: Any) -> None:
     return None
 
@@ -51,7 +48,9 @@ class Kind[P: BaseModel]:
 
     ``max_seconds`` is the most the runner may take, in simulated seconds (multiplied by
     ``ORDO_TIME_SCALE``) unless ``simulated`` is false, for kinds whose work is real I/O.
-    ``run`` returns the text stored as the job's result; ``show`` turns it into what clients see.
+    ``run`` returns the text stored as the job's result. ``result_is_json`` says that text is
+    always JSON: clients see it parsed, and it is stored as the JSON value it holds. Any other
+    result is text, shown and stored as it is, even when it happens to look like JSON.
     ``admit`` makes checks beyond the payload model that answer with an error of their own
     (``PayloadTooLarge``, say) when a job is submitted.
     """
@@ -60,7 +59,7 @@ class Kind[P: BaseModel]:
     payload: type[P]
     run: Callable[[P, RunContext], str]
     max_seconds: float
-    show: Callable[[str], Any] = _as_is
+    result_is_json: bool = False
     admit: Callable[[P], None] = _admit_all
     simulated: bool = True
     description: str = ""
@@ -73,6 +72,10 @@ class Kind[P: BaseModel]:
 
     def parse(self, data: str) -> P:
         return self.payload.model_validate_json(data)
+
+    def show(self, result: str) -> Any:
+        """The result as clients see it."""
+        return json.loads(result) if self.result_is_json else result
 
 
 class UnknownKind(LookupError):

@@ -1,13 +1,35 @@
-"""Passwords (argon2id). Tokens are in ``ordo.tokens``."""
+"""Who may see what, and passwords (argon2id). Tokens are in ``ordo.tokens``."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
+
+    from ordo.errors import NotFound
+
+
+class Viewer(Protocol):
+    """Who is asking: a user sees what they own, an admin sees everything."""
+
+    def may_see(self, owner_id: str | None) -> bool: ...
+
+
+class Owned(Protocol):
+    @property
+    def owner(self) -> str: ...
+
+
+def visible[T: Owned](viewer: Viewer, found: T | None, missing: Callable[[], NotFound]) -> T:
+    """``found``, if ``viewer`` may see it. Someone else's is as absent as a missing one:
+    ``missing()`` for both (404, never 403), so no caller learns what exists."""
+    if found is None or not viewer.may_see(found.owner):
+        raise missing()
+    return found
 
 
 @cache

@@ -94,6 +94,22 @@ class Settings(BaseModel):
         return cls.model_validate({field: env[var] for field, var in names.items() if var in env})
 
 
+class JobLimits(BaseModel):
+    """What every route that accepts a job passes down: the pending-job quota of one user and how
+    long an ended job is kept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_pending: int
+    retention_days: int
+
+    @classmethod
+    def of(cls, config: Settings) -> JobLimits:
+        return cls(
+            max_pending=config.max_pending_per_user, retention_days=config.job_retention_days
+        )
+
+
 @cache
 def settings() -> Settings:
     """The process's settings, read on first use and kept for the life of the container."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import random
 import socket
 import time
@@ -23,8 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ordo.aggregation import SourceFailed
-
-log = logging.getLogger("ordo.source")
+from ordo.observability import logger
 
 CHUNK = 64 * 1024
 
@@ -54,7 +52,9 @@ class HttpSource:
                 return self._parse(self._get(ends))
             except _Retryable as exc:
                 problem = str(exc)
-                log.warning("source attempt %d of %d failed: %s", attempt, self.attempts, problem)
+                logger.warning(
+                    "source attempt failed", attempt=attempt, attempts=self.attempts, error=problem
+                )
             pause = random.uniform(0, self.backoff * 2 ** (attempt - 1))
             if attempt < self.attempts and self.monotonic() + pause < ends:
                 self.sleep(pause)

@@ -19,13 +19,13 @@ from ordo.jobs import (
     JobQueue,
     JobStatus,
     JobTable,
-    Viewer,
     accept,
     is_job_id,
     new_job,
     queue_position,
 )
 from ordo.kinds import Kind, RunContext
+from ordo.security import Viewer, visible
 from ordo.validation import require_storable_text
 
 
@@ -212,8 +212,8 @@ def submit_task(
 
 def _find(table: JobTable, viewer: Viewer, task_id: str) -> tuple[Job, TaskType]:
     """A text task the viewer may see (as ``ordo.jobs.find_job``), with its type."""
-    job = table.get(task_id) if is_job_id(task_id) else None
-    if job is None or not viewer.may_see(job.owner) or job.kind not in TaskType:
+    job = visible(viewer, table.get(task_id) if is_job_id(task_id) else None, TaskNotFound)
+    if job.kind not in TaskType:
         raise TaskNotFound()
     return job, TaskType(job.kind)
 

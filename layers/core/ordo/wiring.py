@@ -1,7 +1,7 @@
 """The composition root: builds the AWS adapters from settings, once per container.
 
-Handlers depend on these through FastAPI's ``Depends``, so tests can swap in fakes with
-``app.dependency_overrides``.
+API routes depend on these through ``ordo.deps``, so tests can swap in fakes with
+``app.dependency_overrides``; the other handlers call them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ordo import aws
 from ordo.jobs import JobQueue, JobTable, QueueGauge
-from ordo.settings import settings
+from ordo.settings import JobLimits, settings
 
 # How old the token keys a warm container holds may get: a rotation reaches it within this.
 KEYS_MAX_AGE_SECONDS = 300.0
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ordo.cases import CaseTable, CaseTimer, Timeline
     from ordo.catalog import ProductTable
     from ordo.tokens import TokenVerifier
-    from ordo.worker import Lane
+    from ordo.worker import Worker
 
 
 def _kept_for[T](seconds: float) -> Callable[[Callable[[], T]], Callable[[], T]]:
@@ -48,7 +48,7 @@ def _kept_for[T](seconds: float) -> Callable[[Callable[[], T]], Callable[[], T]]
 
 @cache
 def job_table() -> JobTable:
-    from ordo.storage.dynamodb import DynamoJobTable
+    from ordo.storage.jobs import DynamoJobTable
 
     return DynamoJobTable(aws.dynamodb(), settings().table_name)
 
@@ -61,18 +61,23 @@ def job_queue() -> JobQueue:
 
 
 @cache
-def lane() -> Lane:
+def job_limits() -> JobLimits:
+    return JobLimits.of(settings())
+
+
+@cache
+def worker() -> Worker:
     from ordo.aggregation import Aggregator
     from ordo.kinds import Resources
     from ordo.queue import SqsReleaser
     from ordo.registry import KINDS
-    from ordo.worker import Lane, job_margin
+    from ordo.worker import Worker, job_margin
 
     config = settings()
     call = aws.sdk_call_budget(
         config.sdk_connect_timeout, config.sdk_read_timeout, config.sdk_max_attempts
     )
-    return Lane(
+    return Worker(
         table=job_table(),
         kinds=KINDS,
         releaser=SqsReleaser(aws.sqs(), config.queue_url),

@@ -104,10 +104,11 @@ class Delivery:
 class _Outcome:
     result: str | None = None
     error: str | None = None
+    result_is_json: bool = False  # the kind declares its result JSON: it may be stored so
 
 
 @dataclass
-class Lane:
+class Worker:
     """Everything the worker needs, passed in by the handler (or a test)."""
 
     table: JobTable
@@ -346,6 +347,7 @@ class Lane:
                 status,
                 now,
                 result=outcome.result,
+                result_is_json=outcome.result_is_json,
                 error=outcome.error,
                 expires_at=expiry(now, self.retention_days),
             )
@@ -411,7 +413,7 @@ def _checked_result(kind: Kind[Any], result: object) -> _Outcome:
             error=f"the {kind.name} runner returned {size:,} bytes; "
             f"a result may take at most {MAX_RESULT_BYTES:,}"
         )
-    return _Outcome(result=result)
+    return _Outcome(result=result, result_is_json=kind.result_is_json)
 
 
 class _InBackground:

@@ -18,7 +18,7 @@ not existing, so uniqueness holds under concurrent registration.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -35,14 +35,9 @@ from ordo.accounts import (
 from ordo.errors import Conflict, Unavailable
 from ordo.storage.attributes import from_item, to_item
 from ordo.storage.batch import base_items
-from ordo.storage.cursors import decode_cursor, encode_cursor
+from ordo.storage.pages import GSI1, DynamoTable
 from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 from ordo.tokens import Claims
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-USERS_INDEX = "gsi1"
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -80,11 +75,7 @@ def _user(item: dict[str, Any]) -> User:
     return User.model_validate(from_item(item))
 
 
-class DynamoUserTable:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
+class DynamoUserTable(DynamoTable):
     def _put(self, item: dict[str, Any], condition: str) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": condition}}
 
@@ -118,9 +109,7 @@ class DynamoUserTable:
         if _username_key(username) != keys[0]:
             keys.append(_username_key(username))
         for key in keys:
-            claim = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get(
-                "Item"
-            )
+            claim = self._get_item(key)
             if claim:
                 return self.get(claim["user_id"]["S"])
         return None
@@ -169,32 +158,16 @@ class DynamoUserTable:
         return after
 
     def page(self, limit: int, cursor: str | None) -> tuple[list[User], str | None]:
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": USERS_INDEX,
-            "KeyConditionExpression": "gsi1pk = :users",
-            "ExpressionAttributeValues": {":users": {"S": "USERS"}},
-            "Limit": limit,
-        }
-        if cursor:
-            keys = {"pk", "sk", "gsi1pk", "gsi1sk"}
-            query["ExclusiveStartKey"] = decode_cursor(cursor, keys, ("gsi1pk", "USERS"))
-        response = self._client.query(**query)
-        last = response.get("LastEvaluatedKey")
         # The index holds only keys: password hashes and token state never leave the user item.
-        items = base_items(self._client, self._table, response["Items"])
-        return [_user(item) for item in items], encode_cursor(last) if last else None
+        items, next_cursor = self._page(GSI1, "USERS", limit, cursor)
+        return [_user(item) for item in items], next_cursor
 
 
-class DynamoRefreshTokens:
+class DynamoRefreshTokens(DynamoTable):
     """Refresh-token families, one item each (``FAMILY#<fam>``): the user, the one refresh
     token (``current`` jti) that may be spent next, ``revoked`` once it ends, and a TTL at the
     current token's expiry. Rotation is one conditional update; when it fails, the item as it
     was comes back with the error, so telling reuse from revocation costs no read."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
 
     def start(self, claims: Claims) -> None:
         self._client.put_item(
@@ -242,14 +215,10 @@ class DynamoRefreshTokens:
                 raise
 
 
-class DynamoLoginGuard:
+class DynamoLoginGuard(DynamoTable):
     """Sign-in attempt counters, one item each (``LOGIN#<key>``), expiring by TTL when their
     window ends. Reads are strongly consistent and every write is conditional on the
     ``version`` read, so parallel attempts cannot each pass the same check."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
 
     @staticmethod
     def _key(key: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 pk                sk       what
 ================  =======  ===================================================================
 ``POST#<id>``     POST     a post; ``gsi1pk = POSTS`` and ``gsi2pk = POSTS#USER#<user id>``,
-                           both sorted by the id (``gsi1sk``/``gsi2sk``, 12 digits)
+                           both sorted by the id (``gsi1sk``/``gsi2sk``, 16 digits)
 ``LOCK#fetch``    LOCK     the fetch lock: its holder and ``expires_at`` (epoch seconds)
 ``FETCH#last``    SUCCESS  when the last successful fetch finished, and its counts
 ================  =======  ===================================================================
@@ -17,10 +17,8 @@ keys, so a page of ``/data`` is a ``Query`` for its keys and a ``BatchGetItem`` 
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -28,11 +26,8 @@ from ordo.aggregation import FetchCounts, Post, PostPage
 from ordo.errors import Unavailable
 from ordo.storage.attributes import from_item, to_item
 from ordo.storage.batch import base_items
-from ordo.storage.cursors import decode_cursor, encode_cursor
+from ordo.storage.pages import GSI1, GSI2, DynamoTable
 from ordo.storage.transactions import is_condition_failure
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 WRITE_BATCH = 25  # BatchWriteItem's limit
 ATTEMPTS = 6
@@ -62,17 +57,7 @@ def _post(item: dict[str, Any]) -> Post:
     return Post.model_validate(from_item(item))
 
 
-class DynamoPostStore:
-    def __init__(
-        self,
-        client: DynamoDBClient,
-        table_name: str,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._sleep = sleep
-
+class DynamoPostStore(DynamoTable):
     def upsert(self, posts: list[Post]) -> tuple[int, int]:
         stored = self._stored([post.id for post in posts])
         new = [post for post in posts if post.id not in stored]
@@ -104,35 +89,14 @@ class DynamoPostStore:
         self._sleep(random.uniform(0, 0.05 * 2**attempt))
 
     def page(self, user_id: int | None, limit: int, cursor: str | None) -> PostPage:
-        index = "gsi1" if user_id is None else "gsi2"
+        index = GSI1 if user_id is None else GSI2
         partition = "POSTS" if user_id is None else f"POSTS#USER#{user_id}"
-        pk, sk = f"{index}pk", f"{index}sk"
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": index,
-            "KeyConditionExpression": f"{pk} = :partition",
-            "ExpressionAttributeValues": {":partition": {"S": partition}},
-            "Limit": limit,
-        }
-        if cursor:
-            query["ExclusiveStartKey"] = decode_cursor(
-                cursor, {"pk", "sk", pk, sk}, (pk, partition)
-            )
-        response = self._client.query(**query)
-        last = response.get("LastEvaluatedKey")
-        items = base_items(self._client, self._table, response["Items"], sleep=self._sleep)
-        return PostPage(
-            items=[_post(item) for item in items],
-            next_cursor=encode_cursor(last) if last else None,
-        )
+        items, next_cursor = self._page(index, partition, limit, cursor)
+        return PostPage(items=[_post(item) for item in items], next_cursor=next_cursor)
 
 
-class DynamoFetchLock:
+class DynamoFetchLock(DynamoTable):
     """A conditional put: free, or held past its expiry. A crashed holder blocks no one long."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
 
     def acquire(self, holder: str, now: datetime, ttl: timedelta) -> bool:
         epoch = int(now.timestamp())
@@ -166,15 +130,9 @@ class DynamoFetchLock:
                 raise
 
 
-class DynamoFetchLog:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
+class DynamoFetchLog(DynamoTable):
     def last_success(self) -> datetime | None:
-        item = self._client.get_item(TableName=self._table, Key=LOG_KEY, ConsistentRead=True).get(
-            "Item"
-        )
+        item = self._get_item(LOG_KEY)
         return datetime.fromisoformat(item["finished_at"]["S"]) if item else None
 
     def record_success(self, now: datetime, counts: FetchCounts) -> None:

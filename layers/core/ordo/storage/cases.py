@@ -15,26 +15,23 @@ then read from the table with one ``BatchGetItem``.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from ordo.cases import Case, to_millis
+from ordo.cases import Case, CaseTick, to_millis
 from ordo.errors import StaleTransition
 from ordo.storage.attributes import from_item, to_item
-from ordo.storage.batch import base_items
-from ordo.storage.cursors import decode_cursor, encode_cursor
+from ordo.storage.pages import GSI1, GSI2, DynamoTable
 from ordo.storage.transactions import is_condition_failure
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-OWNER_INDEX = "gsi1"
-ALL_INDEX = "gsi2"
+OWNER_INDEX = GSI1
+ALL_INDEX = GSI2
 MAX_DELAY_SECONDS = 900  # SQS's limit on DelaySeconds
 
 
@@ -56,20 +53,14 @@ def _case(item: dict[str, Any]) -> Case:
     return Case.model_validate(from_item(item))
 
 
-class DynamoCaseTable:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
+class DynamoCaseTable(DynamoTable):
     def create(self, case: Case) -> None:
         self._client.put_item(
             TableName=self._table, Item=_item(case), ConditionExpression="attribute_not_exists(pk)"
         )
 
     def get(self, case_id: str) -> Case | None:
-        item = self._client.get_item(
-            TableName=self._table, Key=case_key(case_id), ConsistentRead=True
-        ).get("Item")
+        item = self._get_item(case_key(case_id))
         return _case(item) if item else None
 
     def advance(self, before: Case, after: Case) -> None:
@@ -95,36 +86,33 @@ class DynamoCaseTable:
         cursor: str | None,
     ) -> tuple[list[Case], str | None]:
         index = ALL_INDEX if owner is None else OWNER_INDEX
-        pk, sk = f"{index}pk", f"{index}sk"
         partition = "CASES" if owner is None else f"CASES#{owner}"
         low = _sort_key(to_millis(created_from)) if created_from else None
         high = _sort_key(to_millis(created_to) + 1) if created_to else None  # + 1: inclusive
-        condition, values = f"{pk} = :partition", {":partition": {"S": partition}}
+        sort = ""
         if low and high:
-            condition += f" AND {sk} BETWEEN :low AND :high"
+            sort = f"{index.sk} BETWEEN :low AND :high"
         elif low:
-            condition += f" AND {sk} >= :low"
+            sort = f"{index.sk} >= :low"
         elif high:
-            condition += f" AND {sk} < :high"
-        values |= {name: {"S": v} for name, v in ((":low", low), (":high", high)) if v}
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": index,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            start = decode_cursor(cursor, {"pk", "sk", pk, sk}, (pk, partition))
+            sort = f"{index.sk} < :high"
+        values = {name: v for name, v in ((":low", low), (":high", high)) if v}
+
+        def within(start: str) -> bool:
             # Time moved on since that page: its key may now lie outside this status's range.
-            if (low and start[sk]["S"] < low) or (high and start[sk]["S"] >= high):
-                return [], None
-            query["ExclusiveStartKey"] = start
-        response = self._client.query(**query)
-        last = response.get("LastEvaluatedKey")
-        items = base_items(self._client, self._table, response["Items"])
-        return [_case(item) for item in items], encode_cursor(last) if last else None
+            return not ((low and start < low) or (high and start >= high))
+
+        items, next_cursor = self._page(
+            index,
+            partition,
+            limit,
+            cursor,
+            sort=sort,
+            values=values,
+            newest_first=True,
+            within=within,
+        )
+        return [_case(item) for item in items], next_cursor
 
 
 class SqsCaseTimer:
@@ -138,7 +126,7 @@ class SqsCaseTimer:
         entries: Any = [
             {
                 "Id": str(number),
-                "MessageBody": json.dumps({"case_id": case_id, "due": when.isoformat()}),
+                "MessageBody": CaseTick(case_id=case_id, due=when).model_dump_json(),
                 "DelaySeconds": min(
                     MAX_DELAY_SECONDS, max(0, math.ceil((when - now).total_seconds()))
                 ),

@@ -25,18 +25,15 @@ missing one makes the domain load everything (never a wrong index).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ordo.catalog import Change, Product, SkuTaken
 from ordo.errors import Conflict, Unavailable
 from ordo.storage.attributes import from_item, to_item
-from ordo.storage.pages import query_pages
+from ordo.storage.pages import DynamoTable, query_pages
 from ordo.storage.transactions import backoff, cancellation_codes, transact_write
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 PARTITION = "CATALOG"
 VERSION_SK = "#VERSION"
@@ -80,15 +77,9 @@ def _product(item: dict[str, Any]) -> Product:
     return Product.model_validate(from_item(item))
 
 
-class DynamoProductTable:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
+class DynamoProductTable(DynamoTable):
     def version(self) -> int:
-        item = self._client.get_item(
-            TableName=self._table, Key=VERSION_KEY, ConsistentRead=True
-        ).get("Item")
+        item = self._get_item(VERSION_KEY)
         return int(item["version"]["N"]) if item else 0
 
     def changes(self, after: int, through: int) -> tuple[Change, ...]:
@@ -104,6 +95,10 @@ class DynamoProductTable:
             ConsistentRead=True,
         )
         return tuple(_change(item) for item in response["Items"])
+
+    def product(self, product_id: str) -> Product | None:
+        item = self._get_item(product_key(product_id))
+        return _product(item) if item else None
 
     def load(self) -> tuple[int, list[Product]]:
         version = self.version()

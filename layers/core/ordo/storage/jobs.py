@@ -15,6 +15,11 @@ gsi1pk,     ``JOBS#<owner>``,   GSI ``gsi1`` (keys only): one owner's jobs by
 gsi1sk      ``<created>#<id>``  acceptance, for ``GET /jobs``. Set when the job is
                                 created; jobs created before it existed lack it
 expires_at  epoch seconds       TTL, set when the job finishes
+data        a map, or S         the payload (JSON text in the domain) as the JSON value it
+                                holds (``attributes.to_json_attribute``); S in older items
+result      a map or list, or   a kind's result that it declares JSON (``result_is_json``)
+            S                   is stored as the payload is; any other result (text, even
+                                text that looks like JSON) and older items' results: S
 pk, sk      ``QUOTA#<owner>``,  ``pending``: the owner's pending jobs, changed in the
             PENDING             same transaction as every move into or out of pending
 pk, sk      ``ACTIVE#<kind>``,  ``job_id``: the one active job of a singleton kind
@@ -28,8 +33,9 @@ from __future__ import annotations
 import json
 import re
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -44,19 +50,22 @@ from ordo.jobs import (
     PendingQuotaExceeded,
     SingletonMoved,
 )
-from ordo.storage.attributes import from_item, to_item
-from ordo.storage.batch import base_items
-from ordo.storage.cursors import decode_cursor, encode_cursor
-from ordo.storage.pages import query_count
+from ordo.storage.attributes import (
+    from_item,
+    from_json_attribute,
+    to_attribute,
+    to_json_attribute,
+)
+from ordo.storage.pages import GSI1, DynamoTable, Index, query_count
 from ordo.storage.transactions import cancellation_codes, is_condition_failure, transact_write
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
 QUEUE_INDEX = "queue"
-STATUS_INDEX = "jobs_by_status"
-OWNER_INDEX = "gsi1"
+STATUS_INDEX = Index("jobs_by_status", "status_pk", "status_sk", keys_only=False)
+OWNER_INDEX = GSI1
 LANE = "LANE#jobs"
+# A job's payload and result, which may be stored as the JSON value they hold (never other
+# text: a text result stored as a map could come back reordered).
+JSON_FIELDS = ("data", "result")
 
 
 def job_key(job_id: str) -> dict[str, Any]:
@@ -71,8 +80,18 @@ def singleton_key(kind: str) -> dict[str, Any]:
     return {"pk": {"S": f"ACTIVE#{kind}"}, "sk": {"S": "JOB"}}
 
 
+@dataclass(frozen=True)
+class _Json:
+    """A value to store with :func:`to_json_attribute`."""
+
+    text: str
+
+
 def _values(values: dict[str, Any]) -> dict[str, Any]:
-    return to_item(values)
+    return {
+        name: to_json_attribute(value.text) if isinstance(value, _Json) else to_attribute(value)
+        for name, value in values.items()
+    }
 
 
 def _moment(moment: datetime) -> str:
@@ -127,14 +146,20 @@ def _upgrade(plain: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    plain = from_item({name: value for name, value in item.items() if name not in JSON_FIELDS})
+    plain |= {name: from_json_attribute(item[name]) for name in JSON_FIELDS if name in item}
+    return _upgrade(plain)
+
+
 def _job(item: dict[str, Any]) -> Job:
-    plain = _upgrade(from_item(item))
+    plain = _plain(item)
     plain["queue_seq"] = plain.pop("seq", None)
     return Job.model_validate(plain)
 
 
 def _summary(item: dict[str, Any]) -> JobSummary:
-    plain = _upgrade(from_item(item))
+    plain = _plain(item)
     plain["job_id"] = str(plain["pk"]).removeprefix("JOB#")
     return JobSummary.model_validate(plain)
 
@@ -149,9 +174,14 @@ def _placeholders(*expressions: str) -> dict[str, str]:
     return {f"#{name}": name for name in re.findall(r"#(\w+)", " ".join(expressions))}
 
 
-def _job_item(job: Job, status: JobStatus, since: datetime) -> dict[str, Any]:
+def _job_item(
+    job: Job, status: JobStatus, since: datetime, result_is_json: bool = False
+) -> dict[str, Any]:
     """A new job's item, with its keys in the status index and its owner's listing."""
-    fields = job.model_dump(mode="json", exclude_none=True, exclude={"queue_seq"})
+    fields: dict[str, Any] = job.model_dump(mode="json", exclude_none=True, exclude={"queue_seq"})
+    fields["data"] = _Json(fields["data"])  # a pydantic model's dump, read back by pydantic
+    if result_is_json and "result" in fields:
+        fields["result"] = _Json(fields["result"])
     keys = _status_keys(status, since, job.job_id)
     return (
         job_key(job.job_id)
@@ -161,12 +191,8 @@ def _job_item(job: Job, status: JobStatus, since: datetime) -> dict[str, Any]:
     )
 
 
-class DynamoJobTable:
+class DynamoJobTable(DynamoTable):
     """Jobs in one DynamoDB table; transitions are single conditional ``UpdateItem`` calls."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
 
     def create(self, job: Job, max_pending: int) -> None:
         try:
@@ -202,15 +228,13 @@ class DynamoJobTable:
             raise
 
     def singleton(self, kind: str) -> str | None:
-        item = self._client.get_item(
-            TableName=self._table, Key=singleton_key(kind), ConsistentRead=True
-        ).get("Item")
+        item = self._get_item(singleton_key(kind))
         return item["job_id"]["S"] if item else None
 
-    def record(self, job: Job) -> None:
+    def record(self, job: Job, *, result_is_json: bool = False) -> None:
         if not job.status.is_final:
             raise ValueError(f"only an ended job is recorded, not a {job.status} one")
-        item = _job_item(job, job.status, job.finished_at or job.created_at)
+        item = _job_item(job, job.status, job.finished_at or job.created_at, result_is_json)
         try:
             self._client.put_item(
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -268,16 +292,11 @@ class DynamoJobTable:
             raise
 
     def pending_count(self, owner: str) -> int:
-        item = self._client.get_item(
-            TableName=self._table, Key=quota_key(owner), ConsistentRead=True
-        ).get("Item")
+        item = self._get_item(quota_key(owner))
         return int(item["pending"]["N"]) if item else 0
 
     def get(self, job_id: str) -> Job | None:
-        response = self._client.get_item(
-            TableName=self._table, Key=job_key(job_id), ConsistentRead=True
-        )
-        item = response.get("Item")
+        item = self._get_item(job_key(job_id))
         return _job(item) if item else None
 
     def set_queue_seq(self, job_id: str, seq: int) -> None:
@@ -363,10 +382,12 @@ class DynamoJobTable:
         now: datetime,
         *,
         result: str | None = None,
+        result_is_json: bool = False,
         error: str | None = None,
         expires_at: int | None = None,
     ) -> Job:
-        outcome = {":result": result} if result is not None else {":error": error}
+        stored = _Json(result) if result is not None and result_is_json else result
+        outcome = {":result": stored} if result is not None else {":error": error}
         field = "result" if result is not None else "error"
         done = ", #progress = :hundred" if status is JobStatus.COMPLETED else ""
         ttl = ", #expires_at = :expires_at" if expires_at is not None else ""
@@ -469,30 +490,19 @@ class DynamoJobTable:
         newest_first: bool = True,
         before: datetime | None = None,
     ) -> JobPage:
-        partition = f"JOBS#{status.value}"
-        condition = "status_pk = :pk"
-        values: dict[str, Any] = {":pk": partition}
+        sort, values = "", {}
         if before is not None:
-            condition += " AND status_sk < :before"
-            values[":before"] = _moment(before)
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": STATUS_INDEX,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": _values(values),
-            "ScanIndexForward": not newest_first,
-            "Limit": limit,
-        }
-        if cursor:
-            query["ExclusiveStartKey"] = decode_cursor(
-                cursor, {"pk", "sk", "status_pk", "status_sk"}, ("status_pk", partition)
-            )
-        response = self._client.query(**query)
-        last = response.get("LastEvaluatedKey")
-        return JobPage(
-            items=[_summary(item) for item in response.get("Items", [])],
-            next_cursor=encode_cursor(last) if last else None,
+            sort, values = "status_sk < :before", {":before": _moment(before)}
+        items, next_cursor = self._page(
+            STATUS_INDEX,
+            f"JOBS#{status.value}",
+            limit,
+            cursor,
+            sort=sort,
+            values=values,
+            newest_first=newest_first,
         )
+        return JobPage(items=[_summary(item) for item in items], next_cursor=next_cursor)
 
     def count_by_status(self, status: JobStatus, since: datetime | None = None) -> int:
         condition = "status_pk = :pk"
@@ -503,7 +513,7 @@ class DynamoJobTable:
         return query_count(
             self._client,
             TableName=self._table,
-            IndexName=STATUS_INDEX,
+            IndexName=STATUS_INDEX.name,
             KeyConditionExpression=condition,
             ExpressionAttributeValues=_values(values),
         )
@@ -514,27 +524,11 @@ class DynamoJobTable:
         """The page's keys from ``gsi1`` (keys only), then the jobs themselves, strongly
         consistent, from the table. A job accepted in the last second or so may not be listed
         yet; jobs stored before the index keys were written (``gsi1pk``) never are."""
-        partition = _owner_partition(owner)
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": _values({":pk": partition}),
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            # Locked to this owner's partition: a cursor can never page through another's jobs.
-            query["ExclusiveStartKey"] = decode_cursor(
-                cursor, {"pk", "sk", "gsi1pk", "gsi1sk"}, ("gsi1pk", partition)
-            )
-        response = self._client.query(**query)
-        last = response.get("LastEvaluatedKey")
-        items = base_items(self._client, self._table, response.get("Items", []))
-        return OwnerJobPage(
-            items=[_job(item) for item in items],
-            next_cursor=encode_cursor(last) if last else None,
+        # Locked to this owner's partition: a cursor can never page through another's jobs.
+        items, next_cursor = self._page(
+            OWNER_INDEX, _owner_partition(owner), limit, cursor, newest_first=True
         )
+        return OwnerJobPage(items=[_job(item) for item in items], next_cursor=next_cursor)
 
     def _update(self, job_id: str, update: str, condition: str, values: dict[str, Any]) -> Job:
         try:
