@@ -1,23 +1,29 @@
-"""End-to-end over HTTP: against the local cloud by default, or a deployed stack.
+"""End-to-end over HTTP: against the local cloud by default, or a running stack.
 
-With ``ORDO_API_URL`` set, the suite runs unchanged against that URL (admin tests also need
-``ORDO_E2E_ADMIN_USERNAME``/``ORDO_E2E_ADMIN_PASSWORD``). Otherwise a session fixture starts the
-local cloud (``python -m infra.local``) on a free port with a small ``ORDO_TIME_SCALE`` and an
-admin of its own, and stops it with SIGINT, as ctrl+c would.
+With ``ORDO_API_URL`` set, the suite runs unchanged against that URL. The admin tests sign in
+as ``ORDO_ADMIN_USERNAME``/``ORDO_ADMIN_PASSWORD`` (the variables that fix a local cloud's
+admin), and skip without them. Delays are real unless ``ORDO_TIME_SCALE`` names the scale the
+stack runs at. Tests marked ``local_only(reason=...)`` read the local cloud's internals (the
+reason says which) and skip against a stack.
+
+Otherwise a session fixture starts the local cloud (``python -m infra.local``) on a free port
+with a small ``ORDO_TIME_SCALE`` and an admin of its own, and stops it with SIGINT, as ctrl+c
+would.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,8 +34,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from infra.local.stack import ACCOUNT_LIMIT_OVERRIDES
+from bench.common import free_port
+from infra.local.stack import ACCOUNT_LIMIT_OVERRIDES, Stack
+from tests.waiting import eventually
 
+DEPLOYED = os.environ.get("ORDO_API_URL", "").rstrip("/")
 ROOT = Path(__file__).resolve().parents[2]
 TIME_SCALE = "0.01"
 PASSWORD = "E2e-passw0rd"  # every account the tests register
@@ -40,6 +49,28 @@ NO_THROTTLE = ["--parameter-overrides", *ACCOUNT_LIMIT_OVERRIDES]
 SOURCE_POSTS = [
     {"userId": 1 + n % 2, "id": n, "title": f"post {n}", "body": f"body {n}"} for n in range(1, 8)
 ]
+
+# The slowest task kind's simulated run time: repeat_by_position, 7 s before the time scale.
+SLOWEST_TASK_SECONDS = 7.0
+# Enough for a user's whole pending quota (100) of the slowest task ahead, before the scale.
+LANE_BACKLOG_SECONDS = 100 * SLOWEST_TASK_SECONDS
+ADMIN_MISSING = "set ORDO_ADMIN_USERNAME and ORDO_ADMIN_PASSWORD to the stack's admin"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "local_only(reason): reads the local cloud's internals (the reason names which); "
+        "skipped when ORDO_API_URL names a running stack",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not DEPLOYED:
+        return
+    for item in items:
+        if (marker := item.get_closest_marker("local_only")) is not None:
+            item.add_marker(pytest.mark.skip(reason=f"local cloud only: {marker.kwargs['reason']}"))
 
 
 SOURCE_HITS: list[float] = []  # when the source was asked, for tests that wait on it
@@ -82,18 +113,23 @@ def json_server(answer: Callable[[], Any]) -> Iterator[str]:
 USER_FIELDS = {"id", "email", "username", "role", "is_active", "created_at", "updated_at"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Api:
     url: str
     local: bool
     log: Path | None = None
     admin: tuple[str, str] | None = None  # username, password
+    time_scale: float = float(TIME_SCALE)
+
+    def seconds(self, simulated: float) -> float:
+        """A simulated duration (a task's delay, a case's timeline) at this stack's time scale."""
+        return simulated * self.time_scale
+
+    @property
+    def lane_timeout(self) -> float:
+        """How long a job may take to finish: a full quota of the slowest task ahead of it at
+        this time scale, plus the lane's own overhead on a loaded machine."""
+        return 30 + self.seconds(LANE_BACKLOG_SECONDS)
 
     @property
     def port(self) -> int:
@@ -123,24 +159,32 @@ class Api:
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
-    def wait_for(self, client: httpx.Client, task_id: str, timeout: float = 30) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            view: dict[str, Any] = client.get(f"/tasks/{task_id}").json()
-            if view["status"] in ("completed", "failed"):
-                return view
-            time.sleep(0.05)
-        raise AssertionError(f"task {task_id} did not finish in {timeout} s")
+    def wait_for(self, client: httpx.Client, task_id: str) -> dict[str, Any]:
+        """The task's view once it has finished."""
+        return self.finished(client, f"/tasks/{task_id}")
+
+    def finished(self, client: httpx.Client, path: str) -> dict[str, Any]:
+        """The job view at ``path`` (``/tasks/…``, ``/status/…``, ``/fetch/status/…``) once its
+        status is completed or failed."""
+
+        def ended() -> dict[str, Any] | None:
+            view: dict[str, Any] = client.get(path).json()
+            return view if view["status"] in ("completed", "failed") else None
+
+        view = eventually(ended, timeout=self.lane_timeout, interval=0.05)
+        assert view is not None, f"{path} did not finish in {self.lane_timeout:g} s"
+        return view
 
 
 @pytest.fixture(scope="session")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    deployed = os.environ.get("ORDO_API_URL")
-    if deployed:
-        username = os.environ.get("ORDO_E2E_ADMIN_USERNAME")
-        password = os.environ.get("ORDO_E2E_ADMIN_PASSWORD")
+    if DEPLOYED:
+        username = os.environ.get("ORDO_ADMIN_USERNAME")
+        password = os.environ.get("ORDO_ADMIN_PASSWORD")
         admin = (username, password) if username and password else None
-        yield Api(deployed.rstrip("/"), local=False, admin=admin)
+        # Real delays unless the stack's scale is given: nothing it serves tells it.
+        scale = float(os.environ.get("ORDO_TIME_SCALE", "1"))
+        yield Api(DEPLOYED, local=False, admin=admin, time_scale=scale)
         return
     with posts_source() as source_url:
         env = {"ORDO_FETCH_SOURCE_URL": source_url}
@@ -203,20 +247,21 @@ def local_cloud(folder: Path, env: dict[str, str] | None = None) -> Iterator[Api
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     """Until the local cloud serves and its bootstrap (the token keys in SSM, the admin) has
     ended: the tests that read SSM or DynamoDB directly need it, not only the gateway's."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def bootstrapped() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"local cloud exited:\n{log.read_text()}")
         try:
             health = httpx.get(f"{url}/_local/health", timeout=1)
-            if health.status_code == 200 and health.json()["bootstrapped"]:
-                return
-            if health.status_code == 200 and health.json()["startup_error"]:
-                raise AssertionError(f"local cloud failed to start:\n{log.read_text()}")
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"local cloud did not start:\n{log.read_text()}")
+            return False
+        if health.status_code == 200 and health.json()["startup_error"]:
+            raise AssertionError(f"local cloud failed to start:\n{log.read_text()}")
+        return health.status_code == 200 and bool(health.json()["bootstrapped"])
+
+    assert eventually(bootstrapped, timeout=60, interval=0.1), (
+        f"local cloud did not start:\n{log.read_text()}"
+    )
 
 
 @pytest.fixture
@@ -236,12 +281,36 @@ def anonymous(api: Api) -> Iterator[httpx.Client]:
 @pytest.fixture
 def admin(api: Api) -> Iterator[httpx.Client]:
     if api.admin is None:
-        pytest.skip("set ORDO_E2E_ADMIN_USERNAME and ORDO_E2E_ADMIN_PASSWORD")
+        pytest.skip(ADMIN_MISSING)
     with api.client(api.sign_in(*api.admin)) as session:
         yield session
 
 
-@pytest.fixture
-def local_only(api: Api) -> None:
-    if not api.local:
-        pytest.skip("checks the local cloud itself")
+def fetch_source_url() -> str:
+    """The source a running stack fetches: ``ORDO_FETCH_SOURCE_URL``, else the template's."""
+    default = Stack.load().parameters["FetchSourceUrl"]
+    return os.environ.get("ORDO_FETCH_SOURCE_URL", default)
+
+
+def busy_lane(api: Api, wait: float = 25 * SLOWEST_TASK_SECONDS * float(TIME_SCALE)) -> None:
+    """Queue slow tasks until the next task will wait ``wait`` seconds or more (25 tasks ahead
+    at the local cloud's scale, one at real delays).
+
+    The worker drains the lane while this fills it, about as fast as one client submits, so
+    four submit at once and the backlog is checked rather than assumed.
+    """
+    ahead = math.ceil(wait / api.seconds(SLOWEST_TASK_SECONDS))
+    _, token = api.sign_up()
+    task = {"type": "repeat_by_position", "data": "abc"}
+    with api.client(token) as client, ThreadPoolExecutor(4) as pool:
+
+        def submit(_: int) -> str:
+            accepted = client.post("/tasks", json=task)
+            assert accepted.status_code == 202, accepted.text
+            return str(accepted.json()["task_id"])
+
+        for _ in range(8):  # 96 at most: under the pending quota of 100 a user
+            newest = list(pool.map(submit, range(min(12, ahead + 1))))[-1]
+            if (client.get(f"/tasks/{newest}").json()["queue_position"] or 0) >= ahead:
+                return
+    pytest.fail(f"the worker drains the lane faster than tasks arrive: never {ahead} ahead")

@@ -1,4 +1,5 @@
-"""The installed ``ordo`` executable, run as a subprocess against the local cloud."""
+"""The installed ``ordo`` executable, run as a subprocess against the stack under test (the
+local cloud, or ``ORDO_API_URL``), or against a stand-in API on loopback."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ import stat
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.e2e.conftest import PASSWORD, Api, free_port
+from bench.common import free_port
+from tests.e2e.conftest import ADMIN_MISSING, PASSWORD, Api, busy_lane
+from tests.waiting import eventually
 
 ORDO = Path(sys.executable).with_name("ordo")
-pytestmark = pytest.mark.usefixtures("local_only")
 
 
 class Cli:
@@ -65,28 +67,6 @@ def cli(api: Api, tmp_path: Path) -> Cli:
     return runner
 
 
-def busy_lane(api: Api, ahead: int = 25) -> None:
-    """Queue slow tasks until ``ahead`` wait in the lane, so the next one waits a few seconds.
-
-    The worker drains the lane while this fills it, about as fast as one client submits, so
-    four submit at once and the backlog is checked rather than assumed.
-    """
-    _, token = api.sign_up()
-    task = {"type": "repeat_by_position", "data": "abc"}
-    with api.client(token) as client, ThreadPoolExecutor(4) as pool:
-
-        def submit(_: int) -> str:
-            accepted = client.post("/tasks", json=task)
-            assert accepted.status_code == 202, accepted.text
-            return str(accepted.json()["task_id"])
-
-        for _ in range(8):  # 96 at most: under the pending quota of 100 a user
-            newest = list(pool.map(submit, range(12)))[-1]
-            if (client.get(f"/tasks/{newest}").json()["queue_position"] or 0) >= ahead:
-                return
-    pytest.fail(f"the worker drains the lane faster than tasks arrive: never {ahead} ahead")
-
-
 def test_the_credentials_file_is_private(cli: Cli) -> None:
     credentials = cli.home / "ordo" / "credentials.json"
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
@@ -101,10 +81,11 @@ def test_submit_status_and_result(api: Api, cli: Cli) -> None:
     assert submitted.returncode == 0, submitted.stderr
     task_id = submitted.stdout.strip()
     assert len(task_id) == 32
-    deadline = time.monotonic() + 30
-    while (state := cli("status", task_id).stdout.strip()) != "completed":
-        assert time.monotonic() < deadline, state
-        time.sleep(0.1)
+    assert eventually(
+        lambda: cli("status", task_id).stdout.strip() == "completed",
+        timeout=api.lane_timeout,
+        interval=0.1,
+    ), cli("status", task_id).stdout
     assert cli("result", task_id).stdout.strip() == "badcfe"
 
 
@@ -175,26 +156,35 @@ def test_ctrl_c_stops_the_wait_and_the_task_carries_on(api: Api, cli: Cli) -> No
     assert f"stopped waiting; task {task_id} carries on" in err
     assert f"ordo status {task_id}" in err
     assert "Traceback" not in err + out
-    deadline = time.monotonic() + 60
-    while (state := cli("status", task_id).stdout.strip()) != "completed":
-        assert time.monotonic() < deadline, state
-        time.sleep(0.2)
+    assert eventually(
+        lambda: cli("status", task_id).stdout.strip() == "completed",
+        timeout=api.lane_timeout,
+        interval=0.2,
+    ), cli("status", task_id).stdout
     assert cli("result", task_id).stdout.strip() == "badc"
 
 
-def test_a_failed_job_and_documents(cli: Cli, tmp_path: Path) -> None:
+def job_once_ended(api: Api, cli: Cli, job_id: str) -> dict[str, Any]:
+    """``ordo job ID --json`` once the job has completed or failed."""
+
+    def ended() -> dict[str, Any] | None:
+        shown = cli("job", job_id, "--json")
+        view: dict[str, Any] | None = json.loads(shown.stdout) if shown.stdout else None
+        return view if view and view["status"] in ("completed", "failed") else None
+
+    view = eventually(ended, timeout=api.lane_timeout, interval=0.1)
+    assert view is not None, f"job {job_id} did not finish"
+    return view
+
+
+def test_a_failed_job_and_documents(api: Api, cli: Cli, tmp_path: Path) -> None:
     document = tmp_path / "invoice.json"
     document.write_text(json.dumps({"content": {"amount": "lots"}}))
     uploaded = cli("upload", str(document), "--type", "invoice")
     assert uploaded.returncode == 0, uploaded.stderr
     job_id = uploaded.stdout.strip()
-    deadline = time.monotonic() + 30
-    while not (shown := cli("job", job_id, "--json")).stdout or json.loads(shown.stdout)[
-        "status"
-    ] not in ("completed", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert json.loads(shown.stdout)["error"] == "amount must be a number, not 'lots'"
+    ended = job_once_ended(api, cli, job_id)
+    assert (ended["status"], ended["error"]) == ("failed", "amount must be a number, not 'lots'")
     piped = cli("upload", "-", "--type", "contract", stdin=json.dumps({"parties": ["A"]}))
     assert piped.returncode == 0
 
@@ -208,9 +198,13 @@ def test_cases_fetch_and_data(cli: Cli) -> None:
     assert [item["case_id"] for item in listed["items"]] == [case_id]
     queued = cli("fetch")
     assert queued.returncode == 0
-    # queued now, already active (queued by another test), or cached after a recent fetch
+    # Each state the stack's fetching may be in (test_fetch.py arranges each), with its message:
+    # queued now, already active (queued by another test), or cached after a recent fetch.
     assert re.fullmatch(
-        r"fetch job [0-9a-f]{32} (pending|processing|completed): .+\n", queued.stdout
+        r"fetch job [0-9a-f]{32} (pending: Fetch job queued in background"
+        r"|(?P<active>pending|processing): A fetch job is already (?P=active); follow that one"
+        r"|completed: Data fetched recently; using the stored data)\n",
+        queued.stdout,
     ), queued.stdout
     assert cli("fetch", "--sync").returncode == 1  # admins only
     assert cli("data", "--user-id", "1", "--json").returncode == 0
@@ -240,8 +234,8 @@ def test_the_live_status_line_updates_in_a_real_terminal(api: Api, cli: Cli) -> 
     )
     try:
         screens: list[str] = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def finished_on_screen() -> str | None:
             pane = subprocess.run(
                 ["tmux", "capture-pane", "-p", "-t", session],
                 capture_output=True,
@@ -253,12 +247,12 @@ def test_the_live_status_line_updates_in_a_real_terminal(api: Api, cli: Cli) -> 
             )
             if line and (not screens or line != screens[-1]):
                 screens.append(line)
-            if "evil" in pane:
-                break
-            time.sleep(0.1)
+            return pane if "evil" in pane else None
+
+        pane = eventually(finished_on_screen, timeout=api.lane_timeout, interval=0.1)
         assert len(screens) >= 2, screens  # the status line changed in place
         assert all("·" in line and line.rstrip().endswith("s") for line in screens)
-        assert "evil" in pane
+        assert pane is not None, screens
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
 
@@ -345,7 +339,7 @@ def test_products_list_search_and_get(cli: Cli, admin: httpx.Client) -> None:
 def admin_cli(api: Api, tmp_path: Path) -> Cli:
     """Signed in as the admin, with credentials of its own."""
     if api.admin is None:
-        pytest.skip("set ORDO_E2E_ADMIN_USERNAME and ORDO_E2E_ADMIN_PASSWORD")
+        pytest.skip(ADMIN_MISSING)
     username, password = api.admin
     runner = Cli(api, tmp_path / "admin")
     signed_in = runner("login", "--username", username, "--password-stdin", stdin=password + "\n")
@@ -353,20 +347,17 @@ def admin_cli(api: Api, tmp_path: Path) -> Cli:
     return runner
 
 
-def failed_upload(cli: Cli) -> str:
+def failed_upload(api: Api, cli: Cli) -> str:
     """An invoice job that fails for real; returns its id once it has."""
     uploaded = cli("upload", "-", "--type", "invoice", stdin=json.dumps({"amount": "abc"}))
     assert uploaded.returncode == 0, uploaded.stderr
     job_id = uploaded.stdout.strip()
-    deadline = time.monotonic() + 30
-    while json.loads(cli("job", job_id, "--json").stdout)["status"] != "failed":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    assert job_once_ended(api, cli, job_id)["status"] == "failed"
     return job_id
 
 
-def test_admin_lane_jobs_and_retry(cli: Cli, admin_cli: Cli) -> None:
-    job_id = failed_upload(cli)
+def test_admin_lane_jobs_and_retry(api: Api, cli: Cli, admin_cli: Cli) -> None:
+    job_id = failed_upload(api, cli)
 
     lane = admin_cli("admin", "lane")
     assert lane.returncode == 0, lane.stderr
@@ -381,7 +372,7 @@ def test_admin_lane_jobs_and_retry(cli: Cli, admin_cli: Cli) -> None:
         "failed_last_hour",
     }
 
-    failed_upload(cli)  # so there are two pages of one
+    failed_upload(api, cli)  # so there are two pages of one
     listed = admin_cli("admin", "jobs", "--status", "failed", "--limit", "1")
     assert listed.returncode == 0, listed.stderr
     first, more = listed.stdout.strip().splitlines()

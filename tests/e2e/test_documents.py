@@ -1,28 +1,32 @@
 """Document jobs and health over HTTP."""
 
-import time
 from typing import Any
 
 import httpx
 
 from tests.e2e.conftest import Api
+from tests.waiting import eventually
 
 
-def wait_for_status(client: httpx.Client, job_id: str, timeout: float = 30) -> list[dict[str, Any]]:
+def wait_for_status(api: Api, client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
     """Every distinct view of /status until the job finishes."""
     views: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
         view = client.get(f"/status/{job_id}").json()
         if not views or view != views[-1]:
             views.append(view)
-        if view["status"] in ("completed", "failed"):
-            return views
-        time.sleep(0.005)
-    raise AssertionError(f"job {job_id} did not finish; saw {views}")
+        return view["status"] in ("completed", "failed")
+
+    assert eventually(finished, timeout=api.lane_timeout, interval=0.005), (
+        f"job {job_id} did not finish; saw {views}"
+    )
+    return views
 
 
-def test_an_invoice_and_a_contract_run_in_order_with_their_results(client: httpx.Client) -> None:
+def test_an_invoice_and_a_contract_run_in_order_with_their_results(
+    api: Api, client: httpx.Client
+) -> None:
     invoice = client.post(
         "/upload",
         json={"type": "invoice", "content": {"amount": "250.00"}, "metaData": {"reference": "I-1"}},
@@ -31,8 +35,8 @@ def test_an_invoice_and_a_contract_run_in_order_with_their_results(client: httpx
         "/upload", json={"type": "contract", "content": {"parties": ["Acme", "Globex"]}}
     )
     assert invoice.status_code == contract.status_code == 200
-    invoice_views = wait_for_status(client, invoice.json()["job_id"])
-    contract_views = wait_for_status(client, contract.json()["job_id"])
+    invoice_views = wait_for_status(api, client, invoice.json()["job_id"])
+    contract_views = wait_for_status(api, client, contract.json()["job_id"])
 
     done = invoice_views[-1]
     assert done["result"] == {
@@ -51,11 +55,13 @@ def test_an_invoice_and_a_contract_run_in_order_with_their_results(client: httpx
     assert done["updated_at"] <= contract_views[-1]["updated_at"]  # one lane, in order
 
 
-def test_a_document_with_unreadable_content_fails_with_a_reason(client: httpx.Client) -> None:
+def test_a_document_with_unreadable_content_fails_with_a_reason(
+    api: Api, client: httpx.Client
+) -> None:
     job_id = client.post(
         "/upload", json={"type": "contract", "content": {"effective_date": "someday"}}
     ).json()["job_id"]
-    final = wait_for_status(client, job_id)[-1]
+    final = wait_for_status(api, client, job_id)[-1]
     assert final["status"] == "failed"
     assert "effective_date must be a date" in final["error"]
 

@@ -38,6 +38,11 @@ import pytest
 from infra.local.stack import Stack
 from ordo.worker import CRASHED
 from tests.e2e.conftest import TIME_SCALE, Api, local_cloud
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.local_only(
+    reason="injects faults into the local cloud's function processes and kills its worker"
+)
 
 RECOVERY_BOUND = 10 * float(TIME_SCALE)
 RECOVERY_ALLOWANCE = RECOVERY_BOUND + 1.5  # the local lane's overhead, on a loaded machine
@@ -71,15 +76,17 @@ class FaultyLane:
         self, client: httpx.Client, *job_ids: str, timeout: float = 60
     ) -> list[dict[str, Any]]:
         """Each job's /status once it has finished."""
-        deadline = time.monotonic() + timeout
         views: dict[str, dict[str, Any]] = {}
-        while len(views) < len(job_ids) and time.monotonic() < deadline:
+
+        def all_ended() -> bool:
             for job_id in job_ids:
                 if job_id not in views:
                     view = client.get(f"/status/{job_id}").json()
                     if view["status"] in ("completed", "failed"):
                         views[job_id] = view
-            time.sleep(0.05)
+            return len(views) == len(job_ids)
+
+        eventually(all_ended, timeout=timeout, interval=0.05)
         missing = [job_id for job_id in job_ids if job_id not in views]
         assert not missing, f"jobs never finished: {missing}"
         return [views[job_id] for job_id in job_ids]
@@ -153,8 +160,6 @@ def _time(text: str) -> float:
 
 @pytest.fixture(scope="module")
 def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultyLane]:
-    if os.environ.get("ORDO_API_URL"):
-        pytest.skip("injects faults into the local cloud's own function processes")
     folder = tmp_path_factory.mktemp("faulty-cloud")
     control = folder / "faults.json"
     control.write_text("{}")
@@ -286,10 +291,8 @@ def batch_of_three(lane: FaultyLane, client: httpx.Client, middle: dict[str, Any
 
 
 def wait_until_processing(client: httpx.Client, job_id: str) -> None:
-    deadline = time.monotonic() + 30
-    while client.get(f"/status/{job_id}").json()["status"] != "processing":
-        assert time.monotonic() < deadline, f"{job_id} never started"
-        time.sleep(0.02)
+    started = eventually(lambda: client.get(f"/status/{job_id}").json()["status"] == "processing")
+    assert started, f"{job_id} never started"
 
 
 def test_a_worker_killed_mid_batch_ends_that_job_failed_once_its_batch_returns(
@@ -323,10 +326,11 @@ def test_a_worker_timing_out_mid_batch_ends_that_job_failed_once_its_batch_retur
         before, hog, after = batch_of_three(lane, client, {"kind": "fault", "action": "hog"})
         wait_until_processing(client, hog)
         stuck = set(lane.worker_pids())
-        deadline = time.monotonic() + WORKER_TIMEOUT + 30
-        while stuck & set(lane.worker_pids()):  # until the local cloud kills it at its timeout
-            assert time.monotonic() < deadline, "the worker was never timed out"
-            time.sleep(0.2)
+        # until the local cloud kills it at its timeout
+        timed_out = eventually(
+            lambda: not stuck & set(lane.worker_pids()), timeout=WORKER_TIMEOUT + 30, interval=0.2
+        )
+        assert timed_out, "the worker was never timed out"
         lane.advance(VISIBILITY_TIMEOUT + 1)
         done_before, failed, done_after = lane.wait(client, before, hog, after)
     assert (failed["status"], failed["error"]) == ("failed", CRASHED)

@@ -17,9 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.common import free_port
 from infra.local.stack import Stack
-from tests.e2e.conftest import ROOT, SOURCE_POSTS, free_port, local_cloud, posts_source
+from tests.e2e.conftest import ROOT, SOURCE_POSTS, local_cloud, posts_source
 
+pytestmark = pytest.mark.local_only(
+    reason="runs `ordo local invoke`, each function once in a process of its own, with no stack"
+)
 ORDO = Path(sys.executable).with_name("ordo")
 EVENTS = ROOT / "infra" / "events"
 FIXTURE = ROOT / "tests" / "local" / "fixture" / "template.yaml"

@@ -10,7 +10,6 @@ Alone: ``.venv/bin/pytest -q tests/e2e/test_schemathesis.py`` (``-s`` shows the 
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,9 @@ from schemathesis.core.failures import Failure, FailureGroup
 from infra.local.openapi import EXPORTED
 from tests.e2e.conftest import Api, local_cloud, posts_source
 
+pytestmark = pytest.mark.local_only(
+    reason="fuzzes a local cloud of its own (with a stand-in source), never a running stack"
+)
 SEED = 15
 EXAMPLES = 25
 TIMEOUT = 30  # seconds for one request: a 5xx is what we look for, not a hang
@@ -47,8 +49,6 @@ class Target:
 def fuzz_target(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Target]:
-    if os.environ.get("ORDO_API_URL"):
-        pytest.skip("fuzzes a local cloud of its own, never a deployed stack")
     with posts_source() as source_url:  # fetches succeed: no 502 to excuse
         # local_cloud lifts the per-address limit: Schemathesis registers far more than a person.
         env = {"ORDO_FETCH_SOURCE_URL": source_url}

@@ -1,13 +1,14 @@
 """Text tasks over HTTP, exactly as a client sees them."""
 
 import itertools
-import time
+from typing import Any
 
 import httpx
 import pytest
 
 from ordo.tasks import TRANSFORMS, TaskType
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, busy_lane
+from tests.waiting import eventually
 
 
 def submit(client: httpx.Client, task_type: str, data: str) -> str:
@@ -51,15 +52,17 @@ def test_tasks_run_one_at_a_time_in_acceptance_order(api: Api, client: httpx.Cli
 def test_a_task_waiting_in_line_reports_its_position_and_no_result(
     api: Api, client: httpx.Client
 ) -> None:
-    ids = [submit(client, "repeat_by_position", "abc") for _ in range(6)]
-    last = client.get(f"/tasks/{ids[-1]}").json()
-    if last["status"] == "pending":
-        assert last["queue_position"] >= 0
-        response = client.get(f"/tasks/{ids[-1]}/result")
-        assert response.status_code == 409
-        assert response.json()["status"] in ("pending", "processing")
-    for task_id in ids:
-        api.wait_for(client, task_id)
+    # Given a lane busy for a while yet
+    busy_lane(api)
+    # When a task joins it
+    task_id = submit(client, "repeat_by_position", "abc")
+    # Then it waits its turn, with tasks ahead of it and no result yet
+    waiting = client.get(f"/tasks/{task_id}").json()
+    assert waiting["status"] == "pending", waiting
+    assert waiting["queue_position"] >= 1, waiting
+    response = client.get(f"/tasks/{task_id}/result")
+    assert (response.status_code, response.json()["status"]) == (409, "pending"), response.text
+    assert api.wait_for(client, task_id)["status"] == "completed"
 
 
 def test_unknown_task_is_404(client: httpx.Client) -> None:
@@ -85,15 +88,18 @@ def test_my_jobs_lists_the_callers_tasks_newest_first_with_their_results(
         assert api.wait_for(client, task_id)["status"] == "completed"
 
     # The listing reads an index, which DynamoDB brings up to date within about a second.
-    deadline = time.monotonic() + 10
-    while True:
+    def listed() -> dict[str, Any]:
         response = client.get("/jobs")
         assert response.status_code == 200, response.text
-        page = response.json()
-        done = [item["status"] == "completed" for item in page["items"]]
-        if done == [True, True] or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        page: dict[str, Any] = response.json()
+        return page
+
+    eventually(
+        lambda: [item["status"] for item in listed()["items"]] == ["completed"] * 2,
+        timeout=10,
+        interval=0.1,
+    )
+    page = listed()
     assert [item["job_id"] for item in page["items"]] == [second, first]
     assert [(item["kind"], item["status"], item["result"]) for item in page["items"]] == [
         ("swap_pairs", "completed", "badc"),
