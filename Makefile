@@ -79,9 +79,13 @@ build-host:
 	$(MAKE) --no-print-directory -C layers/core build-CoreLayer PYTHON=$(PYTHON312) \
 	  ARTIFACTS_DIR="$(CURDIR)/$(HOST_LAYER)" PLATFORM=$(HOST_PLATFORM)
 
+# One pytest worker more than the cores: the end-to-end tests wait on their local clouds'
+# processes much of the time, and a third worker on two cores fills that wait (README: tiers).
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 .PHONY: test
-test: lint build $(WEB_STAMP)  ## Lint, build, then run every test (browser tests need chromium)
-	$(VENV)/bin/pytest
+test: lint build $(WEB_STAMP)  ## Lint, build, then run every test, a file per worker (browser tests need chromium)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: screenshots
 screenshots: $(STAMP) $(WEB_STAMP)  ## Rewrite docs/screens/*.png from the console's browser tests

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import figures
-from bench.localcloud import BenchError, free_port, log, percentile, stop_process
+from bench.common import free_port
+from bench.localcloud import BenchError, log, percentile, stop_process
 from infra.local.stack import ACCOUNT_LIMIT_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
