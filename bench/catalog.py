@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import os
 import random
 import statistics
@@ -87,16 +86,6 @@ def _seed(client: Any, table: str, count: int) -> list[str]:
     return ids
 
 
-def _load_handler(function: Any) -> Any:
-    spec = importlib.util.spec_from_file_location("bench_products", function.code_uri / "app.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_products"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
@@ -113,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.local import dynamodb_local
     from infra.local.context import LambdaContext
     from infra.local.events import http_event
+    from infra.local.inprocess import load_handler_module
     from infra.local.stack import Stack
 
     server = dynamodb_local.start()
@@ -131,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = _seed(server.client(), table, args.products)
         print(f"seeded {args.products} products in {time.perf_counter() - started:.1f} s")
 
-        module = _load_handler(function)
+        module: Any = load_handler_module(function)  # its `index` is swapped below
         context = LambdaContext("ProductsFunction", function.timeout, function.memory)
         calls: list[str] = []
         in_dynamodb: list[float] = []  # seconds spent in DynamoDB calls, this request

@@ -47,24 +47,13 @@ def write(document: dict[str, Any], path: Path = EXPORTED) -> None:
 
 def documents_in_process(stack: Stack) -> list[dict[str, Any]]:
     """Each API function's OpenAPI document, from its FastAPI app loaded in this process."""
-    import importlib.util
-    import sys
+    from infra.local.inprocess import load_handler_module
 
     documents = []
     for function in stack.functions().values():
         if not function.http_routes:
             continue
-        for layer in function.layers:
-            if str(layer) not in sys.path:
-                sys.path.append(str(layer))
-        module_file = function.handler.rsplit(".", 1)[0]
-        name = f"_openapi_{function.logical_id}"
-        spec = importlib.util.spec_from_file_location(name, function.code_uri / f"{module_file}.py")
-        if spec is None or spec.loader is None:
-            continue
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        app = getattr(module, "app", None)
+        app = getattr(load_handler_module(function), "app", None)
         if app is not None:
             documents.append(app.openapi())
     return documents
