@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +81,7 @@ TEST_KINDS = Registry(*KINDS, PROBE)
 
 def make_worker(**kwargs: Any) -> tuple[Worker, InMemoryJobTable, RecordingReleaser]:
     table, releaser = kwargs.pop("table", InMemoryJobTable()), RecordingReleaser()
+    kinds = kwargs.pop("kinds", TEST_KINDS)
     options: dict[str, Any] = {
         "time_scale": 0,
         "clock": lambda: NOW,
@@ -86,7 +89,7 @@ def make_worker(**kwargs: Any) -> tuple[Worker, InMemoryJobTable, RecordingRelea
         "retry_sleep": lambda _: None,
         "min_run_seconds": 0.05,
     } | kwargs
-    worker = Worker(table=table, kinds=TEST_KINDS, releaser=releaser, **options)
+    worker = Worker(table=table, kinds=kinds, releaser=releaser, **options)
     return worker, table, releaser
 
 
@@ -540,3 +543,84 @@ def test_a_claimed_job_whose_read_fails_unforeseen_ends_failed_and_the_next_job_
     assert table.jobs[after].status is JobStatus.COMPLETED
     assert not [j for j in table.jobs.values() if not j.status.is_final]
     assert_quota_matches_pending(table)
+
+
+# --- a failure at any line of a real runner -----------------------------------------------------
+
+
+def _failing_at_line(
+    run: Callable[..., Any], line: int | None
+) -> tuple[Callable[..., Any], list[int]]:
+    """``run``, traced: each line it executes in its own module is counted, and the ``line``-th
+    raises an exception of a class made here, which no code of ordo can name. ``None`` counts
+    only."""
+    module_file = run.__code__.co_filename
+    executed: list[int] = []
+    unforeseen = type(f"Unforeseen{line}", (Exception,), {})
+
+    def local(frame: Any, event: str, _: Any) -> Any:
+        if event == "line":
+            executed.append(frame.f_lineno)
+            if len(executed) == line:
+                raise unforeseen(f"at {module_file}:{frame.f_lineno}")
+        return local
+
+    def started(frame: Any, event: str, _: Any) -> Any:
+        return local if frame.f_code.co_filename == module_file else None
+
+    def traced(*args: Any) -> Any:
+        previous = sys.gettrace()
+        sys.settrace(started)  # this thread only: the one the worker runs the runner in
+        try:
+            return run(*args)
+        finally:
+            sys.settrace(previous)
+
+    return traced, executed
+
+
+def _real_kinds() -> list[BaseModel]:
+    from ordo.documents import ContractPayload
+    from ordo.tasks import RepeatByPositionPayload
+
+    return [
+        ReversePayload(text="abc"),
+        SwapPairsPayload(text="abcd"),
+        RepeatByPositionPayload(text="ab"),
+        _invoice(),
+        ContractPayload(content={"parties": ["a", "b"]}),
+    ]
+
+
+def _kind_of(payload: BaseModel) -> str:
+    return str(payload.model_dump()["kind"])
+
+
+@pytest.mark.parametrize("payload", _real_kinds(), ids=_kind_of)
+def test_an_unforeseen_failure_at_any_line_of_a_runner_ends_only_its_job(
+    payload: BaseModel,
+) -> None:
+    """Whatever line of a real runner fails, with whatever exception: that job ends failed, the
+    next job in the batch completes at once, and nothing is left pending or processing."""
+    kind = TEST_KINDS.get(_kind_of(payload))
+    others = [other for other in TEST_KINDS if other.name != kind.name]
+    counting, lines = _failing_at_line(kind.run, None)
+    worker, table, _ = make_worker(kinds=Registry(*others, dataclasses.replace(kind, run=counting)))
+    worker.handle(deliver(submit(table, payload)))
+    (clean,) = table.jobs.values()
+    assert clean.status is JobStatus.COMPLETED
+    assert lines, "the trace saw none of the runner's lines"
+    for line in range(1, len(lines) + 1):
+        failing, _ = _failing_at_line(kind.run, line)
+        worker, table, releaser = make_worker(
+            kinds=Registry(*others, dataclasses.replace(kind, run=failing))
+        )
+        broken, after = submit(table, payload), probe(table, "ok")
+        assert worker.run_batch([deliver(broken), deliver(after)]) == []
+        assert releaser.released == []
+        job = table.jobs[broken]
+        assert job.status is JobStatus.FAILED, (line, job)
+        assert f"Unforeseen{line}" in (job.error or ""), (line, job.error)
+        assert table.jobs[after].status is JobStatus.COMPLETED, line
+        assert not [j for j in table.jobs.values() if not j.status.is_final], line
+        assert_quota_matches_pending(table)
