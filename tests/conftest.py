@@ -80,10 +80,3 @@ def anonymous_cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessStack]
         reset_ordo_caches()
         yield InProcessStack(stack)
         reset_ordo_caches()
-
-
-@pytest.fixture
-def cloud(anonymous_cloud: InProcessStack) -> InProcessStack:
-    """The same, with requests sent as the signed-in user ``alice``."""
-    anonymous_cloud.token = anonymous_cloud.sign_up("alice").access_token
-    return anonymous_cloud

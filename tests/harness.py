@@ -23,7 +23,7 @@ from infra.local.events import http_event
 from infra.local.inprocess import InProcessFunctions
 from infra.local.invoke import Invocation, Outcome
 from infra.local.motoserver import InProcessReceive
-from infra.local.routing import Route, match
+from infra.local.routing import Route, RouteTable
 from infra.local.stack import Function, Stack
 
 
@@ -96,11 +96,11 @@ class InProcessStack:
         self.invoker = InProcessFunctions(self.functions)
         self.sqs = boto3.client("sqs")
         self.dynamodb = boto3.client("dynamodb")
-        self.routes = [
+        self.routes = RouteTable(
             Route(method, path, lid)
             for lid, fn in self.functions.items()
             for method, path in fn.http_routes
-        ]
+        )
 
     def module(self, logical_id: str) -> ModuleType:
         return self.invoker.module(logical_id)
@@ -126,7 +126,7 @@ class InProcessStack:
         token: str | _Unset | None = AS_CURRENT_USER,
         source_ip: str = "127.0.0.1",
     ) -> Response:
-        found = match(self.routes, method, path)
+        found = self.routes.match(method, path)
         if found is None:
             return Response(404, {}, {"message": "Not Found"})
         bearer = self.token if isinstance(token, _Unset) else token

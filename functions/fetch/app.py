@@ -17,12 +17,10 @@ from ordo.aggregation import (
     FetchQueued,
     FetchReport,
     PostPage,
-    ScheduleOutcome,
 )
 from ordo.clock import utcnow
 from ordo.deps import CurrentUser, Fetcher, Jobs, Limits, Posts, Queue
 from ordo.http import api_app, lambda_handler
-from ordo.observability import MetricUnit, metrics
 from ordo.wiring import aggregator
 
 app = api_app(title="fetch")
@@ -93,8 +91,6 @@ def scheduled(event: dict[str, Any]) -> dict[str, Any]:
     """EventBridge's "Scheduled Event"."""
     holder = f"schedule-{event.get('id', secrets.token_hex(8))}"
     outcome = aggregation.fetch_on_schedule(aggregator(), holder, utcnow())
-    if outcome.status is ScheduleOutcome.FAILED:
-        metrics.add_metric(name="FetchFailures", unit=MetricUnit.Count, value=1)
     return outcome.model_dump(mode="json", exclude_none=True)
 
 

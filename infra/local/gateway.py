@@ -32,7 +32,7 @@ from urllib.parse import unquote
 
 from infra.local.events import http_event
 from infra.local.invoke import Invocation, Invoker, Outcome
-from infra.local.routing import Route, match
+from infra.local.routing import Route, RouteTable
 from infra.local.stack import Throttle, Throttling
 
 log = logging.getLogger("ordo.local.gateway")
@@ -90,6 +90,7 @@ class Gateway(ThreadingHTTPServer):
     ) -> None:
         super().__init__(address, _Handler)
         self.routes = routes
+        self.route_table = RouteTable(routes)
         self.invoker = invoker
         self.local = local
         self.static = static
@@ -163,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(answer[0], answer[1], [], answer[2])
                 return
         path = unquote(raw_path, errors="replace")
-        found = match(self.server.routes, method, path) if method in METHODS else None
+        found = self.server.route_table.match(method, path) if method in METHODS else None
         if found is None:
             static = self.server.static(method, path) if self.server.static else None
             if static is not None:

@@ -104,8 +104,15 @@ class InProcessFunctions:
         return Invocation(Outcome.OK, payload=payload, duration_ms=elapsed)
 
 
+_loop_ready = threading.local()
+
+
 def _ensure_event_loop() -> None:
-    """Mangum asks asyncio for the thread's event loop; only the main thread gets one made."""
+    """Mangum asks asyncio for the thread's event loop; only the main thread gets one made.
+    Once per thread: ``catch_warnings`` swaps the process's warning filters."""
+    if getattr(_loop_ready, "done", False):
+        return
+    _loop_ready.done = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # made in the main thread, as asked
         try:

@@ -75,7 +75,7 @@ class MotoPatch:
     """One registered correction of moto."""
 
     rule: str  # the AWS rule it implements; for a speed patch, what it saves
-    test: str  # tests/integration/<file>::<test> that fails without it
+    test: str  # tests/local/<file>::<test> that fails without it
     make: Callable[[], Patches]  # builds its patches on moto as it is now (imports moto)
     speed: bool = False
 
@@ -207,12 +207,15 @@ def applied() -> list[str]:
 
 @contextmanager
 def undone(*names: str) -> Iterator[None]:
-    """Within: moto without ``names``; they are applied again after."""
+    """Within: moto without ``names``. After: the patches applied before, applied afresh in
+    :data:`PATCHES` order, so each wraps what it wraps in production."""
+    before = applied()
     undo(names)
     try:
         yield
     finally:
-        apply(names)
+        undo()
+        apply(before)
 
 
 def _order_sequence_numbers() -> Patches:

@@ -49,11 +49,22 @@ class Match:
     path_parameters: dict[str, str]
 
 
+class RouteTable:
+    """Routes in API Gateway's order of precedence, sorted once: a request only matches."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = tuple(sorted(routes, key=lambda r: r.precedence))
+
+    def match(self, method: str, path: str) -> Match | None:
+        for route in self.routes:
+            if route.method not in (method, "ANY"):
+                continue
+            found = route.pattern.match(path)
+            if found:
+                return Match(route, dict(zip(route.parameters, found.groups(), strict=True)))
+        return None
+
+
 def match(routes: Iterable[Route], method: str, path: str) -> Match | None:
-    for route in sorted(routes, key=lambda r: r.precedence):
-        if route.method not in (method, "ANY"):
-            continue
-        found = route.pattern.match(path)
-        if found:
-            return Match(route, dict(zip(route.parameters, found.groups(), strict=True)))
-    return None
+    """One match against ``routes`` in any order (a server keeps a :class:`RouteTable`)."""
+    return RouteTable(routes).match(method, path)

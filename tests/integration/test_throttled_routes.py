@@ -209,7 +209,7 @@ def world(cloud: InProcessStack, monkeypatch: pytest.MonkeyPatch) -> World:
 
 
 def test_every_route_of_the_template_is_called_here(cloud: InProcessStack) -> None:
-    assert {f"{r.method} {r.path}" for r in cloud.routes} == set(REQUESTS)
+    assert {f"{r.method} {r.path}" for r in cloud.routes.routes} == set(REQUESTS)
 
 
 @pytest.mark.parametrize(

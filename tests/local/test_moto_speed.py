@@ -288,16 +288,15 @@ def _unpatched_answers() -> list[Any]:
     """The calls against werkzeug's server, with the speed patches undone."""
     from moto.server import ThreadedMotoServer
 
-    moto_fidelity.undo(SPEED)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        _reset(f"http://{host}:{port}")
-        return lane_calls(f"http://{host}:{port}")
-    finally:
-        server.stop()
-        moto_fidelity.apply(SPEED)
+    with moto_fidelity.undone(*SPEED):
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            _reset(f"http://{host}:{port}")
+            return lane_calls(f"http://{host}:{port}")
+        finally:
+            server.stop()
 
 
 def _patched_answers(in_process: bool = False) -> list[Any]:
@@ -387,13 +386,10 @@ def test_undo_puts_moto_back(patched: None) -> None:
 
     patched_send = SQSBackend.send_message
     patched_structure = JSONSerializer._serialize_type_structure
-    moto_fidelity.undo(SPEED)
-    try:
+    with moto_fidelity.undone(*SPEED):
         assert JSONSerializer._serialize_type_structure is not patched_structure
         assert "_serialize_type_structure" not in vars(JSONSerializer)  # inherited, as before
         assert SQSBackend.send_message is not patched_send
-    finally:
-        moto_fidelity.apply(SPEED)
     assert SQSBackend.send_message is not patched_send  # a fresh wrapper, same behaviour
     assert "attribute_values" in moto_fidelity.applied()
 

@@ -226,28 +226,17 @@ def test_a_jump_past_several_fire_times_fires_once_for_the_latest() -> None:
 # --- run: the local cloud's scheduler thread ------------------------------------------------
 
 
-class WatchedClock(LocalClock):
-    """A local clock that tells when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sleeping = threading.Event()
-
-    def sleep_until(self, deadline: float, stop: threading.Event | None = None) -> None:
-        self.sleeping.set()
-        super().sleep_until(deadline, stop)
-
-
 @pytest.fixture
-def running() -> Iterator[Callable[[Scheduler], None]]:
+def running() -> Iterator[Callable[[Scheduler], threading.Thread]]:
     """Runs schedulers on daemon threads and stops them after the test."""
     stop = threading.Event()
     threads: list[threading.Thread] = []
 
-    def start(scheduler: Scheduler) -> None:
+    def start(scheduler: Scheduler) -> threading.Thread:
         thread = threading.Thread(target=scheduler.run, args=(stop,), daemon=True)
         thread.start()
         threads.append(thread)
+        return thread
 
     yield start
     stop.set()
@@ -257,13 +246,13 @@ def running() -> Iterator[Callable[[Scheduler], None]]:
 
 
 def test_run_fires_a_rule_when_the_clock_is_advanced(
-    running: Callable[[Scheduler], None],
+    running: Callable[[Scheduler], threading.Thread],
 ) -> None:
     rule = ScheduledRule("Every", "rate(15 minutes)", "Tick", True, "arn:rule/every")
-    clock, invoker = WatchedClock(), FakeInvoker()
+    clock, invoker = LocalClock(), FakeInvoker()
     scheduler = Scheduler([rule], invoker, clock, region="us-east-1", log=lambda _: None)
-    running(scheduler)
-    assert clock.sleeping.wait(timeout=10)
+    thread = running(scheduler)
+    assert eventually(lambda: clock.sleeps_begun(thread.name) >= 1)
     clock.advance(16 * 60)
     assert eventually(lambda: len(invoker.calls) == 1)
     assert scheduler.fired == [("Every", scheduler.started + timedelta(minutes=15))]
@@ -380,7 +369,10 @@ def test_bad_rules_are_rejected_up_front(rule: ScheduledRule, message: str) -> N
         Scheduler([rule], FakeInvoker(), LocalClock(), region="us-east-1")
 
 
-def test_run_stops_promptly_without_rules(running: Callable[[Scheduler], None]) -> None:
-    clock = WatchedClock()
-    running(Scheduler([], FakeInvoker(), clock, region="us-east-1"))
-    assert clock.sleeping.wait(timeout=10)  # then the fixture stops it, and joins it
+def test_run_stops_promptly_without_rules(
+    running: Callable[[Scheduler], threading.Thread],
+) -> None:
+    clock = LocalClock()
+    thread = running(Scheduler([], FakeInvoker(), clock, region="us-east-1"))
+    # Once it sleeps on the clock, the fixture stops it, and joins it
+    assert eventually(lambda: clock.sleeps_begun(thread.name) >= 1)

@@ -32,7 +32,7 @@ from ordo.jobs import (
     new_job,
 )
 from ordo.kinds import Kind, RunContext
-from ordo.observability import logger
+from ordo.observability import MetricUnit, logger, metrics
 
 MAX_PAGE = 100
 CACHED_MESSAGE = "Data fetched recently; using the stored data"
@@ -251,6 +251,7 @@ def fetch_on_schedule(aggregator: Aggregator, holder: str, now: datetime) -> Sch
         return ScheduledFetch(status=ScheduleOutcome.LOCKED)
     except SourceFailed as exc:
         logger.error("scheduled fetch failed", error=exc.detail)
+        metrics.add_metric(name="FetchFailures", unit=MetricUnit.Count, value=1)
         return ScheduledFetch(status=ScheduleOutcome.FAILED, error=exc.detail)
     logger.info("scheduled fetch done", counts=counts.model_dump())
     return ScheduledFetch(status=ScheduleOutcome.OK, **counts.model_dump())

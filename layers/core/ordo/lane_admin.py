@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from ordo.accounts import User, require_admin
-from ordo.errors import JobNotFound
 from ordo.jobs import (
     Job,
     JobQueue,
@@ -23,7 +22,7 @@ from ordo.jobs import (
     NotRetryable,
     QueueGauge,
     enqueue,
-    is_job_id,
+    find_job,
     new_job_id,
 )
 
@@ -159,9 +158,7 @@ def retry_job(
     accepts, fails the new job in the worker with a readable error.
     """
     require_admin(viewer)
-    failed = table.get(job_id) if is_job_id(job_id) else None
-    if failed is None:
-        raise JobNotFound()
+    failed = find_job(table, viewer, job_id)
     # Checked here to say why; table.retry checks again, atomically, for concurrent retries.
     if failed.status is not JobStatus.FAILED:
         raise NotRetryable(
