@@ -346,8 +346,8 @@ class SqsEventSource:
             if result.outcome is not Outcome.OK:
                 log.info("%s: batch failed (%s): %s", self.function, result.outcome, result.error)
             kept = [m for m in batch.messages if m.get("MessageId") in failed]
-            self.stats.failed += len(kept)
             self._hand_back(kept, batch.due, mark)
+            self.stats.failed += len(kept)  # after: a reader of the count sees them held back
         return Delivery(ids, result, handed_back=[i for i in ids if i in failed])
 
     def _hand_back(self, messages: list[MessageTypeDef], due: float, mark: int) -> None:
